@@ -1,0 +1,2 @@
+// Compiled into a layer library that has no sources yet.
+namespace fastgen {}

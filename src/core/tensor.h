@@ -1,0 +1,48 @@
+// A non-owning view of a weight tensor: dtype, shape and a pointer into a memory-mapped file
+// (or a buffer owned by the WeightMap that produced it).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace fastgen {
+
+struct TensorView {
+  std::string name;
+  DType dtype = DType::kF32;
+  // PyTorch order, outermost first: a Linear weight is [out_features, in_features].
+  // (GGUF lists dimensions innermost first; the GGUF reader reverses them.)
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;
+  size_t nbytes = 0;
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+  // A tensor viewed as a matrix: the innermost dimension is a row, the rest are rows.
+  int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
+  int64_t rows() const { return cols() == 0 ? 0 : numel() / cols(); }
+  size_t row_bytes() const { return rows() == 0 ? 0 : nbytes / static_cast<size_t>(rows()); }
+  const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes(); }
+
+  // Rows [begin, begin + count) as a tensor of the same dtype, without copying: used to split
+  // fused weights (Phi-3's qkv_proj and gate_up_proj, GPT-2's c_attn).
+  TensorView RowSlice(int64_t begin, int64_t count, std::string slice_name) const {
+    TensorView v = *this;
+    v.name = std::move(slice_name);
+    v.shape = {count, cols()};
+    v.data = row(begin);
+    v.nbytes = static_cast<size_t>(count) * row_bytes();
+    return v;
+  }
+};
+
+std::string ShapeString(const std::vector<int64_t>& shape);  // "[384, 1024]"
+
+}  // namespace fastgen

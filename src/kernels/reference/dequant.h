@@ -1,0 +1,19 @@
+// Scalar reference conversions between stored weight types and float32: the oracle every SIMD
+// kernel is tested against, and the path that makes every supported type computable.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace fastgen::kernels::reference {
+
+// Converts n elements of type t starting at src to float32. n must be a multiple of the type's
+// block size (callers validate shapes at load time).
+void DequantizeRow(DType t, const void* src, float* dst, int64_t n);
+
+// Converts n float32 values to type t (round-to-nearest as llama.cpp's reference quantizers do).
+// Supported for F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K; returns false for other types.
+bool QuantizeRow(DType t, const float* src, void* dst, int64_t n);
+
+}  // namespace fastgen::kernels::reference
