@@ -1,0 +1,152 @@
+// ModelConfig from GGUF metadata, following the key names llama.cpp's converter writes.
+#include <algorithm>
+#include <cstdlib>
+
+#include "io/gguf.h"
+#include "io/model_config.h"
+
+namespace fastgen {
+namespace {
+
+// Metadata lookups with user overrides (`--override-kv key=value`) taking precedence.
+class GgufKeys {
+ public:
+  GgufKeys(const GgufFile& g, const std::map<std::string, std::string>& overrides)
+      : g_(g), overrides_(overrides) {}
+
+  Expected<std::optional<int64_t>> Int(const std::string& key) const {
+    if (auto it = overrides_.find(key); it != overrides_.end()) {
+      char* end = nullptr;
+      const long long v = std::strtoll(it->second.c_str(), &end, 10);
+      if (end == it->second.c_str() || *end != '\0')
+        return InvalidArgument("override " + key + "=" + it->second + " is not an integer");
+      return std::optional<int64_t>(v);
+    }
+    return g_.GetInt(key);
+  }
+  Expected<std::optional<double>> Float(const std::string& key) const {
+    if (auto it = overrides_.find(key); it != overrides_.end()) {
+      char* end = nullptr;
+      const double v = std::strtod(it->second.c_str(), &end);
+      if (end == it->second.c_str() || *end != '\0')
+        return InvalidArgument("override " + key + "=" + it->second + " is not a number");
+      return std::optional<double>(v);
+    }
+    return g_.GetFloat(key);
+  }
+  Expected<std::optional<std::string>> String(const std::string& key) const {
+    if (auto it = overrides_.find(key); it != overrides_.end())
+      return std::optional<std::string>(it->second);
+    return g_.GetString(key);
+  }
+  Expected<int64_t> RequiredInt(const std::string& key) const {
+    FG_ASSIGN_OR_RETURN(auto v, Int(key));
+    if (!v) return NotFound(g_.path() + ": missing metadata key '" + key + "'");
+    return *v;
+  }
+
+ private:
+  const GgufFile& g_;
+  const std::map<std::string, std::string>& overrides_;
+};
+
+const GgufTensorInfo* FindTensor(const GgufFile& g, const std::string& name) {
+  for (const auto& t : g.tensor_infos())
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+}  // namespace
+
+Expected<ModelConfig> ConfigFromGguf(const GgufFile& g,
+                                     const std::map<std::string, std::string>& overrides) {
+  GgufKeys keys(g, overrides);
+  const std::string& src = g.path();
+  FG_ASSIGN_OR_RETURN(auto arch_name, keys.String("general.architecture"));
+  if (!arch_name) return NotFound(src + ": missing metadata key 'general.architecture'");
+  ModelConfig c;
+  FG_ASSIGN_OR_RETURN(c.arch, ArchFromGgufName(*arch_name, src));
+  const std::string p = *arch_name + ".";
+
+  FG_ASSIGN_OR_RETURN(c.d_model, keys.RequiredInt(p + "embedding_length"));
+  FG_ASSIGN_OR_RETURN(c.n_layer, keys.RequiredInt(p + "block_count"));
+  FG_ASSIGN_OR_RETURN(c.n_head, keys.RequiredInt(p + "attention.head_count"));
+  FG_ASSIGN_OR_RETURN(auto n_kv, keys.Int(p + "attention.head_count_kv"));
+  c.n_kv_head = n_kv.value_or(c.n_head);
+  FG_ASSIGN_OR_RETURN(c.d_ff, keys.RequiredInt(p + "feed_forward_length"));
+  FG_ASSIGN_OR_RETURN(c.max_context, keys.RequiredInt(p + "context_length"));
+  if (c.n_head <= 0) return CorruptFile(src + ": " + p + "attention.head_count must be positive");
+  FG_ASSIGN_OR_RETURN(auto key_len, keys.Int(p + "attention.key_length"));
+  c.head_dim = key_len.value_or(c.d_model / c.n_head);
+
+  if (c.arch == Arch::kGpt2) {
+    FG_ASSIGN_OR_RETURN(auto eps, keys.Float(p + "attention.layer_norm_epsilon"));
+    c.norm_eps = eps.value_or(1e-5);
+    c.activation = Activation::kGeluTanh;
+  } else {
+    FG_ASSIGN_OR_RETURN(auto eps, keys.Float(p + "attention.layer_norm_rms_epsilon"));
+    c.norm_eps = eps.value_or(1e-5);
+    c.activation = c.arch == Arch::kGemma ? Activation::kGeluTanh : Activation::kSilu;
+    FG_ASSIGN_OR_RETURN(auto base, keys.Float(p + "rope.freq_base"));
+    c.rope_theta = base.value_or(10000.0);
+    FG_ASSIGN_OR_RETURN(auto rope_dims, keys.Int(p + "rope.dimension_count"));
+    c.rope_dims = rope_dims.value_or(c.head_dim);
+    // llama.cpp permutes Llama (and Mistral) Q/K rows so that rotary pairs are adjacent; the
+    // other families are converted unpermuted and rotate halves (llama.cpp's NEOX mode).
+    c.rope_style = (c.arch == Arch::kLlama || c.arch == Arch::kMistral) ? RopeStyle::kAdjacent
+                                                                        : RopeStyle::kHalf;
+    FG_ASSIGN_OR_RETURN(auto scaling, keys.String(p + "rope.scaling.type"));
+    if (scaling && *scaling != "none") {
+      FG_ASSIGN_OR_RETURN(auto factor, keys.Float(p + "rope.scaling.factor"));
+      c.rope_scaling.factor = factor.value_or(1.0);
+      if (*scaling == "linear") {
+        c.rope_scaling.type = RopeScaling::Type::kLinear;
+      } else if (*scaling == "llama3") {
+        // Not written by llama.cpp (it stores the resulting per-dimension factors in the
+        // rope_freqs.weight tensor instead) but accepted as overrides for files whose
+        // converter dropped the scaling.
+        c.rope_scaling.type = RopeScaling::Type::kLlama3;
+        FG_ASSIGN_OR_RETURN(auto lo, keys.Float(p + "rope.scaling.low_freq_factor"));
+        FG_ASSIGN_OR_RETURN(auto hi, keys.Float(p + "rope.scaling.high_freq_factor"));
+        FG_ASSIGN_OR_RETURN(auto orig, keys.Int(p + "rope.scaling.original_context_length"));
+        c.rope_scaling.low_freq_factor = lo.value_or(1.0);
+        c.rope_scaling.high_freq_factor = hi.value_or(4.0);
+        c.rope_scaling.original_max_position = orig.value_or(8192);
+      } else {
+        return Unsupported(src + ": " + p + "rope.scaling.type '" + *scaling +
+                           "' is not supported (supported: none, linear, llama3)");
+      }
+    }
+    FG_ASSIGN_OR_RETURN(auto window, keys.Int(p + "attention.sliding_window"));
+    c.sliding_window = window.value_or(0);
+  }
+
+  // Vocabulary: the embedding's rows are authoritative; metadata only when there is none.
+  if (const GgufTensorInfo* emb = FindTensor(g, "token_embd.weight"); emb && emb->shape.size() == 2) {
+    c.vocab_size = emb->shape[0];
+  } else {
+    FG_ASSIGN_OR_RETURN(auto vocab, keys.Int(p + "vocab_size"));
+    if (!vocab) {
+      FG_ASSIGN_OR_RETURN(auto tokens, g.GetStringArray("tokenizer.ggml.tokens"));
+      if (tokens) vocab = static_cast<int64_t>(tokens->size());
+    }
+    if (!vocab) return NotFound(src + ": no token_embd.weight and no vocabulary size");
+    c.vocab_size = *vocab;
+  }
+  c.tie_embeddings = FindTensor(g, "output.weight") == nullptr;
+
+  FG_ASSIGN_OR_RETURN(auto bos, keys.Int("tokenizer.ggml.bos_token_id"));
+  if (bos && *bos >= 0 && *bos < c.vocab_size) c.bos_id = static_cast<int32_t>(*bos);
+  for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id",
+                          "tokenizer.ggml.eom_token_id"}) {
+    FG_ASSIGN_OR_RETURN(auto id, keys.Int(key));
+    if (id && *id >= 0 && *id < c.vocab_size) {
+      const auto v = static_cast<int32_t>(*id);
+      if (std::find(c.eos_ids.begin(), c.eos_ids.end(), v) == c.eos_ids.end()) c.eos_ids.push_back(v);
+    }
+  }
+  FG_RETURN_IF_ERROR(ValidateConfig(c, src));
+  return c;
+}
+
+}  // namespace fastgen
