@@ -40,6 +40,7 @@ struct GgufTensorInfo {
   std::vector<int64_t> shape;  // PyTorch order (reversed from GGUF's ne[])
   uint32_t ggml_type = 0;      // raw ggml type id as stored
   uint64_t offset = 0;         // relative to the start of the data section
+  uint64_t nbytes = 0;         // bytes the tensor occupies in the data section
 };
 
 class GgufFile {
@@ -83,5 +84,15 @@ class GgufFile {
 std::optional<DType> DTypeFromGgml(uint32_t ggml_type);
 uint32_t GgmlTypeOf(DType t);
 std::string GgmlTypeName(uint32_t ggml_type);  // "Q5_1", or "type 42" when unknown
+
+// Block geometry of every ggml type id GGUF files use, supported by fastgen or not, so that the
+// reader can check sizes and overlaps of every tensor. nullopt for ids it does not know.
+struct GgmlTypeLayout {
+  int64_t block_elems;  // elements per block
+  int64_t block_bytes;  // bytes per block
+};
+std::optional<GgmlTypeLayout> GgmlLayout(uint32_t ggml_type);
+
+std::string_view GgufTypeName(GgufType t);  // "uint32", "string", ...
 
 }  // namespace fastgen

@@ -1,0 +1,316 @@
+// Quantization following llama.cpp's reference (non-imatrix) quantizers, so that a row
+// quantized here has the bytes llama-quantize would write for it: the same scale search, the
+// same rounding (round-half-even in the K-quants, round-half-away in Q8_0, truncation after +8.5
+// in Q4_0) and the same packing. Inputs with NaN or huge values do not invoke undefined
+// float-to-int conversions; their blocks simply come out meaningless.
+#include <cmath>
+#include <cstring>
+
+#include "kernels/reference/dequant.h"
+#include "kernels/reference/quant_blocks.h"
+
+namespace fastgen::kernels::reference {
+namespace {
+
+// Groups whose largest magnitude is below this are stored as zeros (ggml's GROUP_MAX_EPS).
+constexpr float kGroupMaxEps = 1e-15f;
+
+// Round to nearest, ties to even, as ggml's nearest_int does with its 1.5 * 2^23 trick; values
+// outside its domain (and NaN) are clamped rather than converted with undefined behaviour.
+int NearestInt(float v) {
+  if (!(std::fabs(v) <= 4194303.0f)) return std::isnan(v) ? 0 : (v > 0 ? 4194303 : -4194303);
+  return static_cast<int>(std::nearbyint(v));
+}
+
+int Clamp(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+template <typename Block>
+void StoreBlock(void* dst, int64_t index, const Block& b) {
+  std::memcpy(static_cast<uint8_t*>(dst) + index * static_cast<int64_t>(sizeof(Block)), &b,
+              sizeof(Block));
+}
+
+void QuantizeQ8_0(const float* x, void* dst, int64_t blocks) {
+  for (int64_t i = 0; i < blocks; ++i, x += kQK) {
+    float amax = 0.0f;
+    for (int j = 0; j < kQK; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    block_q8_0 b;
+    b.d = F32ToF16(d);
+    for (int j = 0; j < kQK; ++j) {
+      const float v = std::round(x[j] * id);  // half away from zero, like roundf
+      b.qs[j] = static_cast<int8_t>(std::isnan(v) ? 0 : std::fmax(-127.0f, std::fmin(127.0f, v)));
+    }
+    StoreBlock(dst, i, b);
+  }
+}
+
+// Q4_0 scales by the signed value of largest magnitude so that it maps to -8 exactly, which
+// uses the full 16-level range on the side where the extreme lies.
+void QuantizeQ4_0(const float* x, void* dst, int64_t blocks) {
+  for (int64_t i = 0; i < blocks; ++i, x += kQK) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < kQK; ++j) {
+      if (amax < std::fabs(x[j])) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    block_q4_0 b;
+    b.d = F32ToF16(d);
+    for (int j = 0; j < kQK / 2; ++j) {
+      // ggml truncates x * id + 8.5 toward zero and caps at 15; fmax/fmin keep the cast defined.
+      const float v0 = std::fmin(15.0f, std::fmax(0.0f, x[j] * id + 8.5f));
+      const float v1 = std::fmin(15.0f, std::fmax(0.0f, x[j + kQK / 2] * id + 8.5f));
+      b.qs[j] = static_cast<uint8_t>(static_cast<int>(v0) | (static_cast<int>(v1) << 4));
+    }
+    StoreBlock(dst, i, b);
+  }
+}
+
+// The float expressions keep ggml's evaluation order so that results match bit for bit.
+// ggml's make_qkx2_quants: an asymmetric scale/min fit of n values to [0, nmax], trying
+// nstep + 1 candidate scales around the min-max one and keeping the best weighted squared
+// error. Returns the scale and stores -min in *the_min.
+float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
+                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep) {
+  float min = x[0], max = x[0];
+  float sum_w = weights[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    sum_w += weights[i];
+    sum_x += weights[i] * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    *the_min = -min;
+    return 0.0f;
+  }
+  float iscale = static_cast<float>(nmax) / (max - min);
+  float scale = 1.0f / iscale;
+  float best_error = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    L[i] = static_cast<uint8_t>(Clamp(NearestInt(iscale * (x[i] - min)), 0, nmax));
+    const float diff = scale * L[i] + min - x[i];
+    best_error += weights[i] * (diff * diff);
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = Clamp(NearestInt(iscale * (x[i] - min)), 0, nmax);
+      Laux[i] = static_cast<uint8_t>(l);
+      const float w = weights[i];
+      sum_l += w * static_cast<float>(l);
+      sum_l2 += w * static_cast<float>(l) * static_cast<float>(l);
+      sum_xl += w * static_cast<float>(l) * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float error = 0;
+      for (int i = 0; i < n; ++i) {
+        const float diff = this_scale * Laux[i] + this_min - x[i];
+        error += weights[i] * (diff * diff);
+      }
+      if (error < best_error) {
+        for (int i = 0; i < n; ++i) L[i] = Laux[i];
+        best_error = error;
+        scale = this_scale;
+        min = this_min;
+      }
+    }
+  }
+  *the_min = -min;
+  return scale;
+}
+
+// ggml's make_qx_quants with rmse_type 1 (weights x^2), as Q6_K uses it: a symmetric fit to
+// [-nmax, nmax - 1] trying 18 scales around nmax / max. Stores L[i] = q + nmax.
+float MakeQxQuants(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.0f;
+  }
+  float iscale = -static_cast<float>(nmax) / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+    L[i] = static_cast<int8_t>(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * static_cast<float>(l);
+    suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+  }
+  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * static_cast<float>(l);
+      suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i)
+        L[i] = static_cast<int8_t>(nmax + Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+void QuantizeQ4_K(const float* x, void* dst, int64_t blocks) {
+  uint8_t L[kQK_K];
+  uint8_t Laux[32];
+  float weights[32];
+  float mins[kQK_K / 32];
+  float scales[kQK_K / 32];
+  for (int64_t i = 0; i < blocks; ++i, x += kQK_K) {
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < kQK_K / 32; ++j) {
+      // Weights favour large-magnitude values over the group's RMS, as ggml's do.
+      float sum_x2 = 0;
+      for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+      const float av_x = std::sqrt(sum_x2 / 32);
+      for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+      scales[j] = MakeQkx2Quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.0f,
+                                 0.1f, 20);
+      if (scales[j] > max_scale) max_scale = scales[j];
+      if (mins[j] > max_min) max_min = mins[j];
+    }
+    const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+    const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+    block_q4_K b;
+    std::memset(&b, 0, sizeof(b));
+    for (int j = 0; j < kQK_K / 32; ++j) {
+      const int ls = Clamp(NearestInt(inv_scale * scales[j]), 0, 63);
+      const int lm = Clamp(NearestInt(inv_min * mins[j]), 0, 63);
+      // 6-bit packing of get_scale_min_k4: groups 0-3 in the low 6 bits of bytes 0-7, groups
+      // 4-7 as nibbles of bytes 8-11 with their top 2 bits in the top of bytes 0-7.
+      if (j < 4) {
+        b.scales[j] = static_cast<uint8_t>(ls);
+        b.scales[j + 4] = static_cast<uint8_t>(lm);
+      } else {
+        b.scales[j + 4] = static_cast<uint8_t>((ls & 0x0f) | ((lm & 0x0f) << 4));
+        b.scales[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+        b.scales[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+      }
+    }
+    b.d = F32ToF16(max_scale / 63.0f);
+    b.dmin = F32ToF16(max_min / 63.0f);
+    // Requantize against the rounded 6-bit scales actually stored, as ggml does.
+    for (int j = 0; j < kQK_K / 32; ++j) {
+      int sc, m;
+      if (j < 4) {
+        sc = b.scales[j] & 63;
+        m = b.scales[j + 4] & 63;
+      } else {
+        sc = (b.scales[j + 4] & 0x0f) | ((b.scales[j - 4] >> 6) << 4);
+        m = (b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4);
+      }
+      const float d = F16ToF32(b.d) * static_cast<float>(sc);
+      if (d == 0.0f) continue;
+      const float dm = F16ToF32(b.dmin) * static_cast<float>(m);
+      for (int l = 0; l < 32; ++l)
+        L[32 * j + l] = static_cast<uint8_t>(Clamp(NearestInt((x[32 * j + l] + dm) / d), 0, 15));
+    }
+    for (int pair = 0; pair < 4; ++pair)
+      for (int l = 0; l < 32; ++l)
+        b.qs[32 * pair + l] =
+            static_cast<uint8_t>(L[64 * pair + l] | (L[64 * pair + 32 + l] << 4));
+    StoreBlock(dst, i, b);
+  }
+}
+
+void QuantizeQ6_K(const float* x, void* dst, int64_t blocks) {
+  int8_t L[kQK_K];
+  float scales[kQK_K / 16];
+  for (int64_t i = 0; i < blocks; ++i, x += kQK_K) {
+    float max_scale = 0, max_abs_scale = 0;
+    for (int g = 0; g < kQK_K / 16; ++g) {
+      scales[g] = MakeQxQuants(16, 32, x + 16 * g, L + 16 * g);
+      if (std::fabs(scales[g]) > max_abs_scale) {
+        max_abs_scale = std::fabs(scales[g]);
+        max_scale = scales[g];
+      }
+    }
+    block_q6_K b;
+    std::memset(&b, 0, sizeof(b));
+    if (max_abs_scale < kGroupMaxEps) {  // an all-zero block (also catches NaN scales)
+      StoreBlock(dst, i, b);
+      continue;
+    }
+    const float iscale = -128.0f / max_scale;
+    b.d = F32ToF16(1.0f / iscale);
+    for (int g = 0; g < kQK_K / 16; ++g)
+      b.scales[g] = static_cast<int8_t>(Clamp(NearestInt(iscale * scales[g]), -128, 127));
+    for (int g = 0; g < kQK_K / 16; ++g) {
+      const float d = F16ToF32(b.d) * static_cast<float>(b.scales[g]);
+      if (d == 0.0f) continue;
+      for (int l = 0; l < 16; ++l)
+        L[16 * g + l] = static_cast<int8_t>(Clamp(NearestInt(x[16 * g + l] / d), -32, 31) + 32);
+    }
+    for (int half = 0; half < 2; ++half) {
+      const int8_t* q = L + 128 * half;
+      uint8_t* ql = b.ql + 64 * half;
+      uint8_t* qh = b.qh + 32 * half;
+      for (int l = 0; l < 32; ++l) {
+        ql[l] = static_cast<uint8_t>((q[l] & 0x0f) | ((q[l + 64] & 0x0f) << 4));
+        ql[l + 32] = static_cast<uint8_t>((q[l + 32] & 0x0f) | ((q[l + 96] & 0x0f) << 4));
+        qh[l] = static_cast<uint8_t>((q[l] >> 4) | ((q[l + 32] >> 4) << 2) |
+                                     ((q[l + 64] >> 4) << 4) | ((q[l + 96] >> 4) << 6));
+      }
+    }
+    StoreBlock(dst, i, b);
+  }
+}
+
+}  // namespace
+
+bool QuantizeRow(DType t, const float* src, void* dst, int64_t n) {
+  if (n < 0 || n % Info(t).block_elems != 0) return false;
+  const int64_t blocks = n / Info(t).block_elems;
+  auto* bytes = static_cast<uint8_t*>(dst);
+  switch (t) {
+    case DType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+      return true;
+    case DType::kF16:
+    case DType::kBF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = t == DType::kF16 ? F32ToF16(src[i]) : F32ToBF16(src[i]);
+        std::memcpy(bytes + 2 * i, &h, 2);
+      }
+      return true;
+    case DType::kQ8_0: QuantizeQ8_0(src, dst, blocks); return true;
+    case DType::kQ4_0: QuantizeQ4_0(src, dst, blocks); return true;
+    case DType::kQ4_K: QuantizeQ4_K(src, dst, blocks); return true;
+    case DType::kQ6_K: QuantizeQ6_K(src, dst, blocks); return true;
+    default: return false;
+  }
+}
+
+}  // namespace fastgen::kernels::reference
