@@ -1,0 +1,244 @@
+// F32 / F16 / BF16 weights with AVX-512: exact float32 products (F16 and BF16 widen exactly to
+// float32), so these paths match the reference up to summation order.
+//
+// Decode: 4 weight rows × up to 4 tokens per pass, vectors over k; each weight vector is loaded
+// and widened once and used for every token, and each x vector for every row.
+// GEMM: tokens are the vector dimension. A panel of kPanelRows weight rows × kKc columns is
+// widened to float once into scratch and then multiplies every token block; the micro-kernel
+// keeps 6 rows × 4 vectors (64 tokens) of accumulators in registers, broadcasting one weight
+// per row per k and loading 4 vectors of x^T: 24 FMAs per 10 loads.
+// GCC 12's AVX-512 headers build _mm*_undefined_*() from a self-initialized variable, which
+// -Wuninitialized reports inside the headers at -O3 (a false positive about the header).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include "kernels/cpu/act_layout.h"
+#include "kernels/cpu/kernels_avx512.h"
+
+namespace fastgen::kernels::cpu {
+namespace {
+
+constexpr int64_t kPanelRows = 96;  // weight rows per packed panel (multiple of kMicroRows)
+constexpr int kMicroRows = 6;
+constexpr int64_t kKc = 128;  // k per panel: the x^T block [128, 64] floats = 32 KiB stays in L1
+
+inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Widening loads of 16 consecutive weights starting at element i of a row.
+struct LoadF32 {
+  static __m512 Load(const uint8_t* row, int64_t i) {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + i);
+  }
+  static __m512 LoadMasked(const uint8_t* row, int64_t i, __mmask16 mask) {
+    return _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(row) + i);
+  }
+};
+struct LoadF16 {
+  static __m512 Load(const uint8_t* row, int64_t i) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * i)));
+  }
+  static __m512 LoadMasked(const uint8_t* row, int64_t i, __mmask16 mask) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row + 2 * i));
+  }
+};
+struct LoadBF16 {
+  static __m512 Widen(__m256i h) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  static __m512 Load(const uint8_t* row, int64_t i) {
+    return Widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * i)));
+  }
+  static __m512 LoadMasked(const uint8_t* row, int64_t i, __mmask16 mask) {
+    return Widen(_mm256_maskz_loadu_epi16(mask, row + 2 * i));
+  }
+};
+
+// y[t0 + t, m0 + r] = W[m0 + r] · x[t0 + t] for r < R, t < T.
+template <class L, int R, int T>
+void DecodeTile(const MatMulJob& job, int64_t m0, int64_t t0) {
+  const int64_t k = job.k;
+  const uint8_t* rows[R];  // R weight rows, [k] each
+  for (int r = 0; r < R; ++r) rows[r] = job.w + static_cast<size_t>(m0 + r) * job.row_bytes;
+  const float* x = job.x + t0 * k;  // [T, k]
+  __m512 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = L::Load(rows[r], i);
+    for (int t = 0; t < T; ++t) {
+      const __m512 xv = _mm512_loadu_ps(x + t * k + i);
+      for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+    }
+  }
+  if (i < k) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (k - i)) - 1);
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = L::LoadMasked(rows[r], i, mask);
+    for (int t = 0; t < T; ++t) {
+      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + t * k + i);
+      for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int r = 0; r < R; ++r)
+      job.y[(t0 + t) * job.ldy + m0 + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+template <class L, int R>
+void DecodeRowGroup(const MatMulJob& job, int64_t m0) {
+  int64_t t = 0;
+  for (; t + 4 <= job.n; t += 4) DecodeTile<L, R, 4>(job, m0, t);
+  switch (job.n - t) {
+    case 3: DecodeTile<L, R, 3>(job, m0, t); break;
+    case 2: DecodeTile<L, R, 2>(job, m0, t); break;
+    case 1: DecodeTile<L, R, 1>(job, m0, t); break;
+    default: break;
+  }
+}
+
+template <class L>
+void DecodeRows(const MatMulJob& job, int64_t m0, int64_t m1) {
+  int64_t m = m0;
+  for (; m + 4 <= m1; m += 4) DecodeRowGroup<L, 4>(job, m);
+  switch (m1 - m) {
+    case 3: DecodeRowGroup<L, 3>(job, m); break;
+    case 2: DecodeRowGroup<L, 2>(job, m); break;
+    case 1: DecodeRowGroup<L, 1>(job, m); break;
+    default: break;
+  }
+}
+
+// Widens W[m0 .. m0+rows, k0 .. k0+kc] into panel[rows, kKc].
+template <class L>
+void PackPanel(const MatMulJob& job, int64_t m0, int64_t rows, int64_t k0, int64_t kc,
+               float* panel) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = job.w + static_cast<size_t>(m0 + r) * job.row_bytes;
+    float* dst = panel + r * kKc;
+    int64_t i = 0;
+    for (; i + 16 <= kc; i += 16) _mm512_storeu_ps(dst + i, L::Load(row, k0 + i));
+    if (i < kc) {
+      const __mmask16 mask = static_cast<__mmask16>((1u << (kc - i)) - 1);
+      _mm512_mask_storeu_ps(dst + i, mask, L::LoadMasked(row, k0 + i, mask));
+    }
+  }
+}
+
+// acc[r, 16v + lane] (+)= Σ_kk w[r, kk] · xt[kk, 16v + lane] for r < R, v < V.
+template <int R, int V>
+void MicroKernel(const float* w /*[R, kKc]*/, const float* xt /*[kc, 16V]*/, int64_t kc,
+                 float* acc /*[R, lda]*/, int64_t lda, bool first) {
+  __m512 c[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v)
+      c[r][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + r * lda + 16 * v);
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    __m512 xv[V];
+    for (int v = 0; v < V; ++v) xv[v] = _mm512_loadu_ps(xt + kk * 16 * V + 16 * v);
+    for (int r = 0; r < R; ++r) {
+      const __m512 wb = _mm512_set1_ps(w[r * kKc + kk]);
+      for (int v = 0; v < V; ++v) c[r][v] = _mm512_fmadd_ps(wb, xv[v], c[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc + r * lda + 16 * v, c[r][v]);
+}
+
+template <int R>
+void MicroKernelV(int v, const float* w, const float* xt, int64_t kc, float* acc, int64_t lda,
+                  bool first) {
+  switch (v) {
+    case 4: MicroKernel<R, 4>(w, xt, kc, acc, lda, first); break;
+    case 3: MicroKernel<R, 3>(w, xt, kc, acc, lda, first); break;
+    case 2: MicroKernel<R, 2>(w, xt, kc, acc, lda, first); break;
+    default: MicroKernel<R, 1>(w, xt, kc, acc, lda, first); break;
+  }
+}
+
+void MicroKernelRV(int r, int v, const float* w, const float* xt, int64_t kc, float* acc,
+                   int64_t lda, bool first) {
+  switch (r) {
+    case 6: MicroKernelV<6>(v, w, xt, kc, acc, lda, first); break;
+    case 5: MicroKernelV<5>(v, w, xt, kc, acc, lda, first); break;
+    case 4: MicroKernelV<4>(v, w, xt, kc, acc, lda, first); break;
+    case 3: MicroKernelV<3>(v, w, xt, kc, acc, lda, first); break;
+    case 2: MicroKernelV<2>(v, w, xt, kc, acc, lda, first); break;
+    default: MicroKernelV<1>(v, w, xt, kc, acc, lda, first); break;
+  }
+}
+
+int64_t AccStride(int64_t n) { return GemmTokenBlocks(n) * kGemmTokens; }
+
+template <class L>
+void GemmRows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
+  const int64_t k = job.k, n = job.n;
+  const int64_t n_blocks = GemmTokenBlocks(n);
+  const int64_t lda = AccStride(n);
+  float* panel = reinterpret_cast<float*>(scratch);  // [kPanelRows, kKc]
+  float* acc = panel + kPanelRows * kKc;             // [kPanelRows, lda] partial sums over k
+  for (int64_t p0 = m0; p0 < m1; p0 += kPanelRows) {
+    const int64_t rows = Min(kPanelRows, m1 - p0);
+    for (int64_t k0 = 0; k0 < k; k0 += kKc) {
+      const int64_t kc = Min(kKc, k - k0);
+      PackPanel<L>(job, p0, rows, k0, kc, panel);
+      for (int64_t tb = 0; tb < n_blocks; ++tb) {
+        const int64_t width = GemmBlockWidth(n, tb);
+        const float* xt = reinterpret_cast<const float*>(job.act + tb * FloatGemmBlockBytes(k)) +
+                          k0 * width;  // [kc, width]
+        for (int64_t r = 0; r < rows; r += kMicroRows) {
+          MicroKernelRV(static_cast<int>(Min(kMicroRows, rows - r)), static_cast<int>(width / 16),
+                        panel + r * kKc, xt, kc, acc + r * lda + tb * kGemmTokens, lda, k0 == 0);
+        }
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t t = 0; t < n; ++t) job.y[t * job.ldy + p0 + r] = acc[r * lda + t];
+  }
+}
+
+}  // namespace
+
+void FloatDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1) {
+  switch (job.dtype) {
+    case DType::kF32: DecodeRows<LoadF32>(job, m0, m1); break;
+    case DType::kF16: DecodeRows<LoadF16>(job, m0, m1); break;
+    case DType::kBF16: DecodeRows<LoadBF16>(job, m0, m1); break;
+    default: break;
+  }
+}
+
+// x^T per token block, zero-padded to the block width so padded tokens add nothing.
+void FloatGemmPrepareAvx512(const MatMulJob& job, int64_t tb0, int64_t tb1) {
+  const int64_t k = job.k;
+  for (int64_t tb = tb0; tb < tb1; ++tb) {
+    const int64_t width = GemmBlockWidth(job.n, tb);
+    const int64_t t_begin = tb * kGemmTokens;
+    const int64_t t_count = Min(width, job.n - t_begin);
+    float* xt = reinterpret_cast<float*>(job.act + tb * FloatGemmBlockBytes(k));  // [k, width]
+    const float* xb = job.x + t_begin * k;  // [t_count, k]
+    // k outer, tokens inner: writes stream contiguously while reads walk t_count cached lines.
+    for (int64_t i = 0; i < k; ++i) {
+      float* dst = xt + i * width;
+      for (int64_t t = 0; t < t_count; ++t) dst[t] = xb[t * k + i];
+      for (int64_t t = t_count; t < width; ++t) dst[t] = 0.0f;
+    }
+  }
+}
+
+size_t FloatGemmScratchBytesAvx512(const MatMulJob& job) {
+  return static_cast<size_t>(kPanelRows * kKc + kPanelRows * AccStride(job.n)) * sizeof(float);
+}
+
+void FloatGemmRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
+  switch (job.dtype) {
+    case DType::kF32: GemmRows<LoadF32>(job, m0, m1, scratch); break;
+    case DType::kF16: GemmRows<LoadF16>(job, m0, m1, scratch); break;
+    case DType::kBF16: GemmRows<LoadBF16>(job, m0, m1, scratch); break;
+    default: break;
+  }
+}
+
+}  // namespace fastgen::kernels::cpu

@@ -1,0 +1,27 @@
+// Entry points of the AVX-512 kernel files, wired into Avx512Kernels() by matmul_avx512.cc.
+// Only call them when IsaSupported(Isa::kAvx512).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/matmul_job.h"
+
+namespace fastgen::kernels::cpu {
+
+// float_avx512.cc: F32, F16, BF16 weights.
+void FloatDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1);
+void FloatGemmPrepareAvx512(const MatMulJob& job, int64_t tb0, int64_t tb1);
+size_t FloatGemmScratchBytesAvx512(const MatMulJob& job);
+void FloatGemmRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch);
+
+// quant_decode_avx512.cc: Q8_0, Q4_0, Q4_K, Q6_K weights against int8 activations.
+void QuantizeActsAvx512(const MatMulJob& job, int64_t t0, int64_t t1);
+void QuantDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1);
+
+// quant_gemm_avx512.cc: the same weights in the VNNI GEMM.
+void QuantGemmPrepareAvx512(const MatMulJob& job, int64_t tb0, int64_t tb1);
+size_t QuantGemmScratchBytesAvx512(const MatMulJob& job);
+void QuantGemmRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch);
+
+}  // namespace fastgen::kernels::cpu

@@ -1,0 +1,70 @@
+// The AVX-512 kernel table: routes each job to the float or quantized kernels, decode or GEMM.
+#include "kernels/cpu/act_layout.h"
+#include "kernels/cpu/kernels_avx512.h"
+
+namespace fastgen::kernels::cpu {
+namespace {
+
+bool IsFloat(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+bool IsIntDot(DType t) {
+  return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
+}
+
+bool Supports(DType t) { return IsFloat(t) || IsIntDot(t); }
+
+// Below this many tokens the per-row kernels win: the GEMM repacks x and the weight panels,
+// which only pays off once several token vectors share each packed weight.
+int64_t GemmMinTokens(DType) { return 8; }
+
+size_t ActBytes(const MatMulJob& job) {
+  if (job.gemm) {
+    const size_t blocks = static_cast<size_t>(GemmTokenBlocks(job.n));
+    return blocks * (IsFloat(job.dtype) ? FloatGemmBlockBytes(job.k) : QuantGemmBlockBytes(job.k));
+  }
+  return IsFloat(job.dtype) ? 0 : DecodeActsBytes(job.n, job.k);
+}
+
+int64_t PrepareUnits(const MatMulJob& job) {
+  return job.gemm ? GemmTokenBlocks(job.n) : (IsFloat(job.dtype) ? 0 : job.n);
+}
+
+void Prepare(const MatMulJob& job, int64_t u0, int64_t u1) {
+  if (job.gemm) {
+    if (IsFloat(job.dtype)) {
+      FloatGemmPrepareAvx512(job, u0, u1);
+    } else {
+      QuantGemmPrepareAvx512(job, u0, u1);
+    }
+  } else if (!IsFloat(job.dtype)) {
+    QuantizeActsAvx512(job, u0, u1);
+  }
+}
+
+size_t ScratchBytes(const MatMulJob& job) {
+  if (!job.gemm) return 0;
+  return IsFloat(job.dtype) ? FloatGemmScratchBytesAvx512(job) : QuantGemmScratchBytesAvx512(job);
+}
+
+void Rows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
+  if (IsFloat(job.dtype)) {
+    if (job.gemm) {
+      FloatGemmRowsAvx512(job, m0, m1, scratch);
+    } else {
+      FloatDecodeRowsAvx512(job, m0, m1);
+    }
+  } else if (job.gemm) {
+    QuantGemmRowsAvx512(job, m0, m1, scratch);
+  } else {
+    QuantDecodeRowsAvx512(job, m0, m1);
+  }
+}
+
+// Constant-initialized: no code of this file runs before the ISA check.
+constexpr IsaKernels kKernels = {Supports, GemmMinTokens, ActBytes, PrepareUnits,
+                                 Prepare,  ScratchBytes,  Rows};
+
+}  // namespace
+
+const IsaKernels& Avx512Kernels() { return kKernels; }
+
+}  // namespace fastgen::kernels::cpu

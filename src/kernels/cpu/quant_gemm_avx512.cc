@@ -1,0 +1,343 @@
+// Q8_0 / Q4_0 / Q4_K / Q6_K weights in a cache-blocked int8 GEMM with AVX-512 VNNI (prefill).
+//
+// Tokens are the vector dimension: x is quantized to int8 per 32-element block and stored as
+// unsigned bytes (q + 128) with 4 consecutive k of one token per 32-bit lane, 16 tokens per
+// vector. A panel of weight rows is unpacked once into plain signed bytes plus a float scale and
+// an int32 bias per scale block, then one vpdpbusd takes 4 k-steps for 16 tokens of one row,
+// broadcasting 4 weight bytes: 64 multiply-adds per instruction, 4× an FP32 FMA. The +128 of
+// x is removed by starting each block's sum at the bias -128 Σw. At the end of each scale
+// block (32 elements; 16 for Q6_K) the int32 sums are scaled by d_w · d_x into float32
+// accumulators; Q4_K also subtracts dmin · m · Σx there.
+//
+// Micro-kernel: 3 rows × 4 vectors (64 tokens): 12 int32 and 12 float32 accumulators.
+// GCC 12's AVX-512 headers build _mm*_undefined_*() from a self-initialized variable, which
+// -Wuninitialized reports inside the headers at -O3 (a false positive about the header).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/cpu/act_layout.h"
+#include "kernels/cpu/kernels_avx512.h"
+#include "kernels/reference/quant_blocks.h"
+
+namespace fastgen::kernels::cpu {
+namespace {
+
+constexpr int kMicroRows = 3;
+constexpr int64_t kPanelRows = 96;  // multiple of kMicroRows
+constexpr int64_t kKc = 256;        // k per panel: a multiple of every block size
+
+inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
+inline float HalfToFloat(uint16_t h) { return _cvtsh_ss(h); }
+
+// The packed weight panel in scratch, followed by the accumulators.
+struct Panel {
+  int8_t* wq;       // [kPanelRows, kKc] weights as signed bytes
+  float* scale;     // [kPanelRows, kKc/16] per scale block: d_w (× the sub-block scale)
+  int32_t* bias;    // [kPanelRows, kKc/16] per scale block: -128 · Σ wq
+  float* min;       // [kPanelRows, kKc/32] Q4_K: dmin · m per sub-block
+  float* acc;       // [kPanelRows, lda] float32 partial sums over k
+};
+
+int64_t AccStride(int64_t n) { return GemmTokenBlocks(n) * kGemmTokens; }
+
+Panel PanelAt(uint8_t* scratch) {
+  Panel p;
+  p.wq = reinterpret_cast<int8_t*>(scratch);
+  scratch += kPanelRows * kKc;
+  p.scale = reinterpret_cast<float*>(scratch);
+  scratch += kPanelRows * (kKc / 16) * 4;
+  p.bias = reinterpret_cast<int32_t*>(scratch);
+  scratch += kPanelRows * (kKc / 16) * 4;
+  p.min = reinterpret_cast<float*>(scratch);
+  scratch += kPanelRows * (kKc / 32) * 4;
+  p.acc = reinterpret_cast<float*>(scratch);
+  return p;
+}
+
+size_t PanelBytes(int64_t n) {
+  return static_cast<size_t>(kPanelRows * kKc + kPanelRows * (kKc / 16) * 8 +
+                             kPanelRows * (kKc / 32) * 4 + kPanelRows * AccStride(n) * 4);
+}
+
+// Σ of signed bytes over 32 / 16 elements (sad against zero counts the +128-biased bytes).
+inline int32_t SumS8(__m256i v) {
+  const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80))),
+                                    _mm256_setzero_si256());
+  const __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  return static_cast<int32_t>(_mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1)) - 128 * 32;
+}
+inline int32_t SumS8(__m128i v) {
+  const __m128i s =
+      _mm_sad_epu8(_mm_xor_si128(v, _mm_set1_epi8(static_cast<char>(0x80))), _mm_setzero_si128());
+  return static_cast<int32_t>(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1)) - 128 * 16;
+}
+
+// Stores 32 signed weights of scale block j (32 elements) of row r.
+inline void Put32(const Panel& p, int64_t r, int64_t j, __m256i w, float scale) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.wq + r * kKc + 32 * j), w);
+  p.scale[r * (kKc / 16) + j] = scale;
+  p.bias[r * (kKc / 16) + j] = -128 * SumS8(w);
+}
+
+void PackQ8_0(const MatMulJob& job, const Panel& p, int64_t p0, int64_t rows, int64_t k0,
+              int64_t kc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const block_q8_0* blk = reinterpret_cast<const block_q8_0*>(
+        job.w + static_cast<size_t>(p0 + r) * job.row_bytes) + k0 / 32;
+    for (int64_t j = 0; j < kc / 32; ++j)
+      Put32(p, r, j, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[j].qs)),
+            HalfToFloat(blk[j].d));
+  }
+}
+
+void PackQ4_0(const MatMulJob& job, const Panel& p, int64_t p0, int64_t rows, int64_t k0,
+              int64_t kc) {
+  const __m256i shifts = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+  for (int64_t r = 0; r < rows; ++r) {
+    const block_q4_0* blk = reinterpret_cast<const block_q4_0*>(
+        job.w + static_cast<size_t>(p0 + r) * job.row_bytes) + k0 / 32;
+    for (int64_t j = 0; j < kc / 32; ++j) {
+      const __m256i q = _mm256_broadcastsi128_si256(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[j].qs)));
+      const __m256i w = _mm256_sub_epi8(
+          _mm256_and_si256(_mm256_srlv_epi16(q, shifts), _mm256_set1_epi8(0x0f)),
+          _mm256_set1_epi8(8));
+      Put32(p, r, j, w, HalfToFloat(blk[j].d));
+    }
+  }
+}
+
+// See quant_decode_avx512.cc: scales in bytes 0..7, minimums in bytes 8..15.
+inline void UnpackQ4KScales(const uint8_t* packed /*[12]*/, uint8_t out[16]) {
+  uint32_t a, b, c, o[4];
+  std::memcpy(&a, packed, 4);
+  std::memcpy(&b, packed + 4, 4);
+  std::memcpy(&c, packed + 8, 4);
+  o[0] = a & 0x3f3f3f3fu;
+  o[1] = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
+  o[2] = b & 0x3f3f3f3fu;
+  o[3] = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
+  std::memcpy(out, o, 16);
+}
+
+void PackQ4_K(const MatMulJob& job, const Panel& p, int64_t p0, int64_t rows, int64_t k0,
+              int64_t kc) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const block_q4_K* blk = reinterpret_cast<const block_q4_K*>(
+        job.w + static_cast<size_t>(p0 + r) * job.row_bytes) + k0 / 256;
+    for (int64_t i = 0; i < kc / 256; ++i) {
+      uint8_t sm[16];
+      UnpackQ4KScales(blk[i].scales, sm);
+      const float d = HalfToFloat(blk[i].d), dmin = HalfToFloat(blk[i].dmin);
+      for (int c = 0; c < 4; ++c) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i].qs + 32 * c));
+        const int64_t j = 8 * i + 2 * c;  // sub-block of the low nibbles
+        Put32(p, r, j, _mm256_and_si256(q, low4), d * sm[2 * c]);
+        Put32(p, r, j + 1, _mm256_and_si256(_mm256_srli_epi16(q, 4), low4), d * sm[2 * c + 1]);
+        p.min[r * (kKc / 32) + j] = dmin * sm[8 + 2 * c];
+        p.min[r * (kKc / 32) + j + 1] = dmin * sm[8 + 2 * c + 1];
+      }
+    }
+  }
+}
+
+void PackQ6_K(const MatMulJob& job, const Panel& p, int64_t p0, int64_t rows, int64_t k0,
+              int64_t kc) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const __m256i bits45 = _mm256_set1_epi8(0x30);
+  const __m256i offset = _mm256_set1_epi8(32);
+  for (int64_t r = 0; r < rows; ++r) {
+    const block_q6_K* blk = reinterpret_cast<const block_q6_K*>(
+        job.w + static_cast<size_t>(p0 + r) * job.row_bytes) + k0 / 256;
+    for (int64_t i = 0; i < kc / 256; ++i) {
+      const float d = HalfToFloat(blk[i].d);
+      for (int h = 0; h < 2; ++h) {
+        const uint8_t* ql = blk[i].ql + 64 * h;
+        const __m256i qla = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+        const __m256i qlb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i].qh + 32 * h));
+        // Runs of 32 elements: see UnpackQ6KHalf in quant_decode_avx512.cc.
+        const __m256i q[4] = {
+            _mm256_or_si256(_mm256_and_si256(qla, low4),
+                            _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45)),
+            _mm256_or_si256(_mm256_and_si256(qlb, low4),
+                            _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qla, 4), low4),
+                            _mm256_and_si256(qh, bits45)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qlb, 4), low4),
+                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45)),
+        };
+        for (int run = 0; run < 4; ++run) {
+          const __m256i w = _mm256_sub_epi8(q[run], offset);
+          const int64_t e = 256 * i + 128 * h + 32 * run;  // first element within the panel
+          const int64_t j = e / 16;                         // its 16-element scale block
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.wq + r * kKc + e), w);
+          p.scale[r * (kKc / 16) + j] = d * static_cast<float>(blk[i].scales[8 * h + 2 * run]);
+          p.scale[r * (kKc / 16) + j + 1] =
+              d * static_cast<float>(blk[i].scales[8 * h + 2 * run + 1]);
+          p.bias[r * (kKc / 16) + j] = -128 * SumS8(_mm256_castsi256_si128(w));
+          p.bias[r * (kKc / 16) + j + 1] = -128 * SumS8(_mm256_extracti128_si256(w, 1));
+        }
+      }
+    }
+  }
+}
+
+// acc[r, 16v + lane] (+)= Σ over kc of w[r, ·] · x[token 16v + lane, ·] for r < R, v < V, with
+// scale blocks of S elements; kMin adds Q4_K's minimum term.
+template <int R, int V, int S, bool kMin>
+void MicroKernel(const Panel& p, int64_t r0, const GemmActs& x /*at k0*/, int64_t width,
+                 int64_t kc, float* acc /*[R, lda]*/, int64_t lda, bool first) {
+  __m512 cf[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v)
+      cf[r][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + r * lda + 16 * v);
+  const int8_t* wq = p.wq + r0 * kKc;  // [R, kKc]
+  for (int64_t j = 0; j < kc / S; ++j) {
+    __m512i ci[R][V];
+    for (int r = 0; r < R; ++r) {
+      const __m512i b = _mm512_set1_epi32(p.bias[(r0 + r) * (kKc / 16) + j]);
+      for (int v = 0; v < V; ++v) ci[r][v] = b;
+    }
+    const uint8_t* xu = x.xu + (j * S / 4) * width * 4;  // [S/4, width, 4]
+    for (int g = 0; g < S / 4; ++g) {
+      __m512i xv[V];
+      for (int v = 0; v < V; ++v)
+        xv[v] = _mm512_loadu_si512(xu + g * width * 4 + 64 * v);
+      for (int r = 0; r < R; ++r) {
+        int32_t w4;
+        std::memcpy(&w4, wq + r * kKc + j * S + 4 * g, 4);
+        const __m512i wb = _mm512_set1_epi32(w4);
+        for (int v = 0; v < V; ++v) ci[r][v] = _mm512_dpbusd_epi32(ci[r][v], xv[v], wb);
+      }
+    }
+    const int64_t xb = j * S / 32;  // x block of this scale block
+    for (int v = 0; v < V; ++v) {
+      const __m512 dx = _mm512_loadu_ps(x.xd + xb * width + 16 * v);
+      for (int r = 0; r < R; ++r) {
+        const __m512 s = _mm512_mul_ps(_mm512_set1_ps(p.scale[(r0 + r) * (kKc / 16) + j]), dx);
+        cf[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci[r][v]), s, cf[r][v]);
+      }
+      if constexpr (kMin) {
+        const __m512 xs = _mm512_loadu_ps(x.xs + xb * width + 16 * v);
+        for (int r = 0; r < R; ++r)
+          cf[r][v] = _mm512_fnmadd_ps(_mm512_set1_ps(p.min[(r0 + r) * (kKc / 32) + j]), xs, cf[r][v]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc + r * lda + 16 * v, cf[r][v]);
+}
+
+template <int S, bool kMin, int R>
+void MicroKernelV(int v, const Panel& p, int64_t r0, const GemmActs& x, int64_t width, int64_t kc,
+                  float* acc, int64_t lda, bool first) {
+  switch (v) {
+    case 4: MicroKernel<R, 4, S, kMin>(p, r0, x, width, kc, acc, lda, first); break;
+    case 3: MicroKernel<R, 3, S, kMin>(p, r0, x, width, kc, acc, lda, first); break;
+    case 2: MicroKernel<R, 2, S, kMin>(p, r0, x, width, kc, acc, lda, first); break;
+    default: MicroKernel<R, 1, S, kMin>(p, r0, x, width, kc, acc, lda, first); break;
+  }
+}
+
+template <int S, bool kMin>
+void MicroKernelRV(int r, int v, const Panel& p, int64_t r0, const GemmActs& x, int64_t width,
+                   int64_t kc, float* acc, int64_t lda, bool first) {
+  switch (r) {
+    case 3: MicroKernelV<S, kMin, 3>(v, p, r0, x, width, kc, acc, lda, first); break;
+    case 2: MicroKernelV<S, kMin, 2>(v, p, r0, x, width, kc, acc, lda, first); break;
+    default: MicroKernelV<S, kMin, 1>(v, p, r0, x, width, kc, acc, lda, first); break;
+  }
+}
+
+template <int S, bool kMin>
+void GemmRows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch,
+              void (*pack)(const MatMulJob&, const Panel&, int64_t, int64_t, int64_t, int64_t)) {
+  const int64_t k = job.k, n = job.n;
+  const int64_t n_blocks = GemmTokenBlocks(n);
+  const int64_t lda = AccStride(n);
+  const Panel p = PanelAt(scratch);
+  for (int64_t p0 = m0; p0 < m1; p0 += kPanelRows) {
+    const int64_t rows = Min(kPanelRows, m1 - p0);
+    for (int64_t k0 = 0; k0 < k; k0 += kKc) {
+      const int64_t kc = Min(kKc, k - k0);
+      pack(job, p, p0, rows, k0, kc);
+      for (int64_t tb = 0; tb < n_blocks; ++tb) {
+        const int64_t width = GemmBlockWidth(n, tb);
+        GemmActs x = QuantGemmBlockAt(job.act, k, tb);
+        x.xu += (k0 / 4) * width * 4;
+        x.xd += (k0 / 32) * width;
+        x.xs += (k0 / 32) * width;
+        for (int64_t r = 0; r < rows; r += kMicroRows) {
+          MicroKernelRV<S, kMin>(static_cast<int>(Min(kMicroRows, rows - r)),
+                                 static_cast<int>(width / 16), p, r, x, width, kc,
+                                 p.acc + r * lda + tb * kGemmTokens, lda, k0 == 0);
+        }
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t t = 0; t < n; ++t) job.y[t * job.ldy + p0 + r] = p.acc[r * lda + t];
+  }
+}
+
+}  // namespace
+
+// Quantizes the tokens of each block per 32 elements and stores them transposed, + 128.
+// Padding tokens get q = 0 (byte 128) and d = 0, so they contribute nothing.
+void QuantGemmPrepareAvx512(const MatMulJob& job, int64_t tb0, int64_t tb1) {
+  const int64_t k = job.k;
+  for (int64_t tb = tb0; tb < tb1; ++tb) {
+    const int64_t width = GemmBlockWidth(job.n, tb);
+    const int64_t t_begin = tb * kGemmTokens;
+    const int64_t t_count = Min(width, job.n - t_begin);
+    const GemmActs g = QuantGemmBlockAt(job.act, k, tb);
+    for (int64_t t = 0; t < width; ++t) {
+      const float* xr = job.x + (t_begin + t) * k;  // [k], only for t < t_count
+      for (int64_t b = 0; b < k / 32; ++b) {
+        alignas(32) uint8_t bytes[32];
+        float db = 0.0f;
+        int32_t sum = 0;
+        if (t < t_count) {
+          const __m512 v0 = _mm512_loadu_ps(xr + 32 * b);
+          const __m512 v1 = _mm512_loadu_ps(xr + 32 * b + 16);
+          const float amax =
+              _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+          db = amax / 127.0f;
+          const __m512 id = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+          const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+          const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+          const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
+          _mm_store_si128(reinterpret_cast<__m128i*>(bytes),
+                          _mm_xor_si128(_mm512_cvtsepi32_epi8(q0), flip));
+          _mm_store_si128(reinterpret_cast<__m128i*>(bytes + 16),
+                          _mm_xor_si128(_mm512_cvtsepi32_epi8(q1), flip));
+          sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        } else {
+          std::memset(bytes, 0x80, sizeof(bytes));
+        }
+        for (int q = 0; q < 8; ++q)
+          std::memcpy(g.xu + ((8 * b + q) * width + t) * 4, bytes + 4 * q, 4);
+        g.xd[b * width + t] = db;
+        g.xs[b * width + t] = db * static_cast<float>(sum);
+      }
+    }
+  }
+}
+
+size_t QuantGemmScratchBytesAvx512(const MatMulJob& job) { return PanelBytes(job.n); }
+
+void QuantGemmRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
+  switch (job.dtype) {
+    case DType::kQ8_0: GemmRows<32, false>(job, m0, m1, scratch, PackQ8_0); break;
+    case DType::kQ4_0: GemmRows<32, false>(job, m0, m1, scratch, PackQ4_0); break;
+    case DType::kQ4_K: GemmRows<32, true>(job, m0, m1, scratch, PackQ4_K); break;
+    case DType::kQ6_K: GemmRows<16, false>(job, m0, m1, scratch, PackQ6_K); break;
+    default: break;
+  }
+}
+
+}  // namespace fastgen::kernels::cpu
