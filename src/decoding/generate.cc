@@ -1,0 +1,73 @@
+#include "decoding/generate.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace fastgen {
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+}  // namespace
+
+Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int32_t> prompt,
+                                  const GenerateOptions& options, const TokenCallback& on_token) {
+  const ModelConfig& c = model.config();
+  const auto vocab = static_cast<int32_t>(c.vocab_size);
+  FG_RETURN_IF_ERROR(ValidateSamplerOptions(options.sampler, vocab));
+  if (prompt.empty()) return InvalidArgument("the prompt is empty: give at least one token");
+  if (options.max_new_tokens < 0) return InvalidArgument("the number of tokens to generate must be >= 0");
+  if (kv.length() + static_cast<int64_t>(prompt.size()) > kv.capacity())
+    return InvalidArgument("the prompt (" + std::to_string(prompt.size()) +
+                           " tokens) does not fit the context size of " +
+                           std::to_string(kv.capacity()) + " tokens");
+
+  GenerateResult result;
+  result.prompt_tokens = static_cast<int64_t>(prompt.size());
+  std::vector<int32_t> stop = options.stop_ids;
+  if (!options.ignore_eos) stop.insert(stop.end(), c.eos_ids.begin(), c.eos_ids.end());
+
+  Sampler sampler(options.sampler, vocab);
+  // History for the penalties: the prompt and everything generated so far.
+  std::vector<int32_t> history(prompt.begin(), prompt.end());
+  history.reserve(history.size() + static_cast<size_t>(options.max_new_tokens));
+  std::vector<float> logits;
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const LogitsMode mode = options.prompt_logits ? LogitsMode::kAll : LogitsMode::kLast;
+  FG_RETURN_IF_ERROR(model.Forward(prompt, kv, mode, &logits));
+  if (options.prompt_logits) {
+    *options.prompt_logits = logits;
+    // Keep only the last row for sampling.
+    logits.erase(logits.begin(), logits.end() - vocab);
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  result.prefill_seconds = Seconds(t0, t1);
+
+  for (int64_t i = 0; i < options.max_new_tokens; ++i) {
+    const int32_t next = sampler.Sample(logits, history);
+    result.tokens.push_back(next);
+    history.push_back(next);
+    const bool is_stop = std::find(stop.begin(), stop.end(), next) != stop.end();
+    if (on_token && !on_token(next)) {
+      result.stop_reason = StopReason::kCallback;
+      break;
+    }
+    if (is_stop) {
+      result.stop_reason = StopReason::kStopToken;
+      break;
+    }
+    if (i + 1 == options.max_new_tokens) break;
+    if (kv.length() >= kv.capacity()) {
+      result.stop_reason = StopReason::kContextFull;
+      break;
+    }
+    FG_RETURN_IF_ERROR(model.Forward(std::span<const int32_t>(&next, 1), kv, LogitsMode::kLast, &logits));
+  }
+  result.decode_seconds = Seconds(t1, std::chrono::steady_clock::now());
+  return result;
+}
+
+}  // namespace fastgen

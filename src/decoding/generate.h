@@ -1,0 +1,41 @@
+// The plain generation loop: one batched prefill of the prompt, then one decode step per token,
+// sampling each next token, until a stop id or the token budget.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "core/status.h"
+#include "decoding/sampler.h"
+#include "models/model.h"
+
+namespace fastgen {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 128;
+  SamplerOptions sampler;
+  bool ignore_eos = false;          // keep going past the model's end-of-sequence ids
+  std::vector<int32_t> stop_ids;    // extra ids that end generation (e.g. a chat turn's end)
+  // When set, receives the logits of every prompt position: [n_prompt, vocab].
+  std::vector<float>* prompt_logits = nullptr;
+};
+
+enum class StopReason { kMaxTokens, kStopToken, kCallback, kContextFull };
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // generated ids (a stop id that ended generation included)
+  StopReason stop_reason = StopReason::kMaxTokens;
+  int64_t prompt_tokens = 0;
+  double prefill_seconds = 0;
+  double decode_seconds = 0;     // from the first sampled token to the last
+};
+
+// Called with each generated id as soon as it is sampled; return false to stop.
+using TokenCallback = std::function<bool(int32_t)>;
+
+// Runs `prompt` through `model` into `kv` (which may already hold a prefix) and generates.
+Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int32_t> prompt,
+                                  const GenerateOptions& options, const TokenCallback& on_token);
+
+}  // namespace fastgen
