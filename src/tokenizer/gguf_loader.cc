@@ -39,13 +39,15 @@ Expected<std::unique_ptr<tok::PreTokenizer>> RegexThenByteLevel(const char* patt
 }
 
 // Maps llama.cpp's tokenizer.ggml.pre names to the pre-tokenization of the tokenizer.json the
-// GGUF was converted from.
-Status SetGpt2PreTokenizer(const std::string& pre, TokenizerParts* parts) {
+// GGUF was converted from. Llama 3 also looks whole words up before merging (ignore_merges),
+// which llama.cpp enables for the same names.
+Status SetGpt2PreTokenizer(const std::string& pre, TokenizerParts* parts, tok::BpeOptions* options) {
   if (pre.empty() || pre == "default" || pre == "gpt-2" || pre == "gpt2") {
     parts->pre_tokenizer = tok::MakeByteLevelPreTokenizer({.add_prefix_space = false, .use_regex = true});
     return Status::Ok();
   }
   if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe") {
+    options->ignore_merges = true;
     FG_ASSIGN_OR_RETURN(parts->pre_tokenizer, RegexThenByteLevel(kLlama3Pattern));
     return Status::Ok();
   }
@@ -141,8 +143,9 @@ Expected<std::unique_ptr<Tokenizer>> Build(const GgufFile& gguf) {
       }
     }
     FG_ASSIGN_OR_RETURN(std::optional<std::string> pre, gguf.GetString("tokenizer.ggml.pre"));
-    FG_RETURN_IF_ERROR(SetGpt2PreTokenizer(pre.value_or("default"), &parts));
-    auto bpe = tok::BpeModel::Create(std::move(vocab), merges, tok::BpeOptions{});
+    tok::BpeOptions options;
+    FG_RETURN_IF_ERROR(SetGpt2PreTokenizer(pre.value_or("default"), &parts, &options));
+    auto bpe = tok::BpeModel::Create(std::move(vocab), merges, std::move(options));
     if (!bpe.ok()) return bpe.status().WithContext("tokenizer.ggml.merges");
     parts.model = std::make_unique<tok::BpeModel>(std::move(bpe).value());
     parts.decoder = tok::MakeByteLevelDecoder();
