@@ -40,9 +40,9 @@ class Buffer {
  public:
   template <typename T>
   void Put(T v) {
-    const size_t at = bytes_.size();
-    bytes_.resize(at + sizeof(T));
-    std::memcpy(bytes_.data() + at, &v, sizeof(T));
+    uint8_t raw[sizeof(T)];
+    std::memcpy(raw, &v, sizeof(T));
+    bytes_.insert(bytes_.end(), raw, raw + sizeof(T));
   }
   void PutString(const std::string& s) {
     Put<uint64_t>(s.size());
@@ -66,7 +66,6 @@ class Buffer {
   void PadTo(uint64_t alignment) {
     while (bytes_.size() % alignment != 0) bytes_.push_back(0);
   }
-  void Append(const std::vector<uint8_t>& b) { bytes_.insert(bytes_.end(), b.begin(), b.end()); }
   std::vector<uint8_t>& bytes() { return bytes_; }
 
  private:

@@ -57,9 +57,9 @@ class Bytes {
  public:
   template <typename T>
   Bytes& Put(T v) {
-    const size_t at = b_.size();
-    b_.resize(at + sizeof(T));
-    std::memcpy(b_.data() + at, &v, sizeof(T));
+    uint8_t raw[sizeof(T)];
+    std::memcpy(raw, &v, sizeof(T));
+    b_.insert(b_.end(), raw, raw + sizeof(T));
     return *this;
   }
   Bytes& U8(uint8_t v) { return Put(v); }
