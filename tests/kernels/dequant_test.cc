@@ -170,6 +170,63 @@ TEST(Dequant, Q6_K) {
   });
 }
 
+// A few elements worked out by hand from the specification's layouts.
+TEST(Dequant, HandComputedKQuantBlocks) {
+  float out[256];
+  {
+    block_q2_K b{};
+    b.d = Half(1.0f);
+    b.dmin = Half(0.5f);
+    b.scales[0] = 0x32;  // scale 2, min 3 for elements 0-15
+    b.qs[0] = 0x07;      // element 0: bits 0-1 = 3; element 32: bits 2-3 = 1
+    DequantizeRow(DType::kQ2_K, &b, out, 256);
+    EXPECT_EQ(out[0], 1.0f * 2 * 3 - 0.5f * 3);
+    EXPECT_EQ(out[1], -1.5f);
+    EXPECT_EQ(out[32], 0.0f);  // group 2 has scale 0 and min 0
+  }
+  {
+    block_q3_K b{};
+    b.d = Half(0.5f);
+    b.scales[0] = 0x01;  // scale 0: low bits 1
+    b.scales[8] = 0x02;  // scale 0: high bits 2, so 1 | 32 = 33, minus the bias 32 = 1
+    b.qs[0] = 0x03;
+    b.hmask[0] = 0x01;  // element 0: q = 3 with the high bit set
+    DequantizeRow(DType::kQ3_K, &b, out, 256);
+    EXPECT_EQ(out[0], 0.5f * 1 * 3);
+    EXPECT_EQ(out[1], 0.5f * 1 * -4);   // no high bit: 0 - 4
+    EXPECT_EQ(out[16], 0.5f * -32 * -4);  // scale 1 is 0 - 32
+  }
+  {
+    block_q4_K b{};
+    b.d = Half(1.0f);
+    b.dmin = Half(0.5f);
+    b.scales[0] = 2;        // group 0 scale
+    b.scales[4] = 3;        // group 0 min
+    b.scales[1] = 1 | 0x40;  // group 1 scale 1; top bits 01 are group 5's scale high bits
+    b.scales[9] = 0x21;     // group 5: scale low nibble 1, min low nibble 2
+    b.qs[0] = 0x5a;         // element 0: 10, element 32: 5
+    b.qs[64] = 0x0f;        // element 128 (group 4, low nibble) = 15, group 4 scale 0
+    b.qs[64 + 5] = 0x70;    // element 160 + 5 (group 5, high nibble) = 7
+    DequantizeRow(DType::kQ4_K, &b, out, 256);
+    EXPECT_EQ(out[0], 1.0f * 2 * 10 - 0.5f * 3);
+    EXPECT_EQ(out[32], 1.0f * 1 * 5);
+    EXPECT_EQ(out[128], 0.0f);
+    EXPECT_EQ(out[165], 1.0f * (1 | (1 << 4)) * 7 - 0.5f * 2);
+  }
+  {
+    block_q6_K b{};
+    b.d = Half(0.25f);
+    b.scales[0] = 4;
+    b.scales[4] = -2;
+    b.ql[0] = 0x21;  // element 0 low bits 1, element 64 low bits 2
+    b.qh[0] = 0x02;  // element 0 high bits 2: 1 | 32 = 33, minus 32 = 1; element 64 high 0
+    DequantizeRow(DType::kQ6_K, &b, out, 256);
+    EXPECT_EQ(out[0], 0.25f * 4 * 1);
+    EXPECT_EQ(out[64], 0.25f * -2 * (2 - 32));
+    EXPECT_EQ(out[1], 0.25f * 4 * -32);
+  }
+}
+
 TEST(Dequant, PlainTypes) {
   const float f[3] = {1.5f, -0.0f, 3e38f};
   float out[3];
