@@ -101,14 +101,8 @@ void DecodeRowGroup(const MatMulJob& job, int64_t m0) {
 
 template <class L>
 void DecodeRows(const MatMulJob& job, int64_t m0, int64_t m1) {
-  int64_t m = m0;
-  for (; m + 4 <= m1; m += 4) DecodeRowGroup<L, 4>(job, m);
-  switch (m1 - m) {
-    case 3: DecodeRowGroup<L, 3>(job, m); break;
-    case 2: DecodeRowGroup<L, 2>(job, m); break;
-    case 1: DecodeRowGroup<L, 1>(job, m); break;
-    default: break;
-  }
+  // One row at a time: a single sequential stream, see QuantDecodeRowsAvx512.
+  for (int64_t m = m0; m < m1; ++m) DecodeRowGroup<L, 1>(job, m);
 }
 
 // Widens W[m0 .. m0+rows, k0 .. k0+kc] into panel[rows, kKc].

@@ -276,14 +276,10 @@ void QuantizeActsAvx512(const MatMulJob& job, int64_t t0, int64_t t1) {
 
 void QuantDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1) {
   const DecodeActs acts = DecodeActsAt(job.act, job.n, job.k);
-  int64_t m = m0;
-  for (; m + 4 <= m1; m += 4) DecodeGroup<4>(job, acts, m);
-  switch (m1 - m) {
-    case 3: DecodeGroup<3>(job, acts, m); break;
-    case 2: DecodeGroup<2>(job, acts, m); break;
-    case 1: DecodeGroup<1>(job, acts, m); break;
-    default: break;
-  }
+  // One row at a time: the weights are then read as one sequential stream, which the hardware
+  // prefetcher follows at full speed. Interleaving 4 rows (to share x loads) made 4 short
+  // streams and measured 3x slower from DRAM on Zen 5 (x is re-read from L1 instead).
+  for (int64_t m = m0; m < m1; ++m) DecodeGroup<1>(job, acts, m);
 }
 
 }  // namespace fastgen::kernels::cpu
