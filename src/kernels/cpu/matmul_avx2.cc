@@ -1,18 +1,51 @@
-// The AVX2 kernel table.
+// The AVX2 kernel table. Decode: float weights exactly, quantized weights with int8 activations.
+// GEMM: the float32 micro-kernel for every dtype (quantized panels dequantized exactly), since
+// AVX2 has no VNNI and vpmaddubsw's saturation makes a general int8 GEMM awkward.
 #include "kernels/cpu/act_layout.h"
-#include "kernels/cpu/matmul_job.h"
+#include "kernels/cpu/kernels_avx2.h"
 
 namespace fastgen::kernels::cpu {
 namespace {
 
-bool Supports(DType) { return false; }
-int64_t GemmMinTokens(DType) { return 8; }
-size_t ActBytes(const MatMulJob&) { return 0; }
-int64_t PrepareUnits(const MatMulJob&) { return 0; }
-void Prepare(const MatMulJob&, int64_t, int64_t) {}
-size_t ScratchBytes(const MatMulJob&) { return 0; }
-void Rows(const MatMulJob&, int64_t, int64_t, uint8_t*) {}
+bool IsFloat(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
 
+bool Supports(DType t) {
+  return IsFloat(t) || t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K ||
+         t == DType::kQ6_K;
+}
+
+int64_t GemmMinTokens(DType) { return 8; }
+
+size_t ActBytes(const MatMulJob& job) {
+  if (job.gemm) return static_cast<size_t>(GemmTokenBlocks(job.n)) * FloatGemmBlockBytes(job.k);
+  return IsFloat(job.dtype) ? 0 : DecodeActsBytes(job.n, job.k);
+}
+
+int64_t PrepareUnits(const MatMulJob& job) {
+  return job.gemm ? GemmTokenBlocks(job.n) : (IsFloat(job.dtype) ? 0 : job.n);
+}
+
+void Prepare(const MatMulJob& job, int64_t u0, int64_t u1) {
+  if (job.gemm) {
+    FloatGemmPrepareAvx2(job, u0, u1);
+  } else if (!IsFloat(job.dtype)) {
+    QuantizeActsAvx2(job, u0, u1);
+  }
+}
+
+size_t ScratchBytes(const MatMulJob& job) { return job.gemm ? FloatGemmScratchBytesAvx2(job) : 0; }
+
+void Rows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
+  if (job.gemm) {
+    FloatGemmRowsAvx2(job, m0, m1, scratch);
+  } else if (IsFloat(job.dtype)) {
+    FloatDecodeRowsAvx2(job, m0, m1);
+  } else {
+    QuantDecodeRowsAvx2(job, m0, m1);
+  }
+}
+
+// Constant-initialized: no code of this file runs before the ISA check.
 constexpr IsaKernels kKernels = {Supports, GemmMinTokens, ActBytes, PrepareUnits,
                                  Prepare,  ScratchBytes,  Rows};
 
