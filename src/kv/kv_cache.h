@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/status.h"
@@ -37,6 +38,11 @@ class KvCache {
   // it are dead and are overwritten by the next forward pass.
   void Truncate(int64_t length) { if (length < length_) length_ = length < 0 ? 0 : length; }
   void Clear() { length_ = 0; }
+  // Tree rollback: of the slots [base, length) a token-tree verification appended, keeps those
+  // at base + keep[i] (strictly increasing offsets: an accepted root-to-leaf path), moving them
+  // to be contiguous at base + i in every layer, and truncates to base + keep.size(). Fails
+  // without touching the cache on offsets out of range or out of order.
+  Status CompactTail(int64_t base, std::span<const int32_t> keep);
   size_t bytes() const { return (k_.size() + v_.size()) * sizeof(float); }
 
  private:

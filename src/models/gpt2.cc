@@ -58,10 +58,11 @@ class Gpt2Model final : public Model {
   }
 
  protected:
-  void ForwardImpl(std::span<const int32_t> tokens, KvCache& kv, LogitsMode mode,
+  void ForwardImpl(const ForwardPlan& plan, KvCache& kv, LogitsMode mode,
                    std::vector<float>* logits) override {
     const ModelConfig& c = config();
     ops::Context ctx{pool_};
+    const std::span<const int32_t> tokens = plan.tokens;
     const int64_t n = static_cast<int64_t>(tokens.size());
     const int64_t d = c.d_model, start = kv.length();
     const float eps = static_cast<float>(c.norm_eps);
@@ -73,17 +74,17 @@ class Gpt2Model final : public Model {
     grow(q_, n * d);
     grow(att_, n * d);
     grow(ff_, n * c.d_ff);
-    grow(pos_, n);
     grow(tmp_, n * d);
     float* x = x_.data();  // [n, d] residual stream
     float* h = h_.data();  // [n, d]
 
-    for (int64_t t = 0; t < n; ++t) pos_[static_cast<size_t>(t)] = static_cast<int32_t>(start + t);
+    const int32_t* pos = plan.positions.data();  // [n]
     ops::Embed(ctx, wte_, tokens.data(), n, x);
-    ops::Embed(ctx, wpe_, pos_.data(), n, tmp_.data());
+    ops::Embed(ctx, wpe_, pos, n, tmp_.data());
     ops::Add(ctx, x, tmp_.data(), n * d);
 
     for (int64_t l = 0; l < c.n_layer; ++l) {
+      if (plan.skip[static_cast<size_t>(l)]) continue;
       const Gpt2Layer& L = layers_[static_cast<size_t>(l)];
       float* k = kv.keys(l) + start * d;    // [n, n_head, head_dim]
       float* v = kv.values(l) + start * d;  // [n, n_head, head_dim]
@@ -106,7 +107,12 @@ class Gpt2Model final : public Model {
       a.head_dim = c.head_dim;
       a.kv_stride = d;
       a.n_kv = start + n;
-      a.q_slot = pos_.data();
+      a.q_slot = pos;
+      if (plan.is_tree()) {
+        a.tree_mask = plan.tree_mask.data();
+        a.tree_pos = plan.tree_pos.data();
+        a.tree_start = plan.tree_start;
+      }
       a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
       ops::Attention(ctx, a);
       ops::MatMul(ctx, L.w_proj, att_.data(), n, h);
@@ -138,7 +144,6 @@ class Gpt2Model final : public Model {
   std::vector<Gpt2Layer> layers_;
   // Batch activations, grown once and reused.
   std::vector<float> x_, h_, q_, att_, ff_, tmp_;
-  std::vector<int32_t> pos_;
 };
 
 }  // namespace

@@ -30,7 +30,6 @@ struct Workspace {
   std::vector<float> att;     // [n, n_head * head_dim] attention output
   std::vector<float> gate;    // [n, d_ff]
   std::vector<float> up;      // [n, d_ff]
-  std::vector<int32_t> pos;   // [n] absolute positions (= cache slots)
 
   void Reserve(const ModelConfig& c, int64_t n) {
     auto grow = [](auto& v, int64_t size) {
@@ -42,7 +41,6 @@ struct Workspace {
     grow(att, n * c.n_head * c.head_dim);
     grow(gate, n * c.d_ff);
     grow(up, n * c.d_ff);
-    grow(pos, n);
   }
 };
 
@@ -99,10 +97,11 @@ class LlamaModel final : public Model {
   }
 
  protected:
-  void ForwardImpl(std::span<const int32_t> tokens, KvCache& kv, LogitsMode mode,
+  void ForwardImpl(const ForwardPlan& plan, KvCache& kv, LogitsMode mode,
                    std::vector<float>* logits) override {
     const ModelConfig& c = config();
     ops::Context ctx{pool_};
+    const std::span<const int32_t> tokens = plan.tokens;
     const int64_t n = static_cast<int64_t>(tokens.size());
     const int64_t d = c.d_model, hd = c.head_dim, q_dim = c.n_head * hd, kv_dim = c.n_kv_head * hd;
     const int64_t start = kv.length();
@@ -111,13 +110,14 @@ class LlamaModel final : public Model {
     ws_.Reserve(c, n);
     float* x = ws_.x.data();  // [n, d]
     float* h = ws_.h.data();  // [n, d]
-    for (int64_t t = 0; t < n; ++t) ws_.pos[static_cast<size_t>(t)] = static_cast<int32_t>(start + t);
+    const int32_t* pos = plan.positions.data();  // [n]
 
     ops::Embed(ctx, tok_embd_, tokens.data(), n, x);
     if (c.arch == Arch::kGemma)  // Gemma scales embeddings by sqrt(d_model), rounded to float32
       ops::Scale(ctx, x, static_cast<float>(std::sqrt(static_cast<double>(d))), n * d);
 
     for (int64_t l = 0; l < c.n_layer; ++l) {
+      if (plan.skip[static_cast<size_t>(l)]) continue;
       const LlamaLayer& L = layers_[static_cast<size_t>(l)];
       // Attention block. K and V are written straight into this sequence's cache rows.
       float* k = kv.keys(l) + start * kv_dim;    // [n, n_kv_head, head_dim]
@@ -132,8 +132,8 @@ class LlamaModel final : public Model {
       if (L.bv) ops::AddBias(ctx, v, L.bv->data(), n, kv_dim, kv_dim);
       if (L.q_norm) ops::RmsNorm(ctx, q, L.q_norm->data(), n * c.n_head, hd, eps, plus_one, q);
       if (L.k_norm) ops::RmsNorm(ctx, k, L.k_norm->data(), n * c.n_kv_head, hd, eps, plus_one, k);
-      ops::Rope(ctx, q, n, c.n_head, hd, ws_.pos.data(), rope_);
-      ops::Rope(ctx, k, n, c.n_kv_head, hd, ws_.pos.data(), rope_);
+      ops::Rope(ctx, q, n, c.n_head, hd, pos, rope_);
+      ops::Rope(ctx, k, n, c.n_kv_head, hd, pos, rope_);
 
       kernels::AttentionArgs a;
       a.q = q;
@@ -146,8 +146,13 @@ class LlamaModel final : public Model {
       a.head_dim = hd;
       a.kv_stride = kv_dim;
       a.n_kv = start + n;
-      a.q_slot = ws_.pos.data();
+      a.q_slot = pos;  // chain: position = slot; tree: the position, with the mask deciding slots
       a.window = c.sliding_window;
+      if (plan.is_tree()) {
+        a.tree_mask = plan.tree_mask.data();
+        a.tree_pos = plan.tree_pos.data();
+        a.tree_start = plan.tree_start;
+      }
       a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
       ops::Attention(ctx, a);
       ops::MatMul(ctx, L.wo, ws_.att.data(), n, h);  // h = attention output projected to [n, d]

@@ -1,12 +1,14 @@
 #include "models/model.h"
 
+#include <algorithm>
+
 #include "models/gpt2.h"
 #include "models/llama.h"
 
 namespace fastgen {
 
-Status Model::Forward(std::span<const int32_t> tokens, KvCache& kv, LogitsMode mode,
-                      std::vector<float>* logits) {
+Status Model::Forward(std::span<const int32_t> tokens, const BatchLayout& layout, KvCache& kv,
+                      LogitsMode mode, std::vector<float>* logits) {
   const ModelConfig& c = config();
   if (tokens.empty()) return InvalidArgument("forward pass over an empty batch");
   for (size_t i = 0; i < tokens.size(); ++i) {
@@ -19,14 +21,64 @@ Status Model::Forward(std::span<const int32_t> tokens, KvCache& kv, LogitsMode m
   if (kv.length() + n > kv.capacity())
     return InvalidArgument(std::to_string(kv.length() + n) + " tokens exceed the context size of " +
                            std::to_string(kv.capacity()));
-  if (c.arch == Arch::kGpt2 && kv.length() + n > c.max_context)
-    return InvalidArgument(std::to_string(kv.length() + n) +
-                           " tokens exceed GPT-2's learned positions (" +
-                           std::to_string(c.max_context) + ")");
   const KvCacheShape& s = kv.shape();
   if (s.n_layer != c.n_layer || s.n_kv_head != c.n_kv_head || s.head_dim != c.head_dim)
     return InvalidArgument("KV cache was made for a different model");
-  ForwardImpl(tokens, kv, mode, logits);
+  FG_RETURN_IF_ERROR(Plan(tokens, layout, kv));
+  const int32_t last_pos = *std::max_element(plan_.positions.begin(), plan_.positions.end());
+  if (c.arch == Arch::kGpt2 && last_pos >= c.max_context)
+    return InvalidArgument(std::to_string(last_pos + 1) + " tokens exceed GPT-2's learned positions (" +
+                           std::to_string(c.max_context) + ")");
+  ForwardImpl(plan_, kv, mode, logits);
+  return Status::Ok();
+}
+
+Status Model::Plan(std::span<const int32_t> tokens, const BatchLayout& layout, const KvCache& kv) {
+  const ModelConfig& c = config();
+  const int64_t n = static_cast<int64_t>(tokens.size()), start = kv.length();
+  ForwardPlan& p = plan_;
+  p.tokens = tokens;
+  p.skip.assign(static_cast<size_t>(c.n_layer), 0);
+  for (int32_t l : layout.skip_layers) {
+    if (l < 0 || l >= c.n_layer)
+      return InvalidArgument("skipped layer " + std::to_string(l) + " outside [0, " +
+                             std::to_string(c.n_layer) + ")");
+    p.skip[static_cast<size_t>(l)] = 1;
+  }
+  p.positions.resize(static_cast<size_t>(n));
+  p.tree_mask.clear();
+  p.tree_pos.clear();
+  if (layout.parents.empty()) {
+    for (int64_t t = 0; t < n; ++t) p.positions[static_cast<size_t>(t)] = static_cast<int32_t>(start + t);
+    return Status::Ok();
+  }
+
+  const int64_t tree_start = layout.tree_start < 0 ? start : layout.tree_start;
+  if (tree_start > start)
+    return InvalidArgument("token tree starts at slot " + std::to_string(tree_start) +
+                           " past the cache length " + std::to_string(start));
+  const int64_t tree_len = start + n - tree_start;
+  if (static_cast<int64_t>(layout.parents.size()) != tree_len)
+    return InvalidArgument("token tree has " + std::to_string(layout.parents.size()) +
+                           " parent entries for " + std::to_string(tree_len) + " nodes");
+  p.tree_start = tree_start;
+  p.tree_pos.resize(static_cast<size_t>(tree_len));  // depth first, then position
+  for (int64_t i = 0; i < tree_len; ++i) {
+    const int32_t parent = layout.parents[static_cast<size_t>(i)];
+    if (parent < -1 || parent >= i)
+      return InvalidArgument("token tree node " + std::to_string(i) + " has parent " +
+                             std::to_string(parent) + " (must be -1 or an earlier node)");
+    p.tree_pos[static_cast<size_t>(i)] =
+        parent < 0 ? static_cast<int32_t>(tree_start) : p.tree_pos[static_cast<size_t>(parent)] + 1;
+  }
+  // Row t of the mask: batch token t (tree node tree_len - n + t) sees its ancestors and itself.
+  p.tree_mask.assign(static_cast<size_t>(n * tree_len), 0);
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t node = tree_len - n + t;
+    p.positions[static_cast<size_t>(t)] = p.tree_pos[static_cast<size_t>(node)];
+    uint8_t* row = p.tree_mask.data() + t * tree_len;
+    for (int64_t a = node; a >= 0; a = layout.parents[static_cast<size_t>(a)]) row[a] = 1;
+  }
   return Status::Ok();
 }
 

@@ -20,6 +20,36 @@ enum class LogitsMode {
   kAll,   // logits of every token of the batch: [n, vocab]
 };
 
+// How a batch's tokens relate to each other and to the cache (speculative verification).
+// The default is a causal chain at positions kv.length() .. kv.length() + n - 1.
+struct BatchLayout {
+  // Token tree: cache slots [tree_start, kv.length() + n) are tree nodes, the ones already cached
+  // by earlier passes first, then this batch. parents[i] is the tree index (slot - tree_start)
+  // of node i's parent, or -1 for a node attaching to the prefix [0, tree_start); parents[i] < i.
+  // A node attends to the prefix, its ancestors and itself, at position tree_start + depth, so
+  // every root-to-leaf path computes exactly what that path would as a chain. Positions are
+  // derived from the tree rather than passed in: they cannot then disagree with it.
+  // Empty: a chain (no tree).
+  std::span<const int32_t> parents;  // [kv.length() + n - tree_start]
+  int64_t tree_start = -1;           // -1: kv.length(), i.e. the batch alone is the tree
+  // Layers bypassed (the residual stream passes through unchanged): a cheaper, shallower copy
+  // of the model that drafts for itself (layer-skip self-speculation). Their cache rows are not
+  // written, so a cache used with skipped layers must not serve full passes later.
+  std::span<const int32_t> skip_layers;
+};
+
+// A validated batch as the architectures consume it.
+struct ForwardPlan {
+  std::span<const int32_t> tokens;   // [n]
+  std::vector<int32_t> positions;    // [n] RoPE / learned position of each token
+  // Tree attention (empty mask = causal chain): see kernels::AttentionArgs.
+  int64_t tree_start = 0;
+  std::vector<uint8_t> tree_mask;    // [n, tree_len] ancestor-or-self visibility
+  std::vector<int32_t> tree_pos;     // [tree_len] positions of the tree nodes
+  std::vector<uint8_t> skip;         // [n_layer] 1 = layer skipped
+  bool is_tree() const { return !tree_mask.empty(); }
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -33,7 +63,13 @@ class Model {
   // to `logits` (resized). Fails without touching the cache on an id outside the vocabulary
   // or a batch that would overflow the cache.
   Status Forward(std::span<const int32_t> tokens, KvCache& kv, LogitsMode mode,
-                 std::vector<float>* logits);
+                 std::vector<float>* logits) {
+    return Forward(tokens, BatchLayout{}, kv, mode, logits);
+  }
+  // The same with a tree layout and/or skipped layers. Keys and values of token i always go
+  // to cache slot kv.length() + i; rolling a tree back to one path is KvCache::CompactTail.
+  Status Forward(std::span<const int32_t> tokens, const BatchLayout& layout, KvCache& kv,
+                 LogitsMode mode, std::vector<float>* logits);
 
   // A cache for one sequence of up to `capacity` positions (clamped to nothing; the caller
   // decides the context size, the model's own limit is config().max_context).
@@ -42,11 +78,15 @@ class Model {
  protected:
   Model(std::unique_ptr<Checkpoint> ckpt, ThreadPool* pool) : ckpt_(std::move(ckpt)), pool_(pool) {}
   // Architecture-specific forward pass over validated input.
-  virtual void ForwardImpl(std::span<const int32_t> tokens, KvCache& kv, LogitsMode mode,
+  virtual void ForwardImpl(const ForwardPlan& plan, KvCache& kv, LogitsMode mode,
                            std::vector<float>* logits) = 0;
 
   std::unique_ptr<Checkpoint> ckpt_;
   ThreadPool* pool_;
+
+ private:
+  Status Plan(std::span<const int32_t> tokens, const BatchLayout& layout, const KvCache& kv);
+  ForwardPlan plan_;  // reused across calls so decoding does not allocate
 };
 
 struct ModelOptions {

@@ -6,31 +6,65 @@
 #include "kernels/reference/elementwise.h"
 
 namespace fastgen::kernels::reference {
+namespace {
+
+// Softmax-weighted sum of the values of `slots` (one query, one head) into out.
+void AttendSlots(const AttentionArgs& a, const float* q, int64_t kvh, const int32_t* slots,
+                 int64_t count, float* scores, float* out) {
+  std::fill(out, out + a.head_dim, 0.0f);
+  if (count <= 0) return;
+  for (int64_t s = 0; s < count; ++s) {
+    const float* k = a.k + slots[s] * a.kv_stride + kvh * a.head_dim;
+    float dot = 0.0f;
+    for (int64_t i = 0; i < a.head_dim; ++i) dot += q[i] * k[i];
+    scores[s] = dot * a.scale;
+  }
+  Softmax(scores, count);
+  for (int64_t s = 0; s < count; ++s) {
+    const float w = scores[s];
+    const float* v = a.v + slots[s] * a.kv_stride + kvh * a.head_dim;
+    for (int64_t i = 0; i < a.head_dim; ++i) out[i] += w * v[i];
+  }
+}
+
+// Visible slots of query t, in increasing slot order: the order a causal chain uses, so a tree
+// branch sums its scores in the same order as the chain it stands for.
+int64_t VisibleSlots(const AttentionArgs& a, int64_t t, int32_t* slots) {
+  int64_t count = 0;
+  if (!a.tree_mask) {
+    const int64_t last = std::min<int64_t>(a.q_slot[t], a.n_kv - 1);
+    const int64_t first = a.window > 0 ? std::max<int64_t>(0, last - a.window + 1) : 0;
+    for (int64_t j = first; j <= last; ++j) slots[count++] = static_cast<int32_t>(j);
+    return count;
+  }
+  const int64_t pos = a.q_slot[t];
+  const auto visible_at = [&](int64_t key_pos) { return a.window <= 0 || pos - key_pos < a.window; };
+  const int64_t prefix = std::min(a.tree_start, a.n_kv);
+  for (int64_t j = 0; j < prefix; ++j)
+    if (visible_at(j)) slots[count++] = static_cast<int32_t>(j);
+  const int64_t cols = a.n_kv - a.tree_start;
+  const uint8_t* row = a.tree_mask + t * cols;
+  for (int64_t m = 0; m < cols; ++m)
+    if (row[m] && visible_at(a.tree_pos[m])) slots[count++] = static_cast<int32_t>(a.tree_start + m);
+  return count;
+}
+
+}  // namespace
 
 void AttentionRange(const AttentionArgs& a, int64_t begin, int64_t end) {
   const int64_t group = a.n_head / a.n_kv_head;
   std::vector<float> scores(static_cast<size_t>(a.n_kv));  // [n_kv] one query's logits
+  std::vector<int32_t> slots(static_cast<size_t>(a.n_kv));  // [n_kv] the slots it sees
+  int64_t slots_of = -1;  // query whose visible slots `slots` holds
+  int64_t count = 0;
   for (int64_t qh = begin; qh < end; ++qh) {
     const int64_t t = qh / a.n_head, h = qh % a.n_head, kvh = h / group;
-    const float* q = a.q + (t * a.n_head + h) * a.head_dim;
-    float* out = a.out + (t * a.n_head + h) * a.head_dim;
-    const int64_t last = std::min<int64_t>(a.q_slot[t], a.n_kv - 1);
-    const int64_t first = a.window > 0 ? std::max<int64_t>(0, last - a.window + 1) : 0;
-    const int64_t count = last - first + 1;
-    std::fill(out, out + a.head_dim, 0.0f);
-    if (count <= 0) continue;
-    for (int64_t j = first; j <= last; ++j) {
-      const float* k = a.k + j * a.kv_stride + kvh * a.head_dim;
-      float dot = 0.0f;
-      for (int64_t i = 0; i < a.head_dim; ++i) dot += q[i] * k[i];
-      scores[static_cast<size_t>(j - first)] = dot * a.scale;
+    if (t != slots_of) {
+      count = VisibleSlots(a, t, slots.data());
+      slots_of = t;
     }
-    Softmax(scores.data(), count);
-    for (int64_t j = first; j <= last; ++j) {
-      const float w = scores[static_cast<size_t>(j - first)];
-      const float* v = a.v + j * a.kv_stride + kvh * a.head_dim;
-      for (int64_t i = 0; i < a.head_dim; ++i) out[i] += w * v[i];
-    }
+    AttendSlots(a, a.q + (t * a.n_head + h) * a.head_dim, kvh, slots.data(), count, scores.data(),
+                a.out + (t * a.n_head + h) * a.head_dim);
   }
 }
 

@@ -1,0 +1,248 @@
+// The model interface speculative decoding builds on: token-tree forward passes (every branch
+// computes what it would as a chain), KV-cache compaction back to one path, layer skipping.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+#include "test_util.h"
+
+namespace fastgen {
+namespace {
+
+using testing::RelError;
+using testing::SharedPath;
+
+ThreadPool& Pool() {
+  static ThreadPool pool(2);
+  return pool;
+}
+
+std::unique_ptr<Model> Load(const std::string& fixture) {
+  auto model = LoadModel(SharedPath("fixtures/" + fixture), &Pool());
+  EXPECT_TRUE(model.ok()) << model.status().message();
+  return model.ok() ? std::move(*model) : nullptr;
+}
+
+// A prefix longer than Mistral's 16-token window, so the window's position arithmetic matters.
+std::vector<int32_t> Prefix() {
+  std::vector<int32_t> p;
+  for (int i = 0; i < 21; ++i) p.push_back(static_cast<int32_t>((i * 37 + 11) % 256));
+  return p;
+}
+
+// The tree used below:   prefix ─ 7 ─┬─ 42 ─ 9
+//                                    └─ 13
+//                        prefix ─ 99 ─ 5 ─ 77
+const std::vector<int32_t> kTreeTokens = {7, 42, 13, 99, 9, 5, 77};
+const std::vector<int32_t> kTreeParents = {-1, 0, 0, -1, 1, 3, 5};
+// Root-to-leaf paths as tree indices.
+const std::vector<std::vector<int32_t>> kPaths = {{0, 1, 4}, {0, 2}, {3, 5, 6}};
+
+// Logits of every token of `chain` run causally after the prefix: [chain.size(), vocab].
+std::vector<float> ChainLogits(Model& m, const std::vector<int32_t>& chain) {
+  auto kv = m.NewKvCache(64);
+  EXPECT_TRUE(kv.ok());
+  std::vector<float> logits;
+  EXPECT_TRUE(m.Forward(Prefix(), *kv, LogitsMode::kLast, &logits).ok());
+  EXPECT_TRUE(m.Forward(chain, *kv, LogitsMode::kAll, &logits).ok());
+  return logits;
+}
+
+class TreeForward : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TreeForward, EveryBranchMatchesItsChain) {
+  auto m = Load(GetParam());
+  ASSERT_TRUE(m);
+  const int64_t vocab = m->config().vocab_size;
+  auto kv = m->NewKvCache(64);
+  ASSERT_TRUE(kv.ok());
+  std::vector<float> tree_logits, scratch;
+  ASSERT_TRUE(m->Forward(Prefix(), *kv, LogitsMode::kLast, &scratch).ok());
+  BatchLayout layout;
+  layout.parents = kTreeParents;
+  ASSERT_TRUE(m->Forward(kTreeTokens, layout, *kv, LogitsMode::kAll, &tree_logits).ok());
+  for (const auto& path : kPaths) {
+    std::vector<int32_t> chain;
+    for (int32_t i : path) chain.push_back(kTreeTokens[static_cast<size_t>(i)]);
+    const std::vector<float> want = ChainLogits(*m, chain);
+    for (size_t d = 0; d < path.size(); ++d) {
+      const float* got = tree_logits.data() + path[d] * vocab;
+      EXPECT_LT(RelError(got, want.data() + static_cast<int64_t>(d) * vocab, vocab), 1e-5)
+          << GetParam() << " node " << path[d];
+    }
+  }
+}
+
+// A tree grown over several passes (as a draft model expands it level by level) computes the
+// same as the whole tree in one pass.
+TEST_P(TreeForward, IncrementalTreeMatchesOnePass) {
+  auto m = Load(GetParam());
+  ASSERT_TRUE(m);
+  const int64_t vocab = m->config().vocab_size;
+  auto one = m->NewKvCache(64), inc = m->NewKvCache(64);
+  ASSERT_TRUE(one.ok() && inc.ok());
+  std::vector<float> want, got, scratch;
+  ASSERT_TRUE(m->Forward(Prefix(), *one, LogitsMode::kLast, &scratch).ok());
+  ASSERT_TRUE(m->Forward(Prefix(), *inc, LogitsMode::kLast, &scratch).ok());
+  BatchLayout all;
+  all.parents = kTreeParents;
+  ASSERT_TRUE(m->Forward(kTreeTokens, all, *one, LogitsMode::kAll, &want).ok());
+
+  const int64_t tree_start = inc->length();
+  const size_t split = 4;  // nodes 0..3 first, then 4..6 whose parents were cached earlier
+  BatchLayout first;
+  first.parents = std::span<const int32_t>(kTreeParents).first(split);
+  ASSERT_TRUE(m->Forward(std::span<const int32_t>(kTreeTokens).first(split), first, *inc,
+                         LogitsMode::kAll, &got).ok());
+  BatchLayout second;
+  second.parents = kTreeParents;
+  second.tree_start = tree_start;
+  std::vector<float> rest;
+  ASSERT_TRUE(m->Forward(std::span<const int32_t>(kTreeTokens).subspan(split), second, *inc,
+                         LogitsMode::kAll, &rest).ok());
+  got.insert(got.end(), rest.begin(), rest.end());
+  for (size_t i = 0; i < kTreeTokens.size(); ++i)
+    EXPECT_LT(RelError(got.data() + i * vocab, want.data() + i * vocab, vocab), 1e-5) << "node " << i;
+}
+
+// Rollback: after verifying a tree and keeping one path, the cache equals a cache that only
+// ever saw that path, and continuing from it gives the chain's logits.
+TEST_P(TreeForward, CompactionEqualsCacheBuiltWithoutRejectedNodes) {
+  auto m = Load(GetParam());
+  ASSERT_TRUE(m);
+  const int64_t vocab = m->config().vocab_size;
+  for (const auto& path : kPaths) {
+    auto kv = m->NewKvCache(64), ref = m->NewKvCache(64);
+    ASSERT_TRUE(kv.ok() && ref.ok());
+    std::vector<float> scratch, got, want;
+    ASSERT_TRUE(m->Forward(Prefix(), *kv, LogitsMode::kLast, &scratch).ok());
+    ASSERT_TRUE(m->Forward(Prefix(), *ref, LogitsMode::kLast, &scratch).ok());
+    const int64_t base = kv->length();
+    BatchLayout layout;
+    layout.parents = kTreeParents;
+    ASSERT_TRUE(m->Forward(kTreeTokens, layout, *kv, LogitsMode::kAll, &scratch).ok());
+    ASSERT_TRUE(kv->CompactTail(base, path).ok());
+    std::vector<int32_t> chain;
+    for (int32_t i : path) chain.push_back(kTreeTokens[static_cast<size_t>(i)]);
+    ASSERT_TRUE(m->Forward(chain, *ref, LogitsMode::kAll, &scratch).ok());
+    ASSERT_EQ(kv->length(), ref->length());
+    const int64_t floats = ref->length() * ref->row_floats();
+    for (int64_t l = 0; l < m->config().n_layer; ++l) {
+      float max_diff = 0;
+      for (int64_t i = 0; i < floats; ++i) {
+        max_diff = std::max(max_diff, std::abs(kv->keys(l)[i] - ref->keys(l)[i]));
+        max_diff = std::max(max_diff, std::abs(kv->values(l)[i] - ref->values(l)[i]));
+      }
+      EXPECT_LE(max_diff, 1e-6f) << GetParam() << " layer " << l;
+    }
+    const std::vector<int32_t> next = {3, 250};
+    ASSERT_TRUE(m->Forward(next, *kv, LogitsMode::kAll, &got).ok());
+    ASSERT_TRUE(m->Forward(next, *ref, LogitsMode::kAll, &want).ok());
+    for (int64_t t = 0; t < 2; ++t)
+      EXPECT_LT(RelError(got.data() + t * vocab, want.data() + t * vocab, vocab), 1e-6);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TreeForward,
+                         ::testing::Values("llama", "mistral", "qwen3", "gemma", "phi3", "gpt2"),
+                         [](const auto& info) { return info.param; });
+
+TEST(KvCompaction, RejectsBadOffsets) {
+  auto kv = KvCache::Create({1, 1, 2, 8});
+  ASSERT_TRUE(kv.ok());
+  kv->Advance(5);
+  const std::vector<int32_t> unordered = {2, 1}, outside = {0, 3}, empty = {};
+  EXPECT_FALSE(kv->CompactTail(2, unordered).ok());
+  EXPECT_FALSE(kv->CompactTail(2, outside).ok());
+  EXPECT_FALSE(kv->CompactTail(6, empty).ok());
+  EXPECT_EQ(kv->length(), 5);
+  ASSERT_TRUE(kv->CompactTail(2, empty).ok());  // reject the whole tail
+  EXPECT_EQ(kv->length(), 2);
+}
+
+TEST(KvCompaction, MovesRowsInEveryLayer) {
+  auto kv = KvCache::Create({2, 1, 2, 8});
+  ASSERT_TRUE(kv.ok());
+  for (int64_t l = 0; l < 2; ++l)
+    for (int64_t i = 0; i < 12; ++i) {
+      kv->keys(l)[i] = static_cast<float>(100 * l + i);
+      kv->values(l)[i] = static_cast<float>(-100 * l - i);
+    }
+  kv->Advance(6);
+  const std::vector<int32_t> keep = {1, 3};  // slots 3 and 5 of base 2
+  ASSERT_TRUE(kv->CompactTail(2, keep).ok());
+  EXPECT_EQ(kv->length(), 4);
+  for (int64_t l = 0; l < 2; ++l) {
+    EXPECT_EQ(kv->keys(l)[4], 100 * l + 6);  // slot 2 <- slot 3
+    EXPECT_EQ(kv->keys(l)[7], 100 * l + 11);  // slot 3 <- slot 5
+    EXPECT_EQ(kv->values(l)[6], -100 * l - 10);
+    EXPECT_EQ(kv->keys(l)[1], 100 * l + 1);  // prefix untouched
+  }
+}
+
+TEST(TreeForward, RejectsMalformedTrees) {
+  auto m = Load("llama");
+  ASSERT_TRUE(m);
+  auto kv = m->NewKvCache(16);
+  ASSERT_TRUE(kv.ok());
+  std::vector<float> logits;
+  const std::vector<int32_t> tokens = {1, 2, 3};
+  const std::vector<int32_t> forward_ref = {-1, 2, 0}, too_short = {-1, 0};
+  BatchLayout layout;
+  layout.parents = forward_ref;
+  EXPECT_FALSE(m->Forward(tokens, layout, *kv, LogitsMode::kAll, &logits).ok());
+  layout.parents = too_short;
+  EXPECT_FALSE(m->Forward(tokens, layout, *kv, LogitsMode::kAll, &logits).ok());
+  layout.parents = {};
+  layout.tree_start = 5;
+  const std::vector<int32_t> chain = {-1, 0, 1};
+  layout.parents = chain;
+  EXPECT_FALSE(m->Forward(tokens, layout, *kv, LogitsMode::kAll, &logits).ok());
+  const std::vector<int32_t> bad_layer = {7};
+  BatchLayout skip;
+  skip.skip_layers = bad_layer;
+  EXPECT_FALSE(m->Forward(tokens, skip, *kv, LogitsMode::kAll, &logits).ok());
+  EXPECT_EQ(kv->length(), 0);
+}
+
+// Skipping layers is the shallower model: skipping none is the full model, skipping every
+// layer leaves the embedding alone (its logits depend on the last token only), and a skipped
+// layer's cache rows stay untouched.
+TEST(LayerSkip, SkipsExactlyTheNamedLayers) {
+  auto m = Load("llama");
+  ASSERT_TRUE(m);
+  const int64_t vocab = m->config().vocab_size;
+  const std::vector<int32_t> a = {5, 6, 7}, b = {200, 201, 7};
+  auto run = [&](const std::vector<int32_t>& tokens, std::vector<int32_t> skip, KvCache* out_kv) {
+    auto kv = m->NewKvCache(8);
+    EXPECT_TRUE(kv.ok());
+    BatchLayout layout;
+    layout.skip_layers = skip;
+    std::vector<float> logits;
+    EXPECT_TRUE(m->Forward(tokens, layout, *kv, LogitsMode::kLast, &logits).ok());
+    if (out_kv) *out_kv = std::move(*kv);
+    return logits;
+  };
+  EXPECT_EQ(run(a, {}, nullptr), run(a, {}, nullptr));
+  const auto none = run(a, {0, 1}, nullptr);
+  EXPECT_EQ(none, run(b, {0, 1}, nullptr));  // no attention left: only the last token matters
+  const auto skip1 = run(a, {1}, nullptr);
+  EXPECT_GT(RelError(skip1.data(), run(a, {}, nullptr).data(), vocab), 1e-3);
+  auto kv = m->NewKvCache(8);  // fresh caches are zero-filled
+  ASSERT_TRUE(kv.ok());
+  KvCache kv_skip = std::move(*kv);
+  run(a, {1}, &kv_skip);
+  const int64_t floats = 3 * kv_skip.row_floats();
+  bool layer0_written = false, layer1_written = false;
+  for (int64_t i = 0; i < floats; ++i) {
+    layer0_written |= kv_skip.keys(0)[i] != 0.0f;
+    layer1_written |= kv_skip.keys(1)[i] != 0.0f;
+  }
+  EXPECT_TRUE(layer0_written);
+  EXPECT_FALSE(layer1_written);
+}
+
+}  // namespace
+}  // namespace fastgen
