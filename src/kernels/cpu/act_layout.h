@@ -27,11 +27,18 @@ struct DecodeActs {
   int32_t* isum16;  // [n, k/16] sums of qs over 16 elements
   float* fsum16;    // [n, k/16] d * isum16: sums of the dequantized x over 16 elements
   float* fsum32;    // [n, k/32] the same over 32 elements
+  // For AVX-512 kernels that take two 32-blocks per 512-bit vector (8 lanes each):
+  float* dx_pair;       // [n, k/64, 16] d of block 2p in lanes 0..7, of block 2p+1 in 8..15
+  int32_t* bias_pair;   // [n, k/64, 16] -offset·Σq of block 2p in lane 0, of 2p+1 in lane 8
+  // qs in Q4_K's nibble order, blocks 0,2,1,3,4,6,5,7 of every 256 (filled for Q4_K only).
+  int8_t* qs_q4k;       // [n, k]
 };
 
 inline size_t DecodeActsBytes(int64_t n, int64_t k) {
   const size_t nk = static_cast<size_t>(n * k);
-  return AlignUp(nk) + AlignUp(nk / 32 * 4) + AlignUp(nk / 16 * 4) * 2 + AlignUp(nk / 32 * 4);
+  const size_t pairs = static_cast<size_t>(n * (k / 64));
+  return AlignUp(nk) + AlignUp(nk / 32 * 4) + AlignUp(nk / 16 * 4) * 2 + AlignUp(nk / 32 * 4) +
+         2 * AlignUp(pairs * 64) + AlignUp(nk);
 }
 
 inline DecodeActs DecodeActsAt(uint8_t* base, int64_t n, int64_t k) {
@@ -46,6 +53,13 @@ inline DecodeActs DecodeActsAt(uint8_t* base, int64_t n, int64_t k) {
   a.fsum16 = reinterpret_cast<float*>(base);
   base += AlignUp(nk / 16 * 4);
   a.fsum32 = reinterpret_cast<float*>(base);
+  base += AlignUp(nk / 32 * 4);
+  const size_t pairs = static_cast<size_t>(n * (k / 64));
+  a.dx_pair = reinterpret_cast<float*>(base);
+  base += AlignUp(pairs * 64);
+  a.bias_pair = reinterpret_cast<int32_t*>(base);
+  base += AlignUp(pairs * 64);
+  a.qs_q4k = reinterpret_cast<int8_t*>(base);
   return a;
 }
 

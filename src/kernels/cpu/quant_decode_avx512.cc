@@ -59,16 +59,27 @@ void QuantizeRow(const float* x /*[k]*/, int64_t k, int8_t* qs /*[k]*/, float* d
 
 // One token's slice of DecodeActs.
 struct TokenActs {
-  const int8_t* qs;       // [k]
-  const float* d;         // [k/32]
-  const int32_t* isum16;  // [k/16]
-  const float* fsum16;    // [k/16]
-  const float* fsum32;    // [k/32]
+  const int8_t* qs;          // [k]
+  const float* d;            // [k/32]
+  const int32_t* isum16;     // [k/16]
+  const float* fsum16;       // [k/16]
+  const float* fsum32;       // [k/32]
+  const float* dx_pair;      // [k/64, 16]
+  const int32_t* bias_pair;  // [k/64, 16]
+  const int8_t* qs_q4k;      // [k]
 };
 
 TokenActs TokenAt(const DecodeActs& a, int64_t k, int64_t t) {
-  return {a.qs + t * k, a.d + t * (k / 32), a.isum16 + t * (k / 16), a.fsum16 + t * (k / 16),
-          a.fsum32 + t * (k / 32)};
+  return {a.qs + t * k,           a.d + t * (k / 32),      a.isum16 + t * (k / 16),
+          a.fsum16 + t * (k / 16), a.fsum32 + t * (k / 32), a.dx_pair + t * (k / 64) * 16,
+          a.bias_pair + t * (k / 64) * 16, a.qs_q4k + t * k};
+}
+
+// [d_w(block 2p) × 8 lanes, d_w(block 2p+1) × 8 lanes] from the blocks' f16 scales.
+inline __m512 PairScales(uint16_t d0, uint16_t d1) {
+  const __m128 both = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d0 | (uint32_t{d1} << 16))));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                               _mm512_castps128_ps512(both));
 }
 
 template <class Block, int R>
@@ -84,7 +95,26 @@ void DotQ8_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
   __m256 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-  for (int64_t b = 0; b < job.k / 32; ++b) {
+  // Two blocks per 512-bit vector: halves the conversions, scalings and FMAs per byte.
+  __m512 acc2[R];
+  for (int r = 0; r < R; ++r) acc2[r] = _mm512_setzero_ps();
+  const __m512i flip2 = _mm512_set1_epi8(static_cast<char>(0x80));
+  const int64_t pairs = job.k / 64;
+  for (int64_t p = 0; p < pairs; ++p) {
+    const __m512i xv = _mm512_loadu_si512(x.qs + 64 * p);
+    const __m512i bias = _mm512_loadu_si512(x.bias_pair + 16 * p);
+    const __m512 dx = _mm512_loadu_ps(x.dx_pair + 16 * p);
+    for (int r = 0; r < R; ++r) {
+      const block_q8_0* blk = rows[r] + 2 * p;
+      const __m512i w = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0].qs))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1].qs)), 1);
+      const __m512i dot = _mm512_dpbusd_epi32(bias, _mm512_xor_si512(w, flip2), xv);
+      acc2[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+                                _mm512_mul_ps(PairScales(blk[0].d, blk[1].d), dx), acc2[r]);
+    }
+  }
+  for (int64_t b = 2 * pairs; b < job.k / 32; ++b) {
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b));
     // (w + 128) · x = w · x + 128 Σx: start the lane sum at -128 Σx.
     const __m256i bias = LaneZero(-128 * (x.isum16[2 * b] + x.isum16[2 * b + 1]));
@@ -97,7 +127,7 @@ void DotQ8_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[r]);
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = ReduceAdd(acc[r]);
+  for (int r = 0; r < R; ++r) out[r] = ReduceAdd(acc[r]) + _mm512_reduce_add_ps(acc2[r]);
 }
 
 template <int R>
@@ -110,7 +140,30 @@ void DotQ4_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
   // The 16 quant bytes broadcast to both halves; the upper half shifted by 4 gives elements
   // 16..31 (high nibbles) after elements 0..15 (low nibbles), the order of x.
   const __m256i shifts = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
-  for (int64_t b = 0; b < job.k / 32; ++b) {
+  // Two blocks per 512-bit vector, as in DotQ8_0.
+  __m512 acc2[R];
+  for (int r = 0; r < R; ++r) acc2[r] = _mm512_setzero_ps();
+  const __m512i low4_2 = _mm512_set1_epi8(0x0f);
+  const __m512i shifts2 = _mm512_inserti64x4(_mm512_castsi256_si512(shifts), shifts, 1);
+  const int64_t pairs = job.k / 64;
+  for (int64_t p = 0; p < pairs; ++p) {
+    const __m512i xv = _mm512_loadu_si512(x.qs + 64 * p);
+    const __m512i bias = _mm512_loadu_si512(x.bias_pair + 16 * p);
+    const __m512 dx = _mm512_loadu_ps(x.dx_pair + 16 * p);
+    for (int r = 0; r < R; ++r) {
+      const block_q4_0* blk = rows[r] + 2 * p;
+      const __m512i q = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_broadcastsi128_si256(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs)))),
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs))),
+          1);
+      const __m512i wu = _mm512_and_si512(_mm512_srlv_epi16(q, shifts2), low4_2);
+      const __m512i dot = _mm512_dpbusd_epi32(bias, wu, xv);
+      acc2[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+                                _mm512_mul_ps(PairScales(blk[0].d, blk[1].d), dx), acc2[r]);
+    }
+  }
+  for (int64_t b = 2 * pairs; b < job.k / 32; ++b) {
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b));
     const __m256i bias = LaneZero(-8 * (x.isum16[2 * b] + x.isum16[2 * b + 1]));
     const __m256 dx = _mm256_set1_ps(x.d[b]);
@@ -123,7 +176,7 @@ void DotQ4_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[r]);
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = ReduceAdd(acc[r]);
+  for (int r = 0; r < R; ++r) out[r] = ReduceAdd(acc[r]) + _mm512_reduce_add_ps(acc2[r]);
 }
 
 // The 8 six-bit scales and 8 six-bit minimums of a Q4_K super-block as 16 bytes (scales in
@@ -145,14 +198,24 @@ template <int R>
 void DotQ4_K(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*[R]*/) {
   const block_q4_K* rows[R];
   RowPointers<block_q4_K, R>(job, m0, rows);
-  __m256 acc[R], min_acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = min_acc[r] = _mm256_setzero_ps();
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
-  alignas(32) float scale[8];  // d · scale_j · d_x(j) for the current row's 8 sub-blocks
+  __m512 acc[R];
+  __m256 min_acc[R];
+  for (int r = 0; r < R; ++r) {
+    acc[r] = _mm512_setzero_ps();
+    min_acc[r] = _mm256_setzero_ps();
+  }
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  // Lane patterns picking sub-block scales for the 4 products of a super-block: low nibbles of
+  // chunks 0,1 (sub-blocks 0, 2), their high nibbles (1, 3), then chunks 2,3 (4, 6 and 5, 7).
+  const __m512i pick[4] = {
+      _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2),
+      _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3),
+      _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6),
+      _mm512_setr_epi32(5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7)};
   for (int64_t i = 0; i < job.k / 256; ++i) {
-    __m256i xv[8];  // [8 sub-blocks, 32] int8
-    for (int j = 0; j < 8; ++j)
-      xv[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 256 * i + 32 * j));
+    const int8_t* xq = x.qs_q4k + 256 * i;  // [256] in nibble order
+    const __m512i xv[4] = {_mm512_loadu_si512(xq), _mm512_loadu_si512(xq + 64),
+                           _mm512_loadu_si512(xq + 128), _mm512_loadu_si512(xq + 192)};
     const __m256 dx = _mm256_loadu_ps(x.d + 8 * i);
     const __m256 xsum = _mm256_loadu_ps(x.fsum32 + 8 * i);
     for (int r = 0; r < R; ++r) {
@@ -162,24 +225,26 @@ void DotQ4_K(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
       const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sm));
       const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
       const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)));
-      _mm256_store_ps(scale,
-                      _mm256_mul_ps(_mm256_mul_ps(sc, _mm256_set1_ps(HalfToFloat(blk.d))), dx));
+      // d · scale_j · d_x(j) for the 8 sub-blocks.
+      const __m512 scale = _mm512_castps256_ps512(
+          _mm256_mul_ps(_mm256_mul_ps(sc, _mm256_set1_ps(HalfToFloat(blk.d))), dx));
       // The minimum of sub-block j contributes dmin · m_j · (sum of x over j).
       min_acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(mn, _mm256_set1_ps(HalfToFloat(blk.dmin))),
                                    xsum, min_acc[r]);
-      for (int c = 0; c < 4; ++c) {
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs + 32 * c));
-        const __m256i lo = _mm256_and_si256(q, low4);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-        const __m256i d_lo = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, xv[2 * c]);
-        const __m256i d_hi = _mm256_dpbusd_epi32(_mm256_setzero_si256(), hi, xv[2 * c + 1]);
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d_lo), _mm256_set1_ps(scale[2 * c]), acc[r]);
-        acc[r] =
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(d_hi), _mm256_set1_ps(scale[2 * c + 1]), acc[r]);
+      for (int half = 0; half < 2; ++half) {
+        const __m512i q = _mm512_loadu_si512(blk.qs + 64 * half);
+        const __m512i lo = _mm512_and_si512(q, low4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+        const __m512i d_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xv[2 * half]);
+        const __m512i d_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, xv[2 * half + 1]);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d_lo),
+                                 _mm512_permutexvar_ps(pick[2 * half], scale), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d_hi),
+                                 _mm512_permutexvar_ps(pick[2 * half + 1], scale), acc[r]);
       }
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = ReduceAdd(acc[r]) - ReduceAdd(min_acc[r]);
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) - ReduceAdd(min_acc[r]);
 }
 
 // The four runs of 32 quants of one half (128 elements) of a Q6_K super-block, as unsigned
@@ -267,10 +332,32 @@ void DecodeGroup(const MatMulJob& job, const DecodeActs& acts, int64_t m0) {
 
 void QuantizeActsAvx512(const MatMulJob& job, int64_t t0, int64_t t1) {
   const DecodeActs a = DecodeActsAt(job.act, job.n, job.k);
-  const int64_t k = job.k;
+  const int64_t k = job.k, pairs = k / 64;
+  // The weights' constant offset: Q8_0 bytes are read +128, Q4_0 nibbles are q + 8.
+  const int32_t offset = job.dtype == DType::kQ8_0 ? 128 : job.dtype == DType::kQ4_0 ? 8 : 0;
   for (int64_t t = t0; t < t1; ++t) {
     QuantizeRow(job.x + t * k, k, a.qs + t * k, a.d + t * (k / 32), a.isum16 + t * (k / 16),
                 a.fsum16 + t * (k / 16), a.fsum32 + t * (k / 32));
+    const float* d = a.d + t * (k / 32);
+    const int32_t* isum16 = a.isum16 + t * (k / 16);
+    for (int64_t p = 0; p < pairs; ++p) {
+      float* dx = a.dx_pair + (t * pairs + p) * 16;
+      int32_t* bias = a.bias_pair + (t * pairs + p) * 16;
+      for (int lane = 0; lane < 16; ++lane) {
+        const int64_t b = 2 * p + lane / 8;
+        dx[lane] = d[b];
+        bias[lane] = lane % 8 == 0 ? -offset * (isum16[2 * b] + isum16[2 * b + 1]) : 0;
+      }
+    }
+    if (job.dtype == DType::kQ4_K) {
+      // A 64-byte load of Q4_K quants holds blocks 2c, 2c+2 in its low nibbles and 2c+1, 2c+3
+      // in its high nibbles: give x the same order so one 512-bit x load matches each.
+      const int8_t* src = a.qs + t * k;
+      int8_t* dst = a.qs_q4k + t * k;
+      constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+      for (int64_t b = 0; b < k / 32; ++b)
+        std::memcpy(dst + 32 * b, src + 32 * ((b & ~int64_t{7}) + kOrder[b & 7]), 32);
+    }
   }
 }
 
