@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   fastgen::cli::CommandFn detokenize;
   const fastgen::cli::CommandFn run = fastgen::cli::AddRunCommand(app);
   const fastgen::cli::CommandFn info = fastgen::cli::AddInfoCommand(app);
+  const fastgen::cli::CommandFn bench = fastgen::cli::AddBenchCommand(app);
+  const fastgen::cli::CommandFn quantize = fastgen::cli::AddQuantizeCommand(app);
   const fastgen::cli::CommandFn tokenize = fastgen::cli::AddTokenizeCommands(app, &detokenize);
   try {
     app.parse(argc, argv);
@@ -21,6 +23,8 @@ int main(int argc, char** argv) {
   const std::string name = app.get_subcommands().front()->get_name();
   if (name == "run") return run();
   if (name == "info") return info();
+  if (name == "bench") return bench();
+  if (name == "quantize") return quantize();
   if (name == "tokenize") return tokenize();
   if (name == "detokenize") return detokenize();
   std::fprintf(stderr, "fastgen: unknown command %s\n", name.c_str());

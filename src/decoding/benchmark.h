@@ -1,0 +1,36 @@
+// Throughput measurement in the manner of llama-bench: prompt processing (one batched forward
+// over P tokens) and generation (N single-token steps, optionally after a prefix of D tokens
+// already in the cache), repeated R times, reported as median and spread.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/status.h"
+#include "models/model.h"
+
+namespace fastgen {
+
+struct BenchOptions {
+  int64_t n_prompt = 512;   // pp test length (0 = skip)
+  int64_t n_gen = 128;      // tg test length (0 = skip)
+  int64_t depth = 0;        // tokens already in the cache before the tg test
+  int repetitions = 5;
+  uint64_t seed = 1;        // the token ids are random, as in llama-bench
+};
+
+struct BenchSeries {
+  std::vector<double> tokens_per_second;  // one per repetition
+  double Median() const;
+  double Min() const;
+  double Max() const;
+};
+
+struct BenchResult {
+  BenchSeries prompt;      // pp: n_prompt / seconds of the prefill forward
+  BenchSeries generation;  // tg: n_gen / seconds of the decode steps
+};
+
+Expected<BenchResult> RunBenchmark(Model& model, const BenchOptions& options);
+
+}  // namespace fastgen

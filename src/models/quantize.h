@@ -1,0 +1,35 @@
+// Converts a checkpoint (Hugging Face directory or GGUF) to a GGUF file of a chosen weight type,
+// in the block layouts of the GGUF specification, with the metadata and tensor names llama.cpp
+// uses — so llama.cpp can load fastgen's files and fastgen can load llama.cpp's.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "core/dtype.h"
+#include "core/status.h"
+
+namespace fastgen {
+
+struct QuantizeOptions {
+  std::string input;         // model directory or GGUF file
+  std::string output;        // GGUF file to write
+  DType type = DType::kQ8_0; // F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K
+  // Called after each tensor with (tensors done, tensors total, tensor name).
+  std::function<void(size_t, size_t, const std::string&)> progress;
+};
+
+struct QuantizeReport {
+  size_t tensors = 0;
+  size_t fallback_tensors = 0;  // matrices whose rows do not split into the type's blocks
+  size_t input_bytes = 0;
+  size_t output_bytes = 0;
+  std::vector<std::string> notes;  // what could not be carried over (e.g. an unknown tokenizer type)
+};
+
+Expected<QuantizeReport> QuantizeCheckpoint(const QuantizeOptions& options);
+
+// llama.cpp's general.file_type number for a whole-file type.
+uint32_t GgufFileType(DType t);
+
+}  // namespace fastgen
