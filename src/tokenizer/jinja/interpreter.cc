@@ -1,5 +1,6 @@
 #include "tokenizer/jinja/interpreter.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -185,6 +186,28 @@ bool ReadsName(const Node& node, std::string_view name) {
   return false;
 }
 
+// Whether `value` is or contains the dict `target`. Namespaces are the only mutable containers,
+// so refusing `set ns.x = v` when v reaches ns rules out reference cycles (which would leak and
+// print forever).
+bool Reaches(const Value& value, const Dict* target) {
+  std::vector<const Value*> stack{&value};
+  std::vector<const void*> seen;
+  while (!stack.empty()) {
+    const Value* v = stack.back();
+    stack.pop_back();
+    if (!v->is_list() && !v->is_dict() && !v->is_namespace()) continue;
+    if (v->identity() == target) return true;
+    if (std::find(seen.begin(), seen.end(), v->identity()) != seen.end()) continue;
+    seen.push_back(v->identity());
+    if (v->is_list()) {
+      for (const Value& item : v->list().items) stack.push_back(&item);
+    } else {
+      for (const auto& [k, item] : v->dict().entries) stack.push_back(&item);
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 Expected<Interpreter::Flow> Interpreter::ExecFor(const Node& node, const EnvPtr& env, std::string* out) {
@@ -264,6 +287,9 @@ Status Interpreter::ExecSet(const Node& node, const EnvPtr& env) {
     }
     if (target.computed || target.negate) {
       return At(node, InvalidArgument("namespace attributes are assigned by name"));
+    }
+    if (Reaches(value, &object.dict())) {
+      return At(node, InvalidArgument("a namespace cannot contain itself"));
     }
     object.dict().Set(target.text, std::move(value));
     if (object.dict().depth > kMaxValueDepth) {

@@ -102,6 +102,13 @@ int ValueDepth(const Value& v) {
 
 namespace {
 
+// Integers are JS numbers in the reference: beyond 2^53 they print as the nearest double does.
+std::string IntString(int64_t v) {
+  constexpr int64_t kExact = int64_t{1} << 53;
+  if (v > kExact || v < -kExact) return JsNumberToString(static_cast<double>(v));
+  return std::to_string(v);
+}
+
 // FloatValue#toString of the reference: integral floats keep one decimal ("3.0", "-0.0").
 std::string FloatRendered(double d) {
   if (d == 0 && std::signbit(d)) return "-0.0";
@@ -136,7 +143,7 @@ std::string JsStringDepth(const Value& v, int depth) {
     case Kind::kUndefined: return "undefined";
     case Kind::kNone: return "null";
     case Kind::kBool: return v.bool_value() ? "true" : "false";
-    case Kind::kInt: return std::to_string(v.int_value());
+    case Kind::kInt: return IntString(v.int_value());
     case Kind::kFloat: return JsNumberToString(v.float_value());
     case Kind::kString: return v.str();
     case Kind::kList: {
@@ -205,7 +212,7 @@ Status AppendJson(const Value& v, const JsonOptions& o, int depth, std::string* 
     case Kind::kNone: out->append("null"); return Status::Ok();
     case Kind::kUndefined: out->append(o.undefined_as_null ? "null" : "undefined"); return Status::Ok();
     case Kind::kBool: out->append(v.bool_value() ? "true" : "false"); return Status::Ok();
-    case Kind::kInt: out->append(std::to_string(v.int_value())); return Status::Ok();
+    case Kind::kInt: out->append(IntString(v.int_value())); return Status::Ok();
     case Kind::kFloat: AppendJsonNumber(v.float_value(), out); return Status::Ok();
     case Kind::kString: {
       if (!o.ensure_ascii) {
