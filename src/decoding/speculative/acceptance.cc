@@ -1,0 +1,43 @@
+#include "decoding/speculative/acceptance.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fastgen::speculative {
+
+bool AcceptSampled(std::span<const float> p, std::span<const float> q, int32_t x, Sampler& sampler,
+                   std::vector<float>* scratch, int32_t* token) {
+  const size_t xi = static_cast<size_t>(x);
+  const double px = p[xi];
+  const double qx = q.empty() ? 1.0 : q[xi];
+  // u < p/q, written without the division: accepts with probability min(1, p/q) and never
+  // accepts a token the target cannot produce (px = 0).
+  const double u = sampler.NextUniform();
+  if (qx > 0 && u * qx < px) return true;
+
+  std::vector<float>& r = *scratch;  // [vocab] residual max(0, p - q), left unnormalized
+  r.assign(p.begin(), p.end());
+  if (q.empty()) {
+    r[xi] = 0.0f;
+  } else {
+    for (size_t i = 0; i < r.size(); ++i) r[i] = std::max(0.0f, p[i] - q[i]);
+  }
+  int32_t next = sampler.SampleFrom(r);
+  // An empty residual means p <= q everywhere, i.e. p == q up to rounding, where rejection has
+  // probability ~0; drawing from p keeps the output a valid target sample regardless.
+  if (next < 0) next = sampler.SampleFrom(p);
+  *token = next;
+  return false;
+}
+
+bool AcceptBild(std::span<const float> logits, int32_t x, float rollback_threshold) {
+  float max = -INFINITY;
+  for (float v : logits) max = std::max(max, v);
+  if (!std::isfinite(max)) return false;
+  double sum = 0;
+  for (float v : logits) sum += std::exp(static_cast<double>(v) - max);
+  const double nll = std::log(sum) - (static_cast<double>(logits[static_cast<size_t>(x)]) - max);
+  return nll <= rollback_threshold;
+}
+
+}  // namespace fastgen::speculative

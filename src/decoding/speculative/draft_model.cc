@@ -1,0 +1,177 @@
+#include "decoding/speculative/draft_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace fastgen::speculative {
+namespace {
+
+struct Ranked {
+  float prob;
+  int32_t id;
+};
+
+// The k most likely ids of softmax(row), best first (ties to the lower id).
+void TopK(std::span<const float> row, int32_t k, std::vector<Ranked>* out) {
+  float max = -INFINITY;
+  for (float v : row) max = std::max(max, v);
+  double sum = 0;
+  for (float v : row) sum += std::exp(static_cast<double>(v) - max);
+  out->clear();
+  const auto better = [](const Ranked& a, const Ranked& b) { return a.prob > b.prob || (a.prob == b.prob && a.id < b.id); };
+  for (size_t i = 0; i < row.size(); ++i) {
+    const Ranked r{static_cast<float>(std::exp(static_cast<double>(row[i]) - max) / sum), static_cast<int32_t>(i)};
+    if (static_cast<int32_t>(out->size()) < k) {
+      out->push_back(r);
+      std::push_heap(out->begin(), out->end(), better);  // min-heap on "better": worst on top
+    } else if (better(r, out->front())) {
+      std::pop_heap(out->begin(), out->end(), better);
+      out->back() = r;
+      std::push_heap(out->begin(), out->end(), better);
+    }
+  }
+  std::sort_heap(out->begin(), out->end(), better);
+}
+
+float TopProb(std::span<const float> row) {
+  std::vector<Ranked> top;
+  TopK(row, 1, &top);
+  return top.empty() ? 0.0f : top[0].prob;
+}
+
+}  // namespace
+
+Status DraftModelProposer::Start(const GenerationSetup& setup) {
+  const ModelConfig& c = model_.config();
+  if (c.vocab_size != setup.vocab_size)
+    return InvalidArgument("the draft model's vocabulary (" + std::to_string(c.vocab_size) +
+                           ") differs from the target's (" + std::to_string(setup.vocab_size) +
+                           "); draft and target must share the tokenizer");
+  if (opts_.max_length < 1 || opts_.initial_length < 1 || opts_.tree_width < 1)
+    return InvalidArgument("draft lengths and tree width must be >= 1");
+  FG_RETURN_IF_ERROR(ValidateSamplerOptions(setup.sampler, setup.vocab_size));
+  if (!kv_ || kv_->capacity() < setup.context_capacity + 1) {
+    FG_ASSIGN_OR_RETURN(KvCache kv, model_.NewKvCache(setup.context_capacity + 1));
+    kv_.emplace(std::move(kv));
+  }
+  kv_->Clear();
+  cached_.clear();
+  SamplerOptions so = setup.sampler;
+  so.seed = setup.sampler.seed ^ 0x9e3779b97f4a7c15ull;  // its own stream, reproducible per seed
+  sampler_ = std::make_unique<Sampler>(so, setup.vocab_size);
+  greedy_ = sampler_->greedy();
+  length_ = std::min(opts_.initial_length, opts_.max_length);
+  return Status::Ok();
+}
+
+Status DraftModelProposer::Sync(std::span<const int32_t> context) {
+  size_t common = 0;
+  while (common < cached_.size() && common < context.size() && cached_[common] == context[common]) ++common;
+  // The last context token always runs: its logits start the draft.
+  common = std::min(common, context.size() - 1);
+  kv_->Truncate(static_cast<int64_t>(common));
+  cached_.resize(common);
+  BatchLayout layout;
+  layout.skip_layers = opts_.skip_layers;
+  FG_RETURN_IF_ERROR(model_.Forward(context.subspan(common), layout, *kv_, LogitsMode::kLast, &logits_));
+  cached_.insert(cached_.end(), context.begin() + static_cast<std::ptrdiff_t>(common), context.end());
+  return Status::Ok();
+}
+
+Status DraftModelProposer::Propose(const ProposeRequest& request, Draft* draft) {
+  if (request.context.empty() || request.max_nodes < 1) return Status::Ok();
+  FG_RETURN_IF_ERROR(Sync(request.context));
+  history_.assign(request.context.begin(), request.context.end());
+  if (opts_.tree_width > 1 && greedy_ && !request.chain_only) return ProposeTree(request, draft);
+  return ProposeChain(request, draft);
+}
+
+Status DraftModelProposer::ProposeChain(const ProposeRequest& request, Draft* draft) {
+  const int32_t n = std::min(request.max_nodes, length_);
+  const int64_t vocab = model_.config().vocab_size;
+  BatchLayout layout;
+  layout.skip_layers = opts_.skip_layers;
+  for (int32_t i = 0; i < n; ++i) {
+    const std::span<const float> row(logits_.data(), static_cast<size_t>(vocab));
+    if (opts_.min_confidence > 0 && TopProb(row) < opts_.min_confidence) break;
+    int32_t token;
+    if (greedy_) {
+      token = sampler_->Sample(row, history_);
+    } else {
+      // q: the same transforms the target's sampler applies, so p/q compares like with like.
+      sampler_->Distribution(row, history_, &probs_);
+      token = sampler_->SampleFrom(probs_);
+      if (token < 0) break;
+      draft->q.push_back(probs_);
+    }
+    draft->Push(token, i - 1);
+    history_.push_back(token);
+    if (i + 1 == n) break;
+    FG_RETURN_IF_ERROR(model_.Forward(std::span<const int32_t>(&token, 1), layout, *kv_, LogitsMode::kLast, &logits_));
+    cached_.push_back(token);
+  }
+  return Status::Ok();
+}
+
+Status DraftModelProposer::ProposeTree(const ProposeRequest& request, Draft* draft) {
+  const int64_t vocab = model_.config().vocab_size;
+  const int64_t tree_start = kv_->length();
+  struct Candidate {
+    float path_prob;
+    int32_t id;
+    int32_t parent;  // draft index, -1 = root
+  };
+  std::vector<float> path_prob;          // [nodes] path probability of each draft node
+  std::vector<int32_t> level = {-1};     // draft indices whose rows in logits_ are expanded next
+  std::vector<Candidate> cands;
+  std::vector<Ranked> top;
+  std::vector<int32_t> batch;
+  BatchLayout layout;
+  layout.skip_layers = opts_.skip_layers;
+  layout.tree_start = tree_start;
+  for (int32_t depth = 0; depth < length_; ++depth) {
+    const int32_t room = request.max_nodes - static_cast<int32_t>(draft->size());
+    if (room <= 0) break;
+    cands.clear();
+    for (size_t r = 0; r < level.size(); ++r) {
+      const int32_t parent = level[r];
+      const float base = parent < 0 ? 1.0f : path_prob[static_cast<size_t>(parent)];
+      TopK(std::span<const float>(logits_.data() + r * static_cast<size_t>(vocab), static_cast<size_t>(vocab)),
+           opts_.tree_width, &top);
+      for (const Ranked& t : top) {
+        const float pp = base * t.prob;
+        // The most likely child always enters at the root, so a tree never drafts less than a chain.
+        if (pp >= opts_.min_path_prob || (parent < 0 && &t == &top.front())) cands.push_back({pp, t.id, parent});
+      }
+    }
+    if (cands.empty()) break;
+    std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.path_prob > b.path_prob; });
+    cands.resize(std::min<size_t>(cands.size(), static_cast<size_t>(std::min(room, opts_.tree_width))));
+    // Keep parents before children and siblings together: order by parent index.
+    std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.parent < b.parent; });
+    level.clear();
+    batch.clear();
+    for (const Candidate& cand : cands) {
+      level.push_back(static_cast<int32_t>(draft->size()));
+      batch.push_back(cand.id);
+      draft->Push(cand.id, cand.parent);
+      path_prob.push_back(cand.path_prob);
+    }
+    const bool last = depth + 1 == length_ || static_cast<int32_t>(draft->size()) >= request.max_nodes;
+    if (last) break;
+    // Every draft node except this level is already in the draft cache, in draft order.
+    layout.parents = draft->parents;
+    FG_RETURN_IF_ERROR(model_.Forward(batch, layout, *kv_, LogitsMode::kAll, &logits_));
+  }
+  // The tree's rows are not a chain; drop them. The next Sync re-runs the accepted path.
+  kv_->Truncate(tree_start);
+  return Status::Ok();
+}
+
+void DraftModelProposer::Observe(int32_t drafted, int32_t accepted) {
+  if (!opts_.adaptive_length) return;
+  length_ = accepted >= drafted ? std::min(opts_.max_length, length_ + 2) : std::max(1, length_ - 1);
+}
+
+}  // namespace fastgen::speculative

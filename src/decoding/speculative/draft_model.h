@@ -1,0 +1,65 @@
+// Proposer: a small model sharing the target's tokenizer drafts a chain of adaptive length, or
+// (greedy decoding) a token tree of its most likely continuations.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "decoding/speculative/proposer.h"
+#include "models/model.h"
+
+namespace fastgen::speculative {
+
+struct DraftModelOptions {
+  // Chain length: starts at initial_length; when adaptive, +2 after a step whose whole draft was
+  // kept and -1 otherwise (the schedule Hugging Face's assisted generation uses), so the length
+  // follows the running acceptance rate.
+  int32_t max_length = 12;
+  int32_t initial_length = 5;
+  bool adaptive_length = true;
+  // Stop drafting once the draft's top probability (softmax of its logits) falls below this:
+  // BiLD's fallback threshold, and a cheap guard against drafting tokens that will be rejected.
+  // 0 = off.
+  float min_confidence = 0.0f;
+  // Token tree (greedy decoding only; sampling falls back to a chain). Each level expands the
+  // current level's nodes in one draft pass and keeps the tree_width best children overall by
+  // path probability (draft softmax at T = 1) above min_path_prob; depth is the adaptive length.
+  int32_t tree_width = 1;  // 1 = chain
+  float min_path_prob = 0.02f;
+  // Layer-skip self-speculation: the draft is the target itself with these layers skipped
+  // (pass the target as the draft model). Empty: the draft model runs whole.
+  std::vector<int32_t> skip_layers;
+};
+
+class DraftModelProposer final : public Proposer {
+ public:
+  DraftModelProposer(Model& draft, DraftModelOptions options) : model_(draft), opts_(options) {}
+
+  std::string_view name() const override { return "draft-model"; }
+  Status Start(const GenerationSetup& setup) override;
+  Status Propose(const ProposeRequest& request, Draft* draft) override;
+  void Observe(int32_t drafted, int32_t accepted) override;
+
+  int32_t length() const { return length_; }
+
+ private:
+  // Brings the draft cache to `context` (reusing the longest common prefix it already holds)
+  // and leaves the logits after its last token in logits_.
+  Status Sync(std::span<const int32_t> context);
+  Status ProposeChain(const ProposeRequest& request, Draft* draft);
+  Status ProposeTree(const ProposeRequest& request, Draft* draft);
+
+  Model& model_;
+  DraftModelOptions opts_;
+  std::optional<KvCache> kv_;
+  std::vector<int32_t> cached_;        // tokens whose K/V the draft cache holds, in order
+  std::unique_ptr<Sampler> sampler_;   // the target's settings, its own RNG stream
+  bool greedy_ = true;
+  int32_t length_ = 0;
+  std::vector<float> logits_;          // [rows, vocab] of the last draft pass
+  std::vector<float> probs_;           // [vocab]
+  std::vector<int32_t> history_;       // context + drafted tokens, for the penalties
+};
+
+}  // namespace fastgen::speculative

@@ -1,0 +1,73 @@
+// Speculative decoding, part 1: what a proposer hands the verifier. A proposer guesses the next
+// tokens cheaply (a small model, copying from the context, the target with layers skipped, ...);
+// the verifier runs the target once over all guesses and keeps what the target agrees with.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "decoding/sampler.h"
+
+namespace fastgen::speculative {
+
+// A chain or a tree of drafted tokens following the last committed token.
+struct Draft {
+  std::vector<int32_t> tokens;   // [n]
+  // [n] parent of node i within the draft (< i), or -1 for a node that directly follows the
+  // last committed token. A chain is {-1, 0, 1, ...}.
+  std::vector<int32_t> parents;
+  // For speculative sampling: q[i] is the full distribution ([vocab], after the sampler's
+  // transforms) node i was drawn from. Empty: the proposal is deterministic, q is one-hot at the
+  // drafted token (prompt lookup, Jacobi); then acceptance is with probability p(x).
+  std::vector<std::vector<float>> q;
+
+  size_t size() const { return tokens.size(); }
+  bool empty() const { return tokens.empty(); }
+  void Clear() {
+    tokens.clear();
+    parents.clear();
+    q.clear();
+  }
+  void Push(int32_t token, int32_t parent) {
+    tokens.push_back(token);
+    parents.push_back(parent);
+  }
+  bool IsChain() const {
+    for (size_t i = 0; i < parents.size(); ++i)
+      if (parents[i] != static_cast<int32_t>(i) - 1) return false;
+    return true;
+  }
+};
+
+struct GenerationSetup {
+  std::span<const int32_t> prompt;
+  SamplerOptions sampler;     // the target's sampler settings; proposers apply the same transforms
+  int64_t context_capacity;   // the target cache's size: drafts never need more
+  int32_t vocab_size;         // the target's
+};
+
+struct ProposeRequest {
+  // Every committed token, prompt first. The last one has not been through the target yet: the
+  // draft continues after it.
+  std::span<const int32_t> context;
+  int32_t max_nodes;          // budget for this step (>= 1)
+  bool chain_only;            // speculative sampling verifies chains only
+};
+
+class Proposer {
+ public:
+  virtual ~Proposer() = default;
+  virtual std::string_view name() const = 0;
+  // A new generation starts; drop any state from the previous one.
+  virtual Status Start(const GenerationSetup& setup) = 0;
+  // Fills `draft` (cleared by the caller) with at most max_nodes nodes; an empty draft means no
+  // guess this step, and the verifier does a plain decode step.
+  virtual Status Propose(const ProposeRequest& request, Draft* draft) = 0;
+  // After verification: `accepted` of the deepest path's nodes were kept (adaptive lengths).
+  virtual void Observe(int32_t drafted, int32_t accepted) {}
+};
+
+}  // namespace fastgen::speculative

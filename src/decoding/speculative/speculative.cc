@@ -1,0 +1,266 @@
+#include "decoding/speculative/speculative.h"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+namespace fastgen::speculative {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Chooses, step by step, between drafting and a plain decode step from the tokens per second
+// each has been committing lately (exponential moving averages). Starts with two plain steps
+// for a baseline and four speculative ones, then follows the faster mode and probes the other
+// every `probe_every` steps so a change (a run of easy text, say) is noticed.
+class FallbackController {
+ public:
+  explicit FallbackController(const SpeculativeOptions& o)
+      : enabled_(o.adaptive_fallback), probe_every_(std::max(1, o.probe_every)) {}
+
+  bool Speculate() {
+    ++step_;
+    if (!enabled_) return true;
+    if (plain_.n < 2) return false;
+    if (spec_.n < 4) return true;
+    const bool spec_better = spec_.rate >= plain_.rate;
+    return step_ % probe_every_ == 0 ? !spec_better : spec_better;
+  }
+
+  void Record(bool spec, int64_t tokens, double seconds) {
+    Rate& r = spec ? spec_ : plain_;
+    const double rate = static_cast<double>(tokens) / std::max(seconds, 1e-9);
+    r.rate = r.n == 0 ? rate : 0.7 * r.rate + 0.3 * rate;
+    ++r.n;
+  }
+
+ private:
+  struct Rate {
+    double rate = 0;  // tokens per second
+    int64_t n = 0;
+  };
+  bool enabled_;
+  int64_t probe_every_;
+  int64_t step_ = 0;
+  Rate spec_, plain_;
+};
+
+// Checks a proposer's draft against the budget and the verifier's needs, trimming what it may
+// (nodes past the budget, branches when only chains can be verified).
+Status SanitizeDraft(const ProposeRequest& req, int32_t vocab, Draft* d) {
+  if (d->parents.size() != d->tokens.size())
+    return Internal("proposer returned " + std::to_string(d->tokens.size()) + " tokens but " +
+                    std::to_string(d->parents.size()) + " parents");
+  if (!d->q.empty() && d->q.size() != d->tokens.size())
+    return Internal("proposer returned draft distributions for some nodes only");
+  size_t keep = std::min(d->tokens.size(), static_cast<size_t>(std::max(0, req.max_nodes)));
+  for (size_t i = 0; i < keep; ++i) {
+    const int32_t p = d->parents[i];
+    if (p < -1 || p >= static_cast<int32_t>(i)) return Internal("proposer returned a malformed tree");
+    if (d->tokens[i] < 0 || d->tokens[i] >= vocab) return Internal("proposer drafted an id outside the vocabulary");
+    if (!d->q.empty() && d->q[i].size() != static_cast<size_t>(vocab))
+      return Internal("proposer's draft distribution has the wrong size");
+    if (req.chain_only && p != static_cast<int32_t>(i) - 1) {
+      keep = i;
+      break;
+    }
+  }
+  d->tokens.resize(keep);
+  d->parents.resize(keep);
+  if (!d->q.empty()) d->q.resize(keep);
+  return Status::Ok();
+}
+
+int32_t Depth(const Draft& d) {
+  std::vector<int32_t> depth(d.size());
+  int32_t deepest = 0;
+  for (size_t i = 0; i < d.size(); ++i) {
+    depth[i] = d.parents[i] < 0 ? 1 : depth[static_cast<size_t>(d.parents[i])] + 1;
+    deepest = std::max(deepest, depth[i]);
+  }
+  return deepest;
+}
+
+}  // namespace
+
+Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
+                                                std::span<const int32_t> prompt,
+                                                const GenerateOptions& options,
+                                                const SpeculativeOptions& spec, Proposer& proposer,
+                                                const TokenCallback& on_token) {
+  const ModelConfig& c = target.config();
+  const auto vocab = static_cast<int32_t>(c.vocab_size);
+  FG_RETURN_IF_ERROR(ValidateSamplerOptions(options.sampler, vocab));
+  if (prompt.empty()) return InvalidArgument("the prompt is empty: give at least one token");
+  if (options.max_new_tokens < 0) return InvalidArgument("the number of tokens to generate must be >= 0");
+  if (spec.max_draft < 0) return InvalidArgument("the draft budget must be >= 0");
+  if (kv.length() + static_cast<int64_t>(prompt.size()) > kv.capacity())
+    return InvalidArgument("the prompt (" + std::to_string(prompt.size()) +
+                           " tokens) does not fit the context size of " +
+                           std::to_string(kv.capacity()) + " tokens");
+  const bool greedy = options.sampler.temperature <= 0.0f;
+  if (spec.bild && !greedy) return InvalidArgument("the BiLD policy needs greedy decoding (temperature 0)");
+  const AcceptRule rule = !greedy ? AcceptRule::kSampling : spec.bild ? AcceptRule::kBild : AcceptRule::kGreedy;
+
+  SpeculativeResult out;
+  GenerateResult& result = out.generation;
+  SpeculativeStats& stats = out.stats;
+  result.prompt_tokens = static_cast<int64_t>(prompt.size());
+  std::vector<int32_t> stop = options.stop_ids;
+  if (!options.ignore_eos) stop.insert(stop.end(), c.eos_ids.begin(), c.eos_ids.end());
+
+  GenerationSetup setup{prompt, options.sampler, kv.capacity(), vocab};
+  FG_RETURN_IF_ERROR(proposer.Start(setup).WithContext(std::string(proposer.name()) + " proposer"));
+  Sampler sampler(options.sampler, vocab);
+  std::vector<int32_t> history(prompt.begin(), prompt.end());  // committed tokens, prompt first
+  history.reserve(history.size() + static_cast<size_t>(options.max_new_tokens));
+  std::vector<float> logits;  // [rows, vocab]
+
+  const auto t0 = Clock::now();
+  const LogitsMode mode = options.prompt_logits ? LogitsMode::kAll : LogitsMode::kLast;
+  FG_RETURN_IF_ERROR(target.Forward(prompt, kv, mode, &logits));
+  if (options.prompt_logits) {
+    *options.prompt_logits = logits;
+    logits.erase(logits.begin(), logits.end() - vocab);
+  }
+  const auto t1 = Clock::now();
+  result.prefill_seconds = Seconds(t0, t1);
+  // Plain decoding's cache length when it has committed `emitted` tokens: the stop rules below
+  // are plain decoding's, evaluated per committed token, so both stop at the same token.
+  const int64_t kv_base = kv.length() - 1;
+
+  // Commits one token; false when generation ends with it.
+  auto emit = [&](int32_t token) {
+    result.tokens.push_back(token);
+    const bool is_stop = std::find(stop.begin(), stop.end(), token) != stop.end();
+    if (on_token && !on_token(token)) {
+      result.stop_reason = StopReason::kCallback;
+      return false;
+    }
+    if (is_stop) {
+      result.stop_reason = StopReason::kStopToken;
+      return false;
+    }
+    const auto emitted = static_cast<int64_t>(result.tokens.size());
+    if (emitted == options.max_new_tokens) return false;
+    if (kv_base + emitted >= kv.capacity()) {
+      result.stop_reason = StopReason::kContextFull;
+      return false;
+    }
+    return true;
+  };
+
+  FallbackController controller(spec);
+  Draft draft;
+  std::vector<int32_t> batch, parents, path, commit, children;
+  std::vector<float> p, scratch;  // [vocab]
+  bool running = options.max_new_tokens > 0;
+  if (running) {
+    const int32_t first = sampler.Sample(logits, history);
+    history.push_back(first);
+    running = emit(first);
+  }
+  while (running) {
+    // Invariant: history.back() is committed but not yet in the cache (kv.length() slots are).
+    const auto t_step = Clock::now();
+    const int64_t remaining = options.max_new_tokens - static_cast<int64_t>(result.tokens.size());
+    const int64_t budget = std::min<int64_t>({spec.max_draft, kv.capacity() - kv.length() - 1, remaining - 1});
+    draft.Clear();
+    const bool speculate = budget > 0 && controller.Speculate();
+    if (speculate) {
+      ProposeRequest req{history, static_cast<int32_t>(budget), rule == AcceptRule::kSampling};
+      FG_RETURN_IF_ERROR(proposer.Propose(req, &draft).WithContext(std::string(proposer.name()) + " proposer"));
+      FG_RETURN_IF_ERROR(SanitizeDraft(req, vocab, &draft));
+    }
+    const auto t_proposed = Clock::now();
+
+    // One target pass over [pending, draft...]: batch index = draft index + 1.
+    batch.assign(1, history.back());
+    batch.insert(batch.end(), draft.tokens.begin(), draft.tokens.end());
+    BatchLayout layout;
+    if (!draft.IsChain()) {
+      parents.assign(1, -1);
+      for (int32_t par : draft.parents) parents.push_back(par + 1);
+      layout.parents = parents;
+    }
+    const int64_t base = kv.length();
+    FG_RETURN_IF_ERROR(target.Forward(batch, layout, kv, draft.empty() ? LogitsMode::kLast : LogitsMode::kAll, &logits));
+    const auto t_verified = Clock::now();
+
+    // Walk from the root, keeping drafted children the rule accepts.
+    path.assign(1, 0);
+    commit.clear();
+    int32_t node = 0;
+    while (true) {
+      const std::span<const float> row(logits.data() + static_cast<size_t>(node) * vocab, static_cast<size_t>(vocab));
+      children.clear();
+      for (size_t j = 0; j < draft.size(); ++j)
+        if (draft.parents[j] + 1 == node) children.push_back(static_cast<int32_t>(j) + 1);
+      int32_t chosen = -1;  // batch index of the kept child
+      int32_t token = -1;   // the target's own token when no child is kept
+      if (rule == AcceptRule::kSampling) {
+        if (children.empty()) {
+          token = sampler.Sample(row, history);
+        } else {
+          const int32_t child = children.front();  // chains only
+          const size_t d = static_cast<size_t>(child - 1);
+          sampler.Distribution(row, history, &p);
+          const std::span<const float> q = draft.q.empty() ? std::span<const float>() : std::span<const float>(draft.q[d]);
+          if (AcceptSampled(p, q, draft.tokens[d], sampler, &scratch, &token)) chosen = child;
+        }
+      } else {
+        token = sampler.Sample(row, history);  // greedy: argmax after penalties and bias
+        for (int32_t child : children)
+          if (draft.tokens[static_cast<size_t>(child - 1)] == token) chosen = child;
+        if (chosen < 0 && rule == AcceptRule::kBild) {
+          for (int32_t child : children) {
+            if (AcceptBild(row, draft.tokens[static_cast<size_t>(child - 1)], spec.bild_rollback)) {
+              chosen = child;
+              break;
+            }
+          }
+        }
+      }
+      if (chosen < 0) {
+        commit.push_back(token);
+        history.push_back(token);
+        break;
+      }
+      const int32_t kept = draft.tokens[static_cast<size_t>(chosen - 1)];
+      commit.push_back(kept);
+      history.push_back(kept);
+      path.push_back(chosen);
+      node = chosen;
+    }
+    FG_RETURN_IF_ERROR(kv.CompactTail(base, path));
+    const auto accepted = static_cast<int32_t>(path.size()) - 1;
+    const int32_t depth = Depth(draft);
+    if (!draft.empty()) proposer.Observe(depth, accepted);
+    const auto t_end = Clock::now();
+
+    ++stats.steps;
+    stats.spec_steps += !draft.empty();
+    stats.drafted += static_cast<int64_t>(draft.size());
+    stats.drafted_path += depth;
+    stats.accepted += accepted;
+    stats.propose_seconds += Seconds(t_step, t_proposed);
+    stats.verify_seconds += Seconds(t_proposed, t_verified);
+    if (!speculate) {
+      const double s = Seconds(t_step, t_end);
+      stats.plain_step_seconds = stats.plain_step_seconds == 0 ? s : 0.8 * stats.plain_step_seconds + 0.2 * s;
+    }
+    if (budget > 0) controller.Record(speculate, static_cast<int64_t>(commit.size()), Seconds(t_step, t_end));
+    for (int32_t token : commit) {
+      ++stats.generated;
+      if (!(running = emit(token))) break;
+    }
+  }
+  result.decode_seconds = Seconds(t1, Clock::now());
+  return out;
+}
+
+}  // namespace fastgen::speculative

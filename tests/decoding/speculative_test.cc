@@ -1,0 +1,227 @@
+// Speculative decoding is lossless: for every proposer, chain and tree, greedy output equals
+// plain greedy decoding token for token, and the stop rules stop at the same token.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "decoding/generate.h"
+#include "decoding/speculative/draft_model.h"
+#include "decoding/speculative/prompt_lookup.h"
+#include "decoding/speculative/speculative.h"
+#include "models/model.h"
+#include "test_util.h"
+
+namespace fastgen::speculative {
+namespace {
+
+using fastgen::testing::ReadJson;
+using fastgen::testing::SharedPath;
+
+ThreadPool& Pool() {
+  static ThreadPool pool(2);
+  return pool;
+}
+
+// Models are loaded once per test binary: the fg models take a moment.
+Model& Get(const std::string& rel) {
+  static std::map<std::string, std::unique_ptr<Model>> models;
+  auto& m = models[rel];
+  if (!m) {
+    auto loaded = LoadModel(SharedPath(rel), &Pool());
+    EXPECT_TRUE(loaded.ok()) << loaded.status().message();
+    if (loaded.ok()) m = std::move(*loaded);
+  }
+  return *m;
+}
+
+GenerateResult Plain(Model& m, const std::vector<int32_t>& prompt, const GenerateOptions& go, int64_t ctx) {
+  auto kv = m.NewKvCache(ctx);
+  EXPECT_TRUE(kv.ok());
+  auto r = Generate(m, *kv, prompt, go, nullptr);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r.ok() ? *r : GenerateResult{};
+}
+
+SpeculativeResult Spec(Model& m, const std::vector<int32_t>& prompt, const GenerateOptions& go,
+                       int64_t ctx, Proposer& proposer, const SpeculativeOptions& so = {}) {
+  auto kv = m.NewKvCache(ctx);
+  EXPECT_TRUE(kv.ok());
+  auto r = GenerateSpeculative(m, *kv, prompt, go, so, proposer, nullptr);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r.ok() ? *r : SpeculativeResult{};
+}
+
+struct ProposerCase {
+  std::string name;
+  // Builds the proposer for `target`.
+  std::function<std::unique_ptr<Proposer>(Model& target)> make;
+};
+
+std::vector<ProposerCase> Proposers(const std::string& draft_rel) {
+  auto draft = [draft_rel](int32_t width) {
+    return [draft_rel, width](Model& target) -> std::unique_ptr<Proposer> {
+      DraftModelOptions o;
+      o.tree_width = width;
+      return std::make_unique<DraftModelProposer>(draft_rel.empty() ? target : Get(draft_rel), o);
+    };
+  };
+  auto lookup = [](int32_t branches) {
+    return [branches](Model&) -> std::unique_ptr<Proposer> {
+      PromptLookupOptions o;
+      o.branches = branches;
+      return std::make_unique<PromptLookupProposer>(o);
+    };
+  };
+  auto layer_skip = [](int32_t width) {
+    return [width](Model& target) -> std::unique_ptr<Proposer> {
+      DraftModelOptions o;
+      o.tree_width = width;
+      o.skip_layers = {static_cast<int32_t>(target.config().n_layer - 1)};
+      return std::make_unique<DraftModelProposer>(target, o);
+    };
+  };
+  return {{"draft_chain", draft(1)},        {"draft_tree", draft(3)},
+          {"lookup_chain", lookup(1)},      {"lookup_tree", lookup(4)},
+          {"layerskip_chain", layer_skip(1)}, {"layerskip_tree", layer_skip(3)}};
+}
+
+void ExpectSameAsPlain(Model& target, const std::string& draft_rel, const std::vector<int32_t>& prompt,
+                       const GenerateOptions& go, int64_t ctx, const std::string& what) {
+  const GenerateResult want = Plain(target, prompt, go, ctx);
+  for (const ProposerCase& pc : Proposers(draft_rel)) {
+    // Fallback off: every step speculates, whatever the timings say.
+    SpeculativeOptions so;
+    so.adaptive_fallback = false;
+    auto proposer = pc.make(target);
+    const SpeculativeResult got = Spec(target, prompt, go, ctx, *proposer, so);
+    EXPECT_EQ(got.generation.tokens, want.tokens) << what << " " << pc.name;
+    EXPECT_EQ(got.generation.stop_reason, want.stop_reason) << what << " " << pc.name;
+    EXPECT_GT(got.stats.spec_steps, 0) << what << " " << pc.name;
+    EXPECT_LE(got.stats.steps, static_cast<int64_t>(want.tokens.size())) << what << " " << pc.name;
+  }
+}
+
+std::vector<int32_t> FixturePrompt(int salt) {
+  std::vector<int32_t> p;
+  for (int i = 0; i < 12; ++i) p.push_back(static_cast<int32_t>((i * 53 + salt * 17 + 3) % 256));
+  return p;
+}
+
+class FixtureGreedy : public ::testing::TestWithParam<std::string> {};
+
+// Draft: the llama fixture (a different random model, so drafts get rejected) for the others,
+// qwen2 for llama; layer skip and lookup use the target.
+TEST_P(FixtureGreedy, EveryProposerMatchesPlainGreedy) {
+  const std::string name = GetParam();
+  Model& target = Get("fixtures/" + name);
+  const std::string draft = name == "llama" ? "fixtures/qwen2" : "fixtures/llama";
+  GenerateOptions go;
+  go.max_new_tokens = 40;
+  go.sampler.temperature = 0;
+  go.ignore_eos = true;
+  for (int salt = 0; salt < 2; ++salt)
+    ExpectSameAsPlain(target, draft, FixturePrompt(salt), go, 64, name + " prompt " + std::to_string(salt));
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureGreedy,
+                         ::testing::Values("llama", "llama_tied_rope500k", "llama_rope_llama3", "mistral",
+                                           "qwen2", "qwen3", "gemma", "phi3", "gpt2"),
+                         [](const auto& info) { return info.param; });
+
+// The target drafting for itself: every drafted token is kept, so a step commits the whole
+// draft plus one (within the budget) and the stop rules are hit mid-draft.
+TEST(SpeculativeGreedy, SelfDraftKeepsEverythingAndStopsWherePlainStops) {
+  Model& m = Get("fixtures/llama");
+  GenerateOptions go;
+  go.sampler.temperature = 0;
+  go.ignore_eos = true;
+  go.max_new_tokens = 23;
+  DraftModelOptions o;
+  o.adaptive_length = false;
+  o.initial_length = 6;
+  DraftModelProposer self(m, o);
+  SpeculativeOptions so;
+  so.adaptive_fallback = false;
+  const auto got = Spec(m, FixturePrompt(5), go, 64, self, so);
+  const auto want = Plain(m, FixturePrompt(5), go, 64);
+  EXPECT_EQ(got.generation.tokens, want.tokens);
+  EXPECT_EQ(got.stats.accepted, got.stats.drafted);
+  EXPECT_EQ(got.stats.steps, 4);  // 1 + 7 + 7 + 7 + 1: the last step's budget is what remains
+
+  // Context full: plain stops once the cache is full; so must speculation.
+  go.max_new_tokens = 100;
+  const auto want_full = Plain(m, FixturePrompt(5), go, 30);
+  const auto got_full = Spec(m, FixturePrompt(5), go, 30, self, so);
+  EXPECT_EQ(want_full.stop_reason, StopReason::kContextFull);
+  EXPECT_EQ(got_full.generation.stop_reason, StopReason::kContextFull);
+  EXPECT_EQ(got_full.generation.tokens, want_full.tokens);
+
+  // A stop id in the middle of an accepted draft ends generation there.
+  go.ignore_eos = false;
+  go.stop_ids = {want.tokens[9]};
+  const auto want_stop = Plain(m, FixturePrompt(5), go, 64);
+  const auto got_stop = Spec(m, FixturePrompt(5), go, 64, self, so);
+  EXPECT_EQ(want_stop.stop_reason, StopReason::kStopToken);
+  EXPECT_EQ(got_stop.generation.tokens, want_stop.tokens);
+  EXPECT_EQ(got_stop.generation.stop_reason, StopReason::kStopToken);
+}
+
+// Penalties depend on the history, which grows inside a verified draft.
+TEST(SpeculativeGreedy, PenaltiesAndBiasSeeTheDraftedHistory) {
+  Model& m = Get("fixtures/qwen3");
+  GenerateOptions go;
+  go.sampler.temperature = 0;
+  go.sampler.repetition_penalty = 1.5f;
+  go.sampler.frequency_penalty = 0.3f;
+  go.sampler.logit_bias = {{7, 2.0f}};
+  go.ignore_eos = true;
+  go.max_new_tokens = 40;
+  ExpectSameAsPlain(m, "fixtures/llama", FixturePrompt(3), go, 64, "qwen3 with penalties");
+}
+
+// The fallback controller only changes speed, never output.
+TEST(SpeculativeGreedy, AdaptiveFallbackKeepsOutput) {
+  Model& m = Get("fixtures/gemma");
+  GenerateOptions go;
+  go.sampler.temperature = 0;
+  go.ignore_eos = true;
+  go.max_new_tokens = 60;
+  DraftModelProposer draft(Get("fixtures/llama"), {});
+  SpeculativeOptions so;
+  so.probe_every = 3;
+  const auto got = Spec(m, FixturePrompt(1), go, 80, draft, so);
+  EXPECT_EQ(got.generation.tokens, Plain(m, FixturePrompt(1), go, 80).tokens);
+  EXPECT_LT(got.stats.spec_steps, got.stats.steps);  // the two warm-up steps are plain
+}
+
+TEST(SpeculativeGreedy, FgTargetThreeHundredTokens) {
+  Model& target = Get("models/fg-target");
+  const auto ref = ReadJson(SharedPath("models/fg-target/ref.json"));
+  GenerateOptions go;
+  go.sampler.temperature = 0;
+  go.ignore_eos = true;
+  go.max_new_tokens = 300;
+  for (int i : {1, 4}) {  // 'def fibonacci(n):\n', 'class Stack: ...'
+    const auto prompt = ref["refs"][i]["prompt_ids"].get<std::vector<int32_t>>();
+    ExpectSameAsPlain(target, "models/fg-draft", prompt, go, 400, "fg-target prompt " + std::to_string(i));
+  }
+}
+
+TEST(SpeculativeGreedy, RejectsBadInput) {
+  Model& m = Get("fixtures/llama");
+  PromptLookupProposer lookup({});
+  GenerateOptions go;
+  go.sampler.temperature = 0.7f;
+  SpeculativeOptions so;
+  so.bild = true;
+  auto kv = m.NewKvCache(32);
+  ASSERT_TRUE(kv.ok());
+  EXPECT_FALSE(GenerateSpeculative(m, *kv, FixturePrompt(0), go, so, lookup, nullptr).ok());
+  DraftModelProposer other_vocab(Get("models/fg-draft"), {});
+  EXPECT_FALSE(GenerateSpeculative(m, *kv, FixturePrompt(0), go, {}, other_vocab, nullptr).ok());
+}
+
+}  // namespace
+}  // namespace fastgen::speculative
