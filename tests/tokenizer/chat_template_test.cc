@@ -9,6 +9,7 @@
 // in the build directory). Without node or the package these tests FAIL, on purpose: a silent
 // skip would let parity regressions through.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -189,7 +190,9 @@ class ChatTemplateParityTest : public ::testing::Test {
   // Runs the Node reference over all cases; returns an error message, or "" on success.
   static std::string GenerateExpectations() {
     namespace fs = std::filesystem;
-    const fs::path dir = fs::path(::testing::TempDir()) / "fastgen_chat_template_parity";
+    // One directory per process: ctest -j runs each test of this suite in its own process.
+    const fs::path dir =
+        fs::path(::testing::TempDir()) / ("fastgen_chat_template_parity." + std::to_string(getpid()));
     std::error_code ec;
     fs::create_directories(dir, ec);
     ojson input = {{"cases", ojson::array()}};
@@ -225,6 +228,7 @@ class ChatTemplateParityTest : public ::testing::Test {
       e.text = e.ok ? r.value("output", "") : r.value("error", "");
       (*expected_)[r.value("id", "")] = e;
     }
+    fs::remove_all(dir, ec);
     return "";
   }
 
@@ -313,6 +317,7 @@ TEST(ChatTemplateTest, LoadsFromDirectoryConfigFileAndNamedList) {
   EXPECT_EQ(LoadChatTemplate(dir.string()).status().code(), ErrorCode::kNotFound);
   std::ofstream(dir / "tokenizer_config.json") << "{not json";
   EXPECT_EQ(LoadChatTemplate(dir.string()).status().code(), ErrorCode::kCorruptFile);
+  fs::remove_all(dir);
 }
 
 TEST(ChatTemplateTest, SharedConfigsHaveTemplates) {
