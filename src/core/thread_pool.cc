@@ -84,13 +84,19 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
     fn(0, n);
     return;
   }
-  Run([&](int t, int) {
-    if (t >= n_tasks) return;
-    const int64_t g0 = n_grains * t / n_tasks;
-    const int64_t g1 = n_grains * (t + 1) / n_tasks;
-    const int64_t begin = g0 * grain;
-    const int64_t end = std::min(n, g1 * grain);
-    if (begin < end) fn(begin, end);
+  // One pointer captured, so the std::function Run() takes keeps it inline: ParallelFor never
+  // allocates (it runs dozens of times per decoded token).
+  struct Split {
+    int64_t n, grain, n_grains, n_tasks;
+    const std::function<void(int64_t, int64_t)>* fn;
+  } split{n, grain, n_grains, n_tasks, &fn};
+  Run([s = &split](int t, int) {
+    if (t >= s->n_tasks) return;
+    const int64_t g0 = s->n_grains * t / s->n_tasks;
+    const int64_t g1 = s->n_grains * (t + 1) / s->n_tasks;
+    const int64_t begin = g0 * s->grain;
+    const int64_t end = std::min(s->n, g1 * s->grain);
+    if (begin < end) (*s->fn)(begin, end);
   });
 }
 

@@ -59,19 +59,26 @@ void MatMul(const TensorView& w, const float* x, int64_t n, float* y, int64_t ld
   job.y = y;
   job.ldy = ldy;
   job.gemm = n >= isa->gemm_min_tokens(w.dtype);
+  // Lambdas below capture one pointer so their std::function wrappers stay inline: no heap
+  // allocation per call (see ThreadScratch).
+  struct Context {
+    const cpu::IsaKernels* isa;
+    cpu::MatMulJob job;
+    size_t scratch;
+  } ctx{isa, job, 0};
   if (const size_t act = isa->act_bytes(job); act > 0) {
-    job.act = ThreadScratch(act, 0);
-    const int64_t units = isa->prepare_units(job);
+    ctx.job.act = ThreadScratch(act, 0);
+    const int64_t units = isa->prepare_units(ctx.job);
     // Preparing x costs O(n·k) against the product's O(n·k·m): split it only when n is large.
     if (units >= 4) {
-      pool.ParallelFor(units, [&](int64_t u0, int64_t u1) { isa->prepare(job, u0, u1); });
+      pool.ParallelFor(units, [c = &ctx](int64_t u0, int64_t u1) { c->isa->prepare(c->job, u0, u1); });
     } else {
-      isa->prepare(job, 0, units);
+      isa->prepare(ctx.job, 0, units);
     }
   }
-  const size_t scratch = isa->scratch_bytes(job);
-  pool.ParallelFor(m, [&](int64_t m0, int64_t m1) {
-    isa->rows(job, m0, m1, scratch > 0 ? ThreadScratch(scratch, 1) : nullptr);
+  ctx.scratch = isa->scratch_bytes(ctx.job);
+  pool.ParallelFor(m, [c = &ctx](int64_t m0, int64_t m1) {
+    c->isa->rows(c->job, m0, m1, c->scratch > 0 ? ThreadScratch(c->scratch, 1) : nullptr);
   }, 16);
 }
 

@@ -10,8 +10,11 @@
 // for any data; the typical error is far smaller and is printed as "relative RMS error".
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,6 +26,22 @@
 #include "kernels/matmul.h"
 #include "kernels/reference/dequant.h"
 #include "kernels/reference/quant_blocks.h"
+
+namespace {
+std::atomic<long> g_allocations{0};
+}  // namespace
+
+// Counts every allocation in this test binary (MatMulDoesNotAllocate).
+// GCC 12 flags free() of memory from a replaced operator new as a mismatch (it is not: both
+// replacements use malloc/free).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(std::size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace fastgen::kernels {
 namespace {
@@ -185,6 +204,33 @@ std::vector<Case> AllCases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsasAndTypes, MatMulTest, testing::ValuesIn(AllCases()), CaseName);
+
+// After a first call has grown the thread-local scratch, decode-sized and prefill-sized calls
+// allocate nothing.
+TEST_P(MatMulTest, DoesNotAllocateAfterWarmUp) {
+  const DType t = GetParam().dtype;
+  const bool has_kernels = t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 ||
+                           t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K ||
+                           t == DType::kQ6_K;
+  if (GetParam().isa == Isa::kReference || !has_kernels) {
+    GTEST_SKIP() << "the reference path allocates a row buffer per call";
+  }
+  std::mt19937 rng(5);
+  const int64_t m = 96, k = 512;
+  const std::vector<uint8_t> rows = RandomRows(t, m, k, rng);
+  TensorView w;
+  w.dtype = t;
+  w.shape = {m, k};
+  w.data = rows.data();
+  w.nbytes = rows.size();
+  std::vector<float> x(static_cast<size_t>(64 * k), 0.5f), y(static_cast<size_t>(64 * m));
+  ThreadPool pool(2);
+  for (int64_t n : {1, 64}) MatMul(w, x.data(), n, y.data(), pool);  // warm-up
+  const long before = g_allocations.load();
+  for (int i = 0; i < 10; ++i)
+    for (int64_t n : {1, 3, 64}) MatMul(w, x.data(), n, y.data(), pool);
+  EXPECT_EQ(g_allocations.load() - before, 0);
+}
 
 TEST(Isa, NamesAndForcing) {
   EXPECT_EQ(cpu::IsaFromName("AVX512"), Isa::kAvx512);
