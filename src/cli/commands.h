@@ -12,6 +12,7 @@ using CommandFn = std::function<int()>;
 CommandFn AddRunCommand(CLI::App& app);
 CommandFn AddInfoCommand(CLI::App& app);
 CommandFn AddBenchCommand(CLI::App& app);
+CommandFn AddChatCommand(CLI::App& app);
 CommandFn AddQuantizeCommand(CLI::App& app);
 CommandFn AddTokenizeCommands(CLI::App& app, CommandFn* detokenize);
 

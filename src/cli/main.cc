@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   fastgen::cli::CommandFn detokenize;
   const fastgen::cli::CommandFn run = fastgen::cli::AddRunCommand(app);
   const fastgen::cli::CommandFn info = fastgen::cli::AddInfoCommand(app);
+  const fastgen::cli::CommandFn chat = fastgen::cli::AddChatCommand(app);
   const fastgen::cli::CommandFn bench = fastgen::cli::AddBenchCommand(app);
   const fastgen::cli::CommandFn quantize = fastgen::cli::AddQuantizeCommand(app);
   const fastgen::cli::CommandFn tokenize = fastgen::cli::AddTokenizeCommands(app, &detokenize);
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   if (name == "run") return run();
   if (name == "info") return info();
   if (name == "bench") return bench();
+  if (name == "chat") return chat();
   if (name == "quantize") return quantize();
   if (name == "tokenize") return tokenize();
   if (name == "detokenize") return detokenize();

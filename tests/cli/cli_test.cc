@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -116,6 +117,26 @@ TEST(Cli, TokenizeMatchesReference) {
   }
 }
 
+TEST(Cli, ChatRendersTemplateAndReusesCache) {
+  // fg-target has no chat template of its own; Llama 3's renders the conversation.
+  const auto cfg = ReadJson(SharedPath("tokenizers/llama3.tokenizer_config.json"));
+  const std::string tmpl = TempDir() + "/llama3.jinja";
+  std::ofstream(tmpl) << cfg["chat_template"].get<std::string>();
+  const std::string input = TempDir() + "/chat_input.txt";
+  std::ofstream(input) << "def add(a, b):\nand now subtract\n";
+  const std::string out = TempDir() + "/chat_out";
+  const std::string cmd = std::string(FASTGEN_BINARY) + " chat --chat-template " + tmpl +
+                          " -n 12 --temp 0 -t 2 <" + input + " >" + out + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << Slurp(out);
+  // One reply line per user line.
+  const std::string text = Slurp(out);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n') >= 2, true) << text;
+  // Without a template the error says how to give one.
+  Result r = Fastgen("chat -m " + SharedPath("models/fg-target"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--chat-template"), std::string::npos) << r.err;
+}
+
 TEST(Cli, InfoDescribesCheckpoints) {
   Result r = Fastgen("info -m " + SharedPath("gguf/kquant/kq.q4_k_m.gguf"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -138,7 +159,7 @@ TEST(Cli, HelpDocumentsFlags) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
   Result top = Fastgen("--help");
   EXPECT_EQ(top.exit_code, 0);
-  for (const char* cmd : {"run", "info", "tokenize", "detokenize"})
+  for (const char* cmd : {"run", "chat", "bench", "quantize", "info", "tokenize", "detokenize"})
     EXPECT_NE(top.out.find(cmd), std::string::npos) << cmd;
 }
 

@@ -1,0 +1,141 @@
+// `fastgen chat`: an interactive conversation. Each user line is appended to the conversation,
+// the model's chat template renders the whole of it, and only the tokens after the longest
+// prefix already in the KV cache are run — so earlier turns are never recomputed.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "cli/common.h"
+#include "cli/commands.h"
+#include "decoding/generate.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace fastgen::cli {
+namespace {
+
+struct ChatFlags {
+  ModelFlags model;
+  std::string system;
+  std::string template_file;
+  int64_t n_predict = 512;
+  int64_t ctx_size = 0;
+  SamplerOptions sampler;
+};
+
+// End-of-turn markers of the common chat formats; whichever exist as single tokens stop a reply.
+constexpr const char* kTurnEnds[] = {"<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<|end|>", "<|endoftext|>"};
+
+int Chat(const ChatFlags& f) {
+  auto lm = LoadFromFlags(f.model);
+  if (!lm.ok()) return ReportError(lm.status());
+  Model& model = *lm->model;
+  const Checkpoint& ckpt = model.checkpoint();
+  auto tok = ckpt.gguf ? Tokenizer::FromGguf(*ckpt.gguf) : Tokenizer::Load(ckpt.path);
+  if (!tok.ok()) return ReportError(tok.status().WithContext("loading the tokenizer"));
+  Tokenizer& tokenizer = **tok;
+
+  std::string tmpl;
+  if (!f.template_file.empty()) {
+    auto t = ReadTextFile(f.template_file);
+    if (!t.ok()) return ReportError(t.status());
+    tmpl = *t;
+  } else {
+    auto t = LoadChatTemplate(ckpt.path);
+    if (!t.ok())
+      return ReportError(t.status().WithContext("the model has no usable chat template (give one with --chat-template FILE)"));
+    tmpl = *t;
+  }
+
+  const int64_t ctx = f.ctx_size > 0 ? f.ctx_size : model.config().max_context;
+  auto kv = model.NewKvCache(ctx);
+  if (!kv.ok()) return ReportError(kv.status());
+  std::vector<int32_t> cached;  // the tokens whose K/V are in the cache, in order
+
+  GenerateOptions go;
+  go.max_new_tokens = f.n_predict;
+  go.sampler = f.sampler;
+  for (const char* end : kTurnEnds)
+    if (auto id = tokenizer.TokenToId(end)) go.stop_ids.push_back(*id);
+  if (auto eos = tokenizer.eos_id()) go.stop_ids.push_back(*eos);
+
+  ChatTemplateInputs in;
+  if (auto bos = tokenizer.bos_id()) in.bos_token = tokenizer.IdToToken(*bos);
+  if (auto eos = tokenizer.eos_id()) in.eos_token = tokenizer.IdToToken(*eos);
+  if (!f.system.empty()) in.messages.push_back({"system", f.system, {}});
+
+  const bool interactive = ::isatty(0);
+  std::string line;
+  while (true) {
+    if (interactive) std::fprintf(stderr, "> ");
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    in.messages.push_back({"user", line, {}});
+    in.add_generation_prompt = true;
+    auto text = RenderChatTemplate(tmpl, in);
+    if (!text.ok()) return ReportError(text.status());
+    EncodeOptions eo;
+    eo.add_special_tokens = false;  // the template writes BOS itself, as transformers assumes
+    auto ids = tokenizer.Encode(*text, eo);
+    if (!ids.ok()) return ReportError(ids.status());
+
+    // Reuse the cached prefix; run only what follows it.
+    size_t common = 0;
+    while (common < cached.size() && common < ids->size() && cached[common] == (*ids)[common]) ++common;
+    if (common == ids->size()) --common;  // the last token must run to produce logits
+    kv->Truncate(static_cast<int64_t>(common));
+    cached.resize(common);
+    std::span<const int32_t> fresh(ids->data() + common, ids->size() - common);
+    if (kv->length() + static_cast<int64_t>(fresh.size()) >= kv->capacity())
+      return ReportError(InvalidArgument("the conversation no longer fits the context of " + std::to_string(ctx) + " tokens"));
+
+    StreamDecoder stream(tokenizer);
+    std::vector<int32_t> reply;
+    auto on_token = [&](int32_t id) {
+      const bool stop = std::find(go.stop_ids.begin(), go.stop_ids.end(), id) != go.stop_ids.end();
+      if (!stop) {
+        reply.push_back(id);
+        const std::string piece = stream.Push(id);
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+      }
+      return true;
+    };
+    auto r = Generate(model, *kv, fresh, go, on_token);
+    if (!r.ok()) return ReportError(r.status());
+    const std::string rest = stream.Flush();
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+    std::printf("\n");
+    std::fflush(stdout);
+    cached.insert(cached.end(), fresh.begin(), fresh.end());
+    // The cache holds every generated token except the last (it was sampled, never run).
+    cached.insert(cached.end(), r->tokens.begin(), r->tokens.end());
+    cached.resize(static_cast<size_t>(kv->length()));
+    in.messages.push_back({"assistant", tokenizer.Decode(reply, /*skip_special_tokens=*/false), {}});
+  }
+  return 0;
+}
+
+}  // namespace
+
+CommandFn AddChatCommand(CLI::App& app) {
+  auto f = std::make_shared<ChatFlags>();
+  CLI::App* cmd = app.add_subcommand("chat", "Chat with a model using its chat template (one user turn per input line)");
+  AddModelFlags(cmd, &f->model);
+  cmd->add_option("--system", f->system, "System message");
+  cmd->add_option("--chat-template", f->template_file, "Jinja chat template file (default: the model's own)");
+  cmd->add_option("-n,--n-predict", f->n_predict, "Most tokens per reply (default 512)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_option("-c,--ctx-size", f->ctx_size, "Context size in tokens (default: the model's)")->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  cmd->add_option("--temp", f->sampler.temperature, "Sampling temperature; 0 = greedy (default 0.8)")->default_val(0.8f);
+  cmd->add_option("--top-k", f->sampler.top_k, "Top-k (default 40)")->default_val(40);
+  cmd->add_option("--top-p", f->sampler.top_p, "Top-p (default 0.95)")->default_val(0.95f);
+  cmd->add_option("--min-p", f->sampler.min_p, "Min-p (default 0.05)")->default_val(0.05f);
+  cmd->add_option("--repeat-penalty", f->sampler.repetition_penalty, "Repetition penalty (default 1)");
+  cmd->add_option("-s,--seed", f->sampler.seed, "Random seed (default 0)");
+  return [f] { return Chat(*f); };
+}
+
+}  // namespace fastgen::cli
