@@ -88,6 +88,18 @@ BpeModel& BpeModel::operator=(BpeModel&& other) noexcept {
   return *this;
 }
 
+Status BpeModel::CheckIds() const {
+  // Ids index dense tables, so a few wild ids must not make the loader allocate gigabytes.
+  const size_t limit = vocab_.size() * 4 + (1u << 16);
+  for (const auto& [tok, id] : vocab_) {
+    if (id < 0 || static_cast<size_t>(id) >= limit) {
+      return InvalidArgument("model.vocab: token '" + tok + "' has id " + std::to_string(id) + ", outside 0.." +
+                             std::to_string(limit - 1) + " for a vocabulary of " + std::to_string(vocab_.size()));
+    }
+  }
+  return Status::Ok();
+}
+
 void BpeModel::InitLookups() {
   int32_t max_id = -1;
   for (const auto& [tok, id] : vocab_) max_id = std::max(max_id, id);
@@ -120,9 +132,7 @@ Expected<BpeModel> BpeModel::Create(TokenMap vocab, const std::vector<std::pair<
   BpeModel m;
   m.vocab_ = std::move(vocab);
   m.options_ = std::move(options);
-  for (const auto& [tok, id] : m.vocab_) {
-    if (id < 0) return InvalidArgument("model.vocab: token '" + tok + "' has negative id");
-  }
+  FG_RETURN_IF_ERROR(m.CheckIds());
   m.InitLookups();
   if (m.options_.unk_token && !m.unk_id_) {
     return InvalidArgument("model.unk_token: '" + *m.options_.unk_token + "' is not in model.vocab");
@@ -160,6 +170,7 @@ Expected<BpeModel> BpeModel::CreateFromScores(TokenMap vocab, const std::vector<
   BpeModel m;
   m.vocab_ = std::move(vocab);
   m.options_ = std::move(options);
+  FG_RETURN_IF_ERROR(m.CheckIds());
   m.InitLookups();
   if (scores.size() < m.id_to_token_.size()) {
     return InvalidArgument("tokenizer.ggml.scores: " + std::to_string(scores.size()) + " scores for " +
@@ -174,6 +185,8 @@ Expected<BpeModel> BpeModel::CreateFromScores(TokenMap vocab, const std::vector<
   for (size_t r = 0; r < order.size(); ++r) rank[order[r]] = static_cast<int32_t>(r);
   m.merges_.Reserve(m.vocab_.size() * 2);
   for (const auto& [tok, id] : m.vocab_) {
+    // A token that is not UTF-8 (possible in a hostile GGUF) can never be formed from text.
+    if (!IsValidUtf8(tok) || tok.empty()) continue;
     // Every split point of the token at a character boundary whose halves are tokens.
     size_t pos = 0;
     NextCodepoint(tok, &pos);

@@ -87,6 +87,7 @@ class BpeModel {
 
  private:
   BpeModel() = default;
+  Status CheckIds() const;
   void InitLookups();
   void TokenizeUncached(std::string_view word, std::vector<int32_t>* out) const;
   void MergeSymbols(std::vector<int32_t>* ids) const;

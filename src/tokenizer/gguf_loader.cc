@@ -4,6 +4,8 @@
 //  - "llama": SentencePiece-style BPE ranked by token scores, byte fallback, spaces as ▁ with a
 //    ▁ prepended to each text segment (add_space_prefix), as Llama 2's legacy tokenizer.json.
 // Control tokens become special added tokens and user-defined tokens normal added tokens.
+#include <cstdint>
+
 #include "io/gguf.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_parts.h"

@@ -1,6 +1,7 @@
 // Loading a Hugging Face tokenizer.json. Every component is parsed with the path of the JSON
 // field it came from, so an unsupported or malformed file is reported as, for example,
 // "tokenizer.json: pre_tokenizer.pretokenizers[0].behavior: unknown value 'Foo'".
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/tokenizer.h"
@@ -239,8 +240,9 @@ Expected<std::unique_ptr<tok::Decoder>> ParseDecoder(const json& obj, const std:
 // ["[SEP]", 102] as used by RobertaProcessing and BertProcessing.
 Expected<int32_t> ParseTokenPair(const json& obj, const char* key, const std::string& path) {
   auto it = obj.find(key);
-  if (it == obj.end() || !it->is_array() || it->size() != 2 || !(*it)[1].is_number_integer()) {
-    return FieldError(Join(path, key), "expected [token, id]");
+  if (it == obj.end() || !it->is_array() || it->size() != 2 || !(*it)[1].is_number_integer() ||
+      (*it)[1].get<int64_t>() < 0 || (*it)[1].get<int64_t>() > INT32_MAX) {
+    return FieldError(Join(path, key), "expected [token, id] with a non-negative id");
   }
   return static_cast<int32_t>((*it)[1].get<int64_t>());
 }
@@ -277,7 +279,9 @@ Expected<std::unique_ptr<tok::PostProcessor>> ParsePostProcessor(const json& obj
       FG_ASSIGN_OR_RETURN(const json* ids, GetArray(*def, "ids", specials_path + "." + name));
       tok::TemplatePiece piece;
       for (const json& id : *ids) {
-        if (!id.is_number_integer()) return FieldError(specials_path + "." + name + ".ids", "expected integers");
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
+          return FieldError(specials_path + "." + name + ".ids", "expected non-negative integer ids");
+        }
         piece.ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
       }
       pieces.push_back(std::move(piece));

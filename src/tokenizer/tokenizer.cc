@@ -21,6 +21,10 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::FromParts(TokenizerParts parts) 
   for (const auto& t : parts.added_tokens) {
     if (t.id < 0) return InvalidArgument(parts.source + ": added token '" + t.content + "' has a negative id");
     if (t.content.empty()) return InvalidArgument(parts.source + ": added token " + std::to_string(t.id) + " is empty");
+    // Matching works on bytes; a non-UTF-8 token could cut a character of the input in half.
+    if (!tok::IsValidUtf8(t.content)) {
+      return InvalidArgument(parts.source + ": added token " + std::to_string(t.id) + " is not valid UTF-8");
+    }
   }
   auto owned = std::make_unique<TokenizerParts>(std::move(parts));
   owned->added.Build(std::move(owned->added_tokens), owned->normalizer.get());
