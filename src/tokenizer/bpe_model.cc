@@ -243,7 +243,7 @@ void BpeModel::TokenizeUncached(std::string_view word, std::vector<int32_t>* out
   std::vector<int32_t> symbols;
   symbols.reserve(word.size());
   const bool plain = options_.continuing_subword_prefix.empty() && options_.end_of_word_suffix.empty();
-  std::optional<int32_t> pending_unk;  // an unknown run waiting to be emitted (fuse_unk)
+  int32_t pending_unk = -1;  // an unknown run waiting to be emitted (fuse_unk), -1 when none
   std::string piece;
   size_t pos = 0;
   while (pos < word.size()) {
@@ -270,9 +270,9 @@ void BpeModel::TokenizeUncached(std::string_view word, std::vector<int32_t>* out
       if (it != vocab_.end()) id = it->second;
     }
     if (id >= 0) {
-      if (pending_unk) {
-        symbols.push_back(*pending_unk);
-        pending_unk.reset();
+      if (pending_unk >= 0) {
+        symbols.push_back(pending_unk);
+        pending_unk = -1;
       }
       symbols.push_back(id);
       continue;
@@ -287,12 +287,12 @@ void BpeModel::TokenizeUncached(std::string_view word, std::vector<int32_t>* out
       }
     }
     if (unk_id_) {
-      if (pending_unk && !options_.fuse_unk) symbols.push_back(*pending_unk);
+      if (pending_unk >= 0 && !options_.fuse_unk) symbols.push_back(pending_unk);
       pending_unk = *unk_id_;
     }
     // Without an unknown token the character is dropped, as in tokenizers.
   }
-  if (pending_unk) symbols.push_back(*pending_unk);
+  if (pending_unk >= 0) symbols.push_back(pending_unk);
   MergeSymbols(&symbols);
   out->insert(out->end(), symbols.begin(), symbols.end());
 }
