@@ -135,7 +135,9 @@ TEST_P(TreeForward, CompactionEqualsCacheBuiltWithoutRejectedNodes) {
         max_diff = std::max(max_diff, std::abs(kv->keys(l)[i] - ref->keys(l)[i]));
         max_diff = std::max(max_diff, std::abs(kv->values(l)[i] - ref->values(l)[i]));
       }
-      EXPECT_LE(max_diff, 1e-6f) << GetParam() << " layer " << l;
+      // Chains run the split-K attention kernel and tree batches the reference one; their
+      // summation orders differ by float32 rounding (measured up to 1.2e-6 on these fixtures).
+      EXPECT_LE(max_diff, 1e-5f) << GetParam() << " layer " << l;
     }
     const std::vector<int32_t> next = {3, 250};
     ASSERT_TRUE(m->Forward(next, *kv, LogitsMode::kAll, &got).ok());

@@ -69,12 +69,3 @@ void AttentionRange(const AttentionArgs& a, int64_t begin, int64_t end) {
 }
 
 }  // namespace fastgen::kernels::reference
-
-namespace fastgen::kernels {
-
-void Attention(const AttentionArgs& a, ThreadPool& pool) {
-  pool.ParallelFor(a.n * a.n_head,
-                   [&](int64_t b, int64_t e) { reference::AttentionRange(a, b, e); });
-}
-
-}  // namespace fastgen::kernels

@@ -1,0 +1,111 @@
+#include "kernels/cpu/attention_split.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/isa.h"
+
+namespace fastgen::kernels::cpu {
+namespace {
+
+// Slots per chunk at least: below this the merge costs more than the parallelism gains.
+constexpr int64_t kMinChunk = 256;
+
+struct SplitPlan {
+  int64_t chunks;  // per (query, kv head)
+  int64_t items;   // n * n_kv_head * chunks
+};
+
+SplitPlan Plan(const AttentionArgs& a, int threads) {
+  const int64_t pairs = a.n * a.n_kv_head;
+  // Enough items to give every thread several, but chunks no shorter than kMinChunk slots.
+  int64_t chunks = 1;
+  const int64_t want = 4 * threads;
+  if (pairs < want) chunks = std::max<int64_t>(1, std::min((want + pairs - 1) / pairs, a.n_kv / kMinChunk));
+  return {chunks, pairs * chunks};
+}
+
+}  // namespace
+
+bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
+  if (a.tree_mask != nullptr || a.head_dim % 16 != 0 || ActiveIsa() != Isa::kAvx512) return false;
+  const int64_t group = a.n_head / a.n_kv_head, d = a.head_dim;
+  const SplitPlan plan = Plan(a, pool.size());
+  // Partial states: [n, n_head, chunks] of (m, l) and [.., head_dim] outputs. Grown once per
+  // thread that dispatches and reused, so decoding allocates nothing.
+  thread_local std::vector<float> ml, outs;
+  const size_t states = static_cast<size_t>(a.n * a.n_head * plan.chunks);
+  if (ml.size() < 2 * states) ml.resize(2 * states);
+  if (outs.size() < states * static_cast<size_t>(d)) outs.resize(states * static_cast<size_t>(d));
+  struct Ctx {
+    const AttentionArgs* a;
+    SplitPlan plan;
+    int64_t group, d;
+    float* ml;
+    float* outs;
+  } ctx{&a, plan, group, d, ml.data(), outs.data()};
+
+  pool.ParallelFor(plan.items, [c = &ctx](int64_t i0, int64_t i1) {
+    const AttentionArgs& a = *c->a;
+    PartialSoftmax parts[64];
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t chunk = i % c->plan.chunks, pair = i / c->plan.chunks;
+      const int64_t t = pair / a.n_kv_head, kvh = pair % a.n_kv_head;
+      const int64_t last = std::min<int64_t>(a.q_slot[t], a.n_kv - 1);
+      const int64_t first = a.window > 0 ? std::max<int64_t>(0, last - a.window + 1) : 0;
+      const int64_t span = last - first + 1;
+      const int64_t c0 = first + span * chunk / c->plan.chunks;
+      const int64_t c1 = first + span * (chunk + 1) / c->plan.chunks - 1;
+      for (int64_t g = 0; g < c->group; ++g) {
+        const int64_t state = ((t * a.n_head) + kvh * c->group + g) * c->plan.chunks + chunk;
+        parts[g].o = c->outs + state * c->d;
+      }
+      if (c1 < c0) {  // empty chunk (short span): contributes nothing
+        for (int64_t g = 0; g < c->group; ++g) {
+          const int64_t state = ((t * a.n_head) + kvh * c->group + g) * c->plan.chunks + chunk;
+          c->ml[2 * state] = -INFINITY;
+          c->ml[2 * state + 1] = 0.0f;
+        }
+        continue;
+      }
+      AttendChunkAvx512(a, t, kvh, c0, c1, parts);
+      for (int64_t g = 0; g < c->group; ++g) {
+        const int64_t state = ((t * a.n_head) + kvh * c->group + g) * c->plan.chunks + chunk;
+        c->ml[2 * state] = parts[g].m;
+        c->ml[2 * state + 1] = parts[g].l;
+      }
+    }
+  });
+
+  // Merge the chunks of every (query, head): out = Σ_c w_c o_c / Σ_c w_c l_c, w_c = exp(m_c − M).
+  const int64_t heads = a.n * a.n_head;
+  auto merge = [&](int64_t h0, int64_t h1) {
+    for (int64_t th = h0; th < h1; ++th) {
+      float* out = a.out + th * d;
+      const float* m_l = ml.data() + 2 * th * plan.chunks;
+      float big = -INFINITY;
+      for (int64_t c = 0; c < plan.chunks; ++c) big = std::max(big, m_l[2 * c]);
+      std::fill(out, out + d, 0.0f);
+      if (big == -INFINITY) continue;  // nothing visible
+      float denom = 0.0f;
+      for (int64_t c = 0; c < plan.chunks; ++c) {
+        if (m_l[2 * c] == -INFINITY) continue;
+        const float w = std::exp(m_l[2 * c] - big);
+        denom += w * m_l[2 * c + 1];
+        const float* o = outs.data() + (th * plan.chunks + c) * d;
+        for (int64_t i = 0; i < d; ++i) out[i] += w * o[i];
+      }
+      const float inv = 1.0f / denom;
+      for (int64_t i = 0; i < d; ++i) out[i] *= inv;
+    }
+  };
+  if (heads * plan.chunks * d < (1 << 15)) {
+    merge(0, heads);
+  } else {
+    pool.ParallelFor(heads, [m = &merge](int64_t h0, int64_t h1) { (*m)(h0, h1); });
+  }
+  return true;
+}
+
+}  // namespace fastgen::kernels::cpu
