@@ -51,6 +51,12 @@ Status DraftModelProposer::Start(const GenerationSetup& setup) {
   if (opts_.max_length < 1 || opts_.initial_length < 1 || opts_.tree_width < 1)
     return InvalidArgument("draft lengths and tree width must be >= 1");
   FG_RETURN_IF_ERROR(ValidateSamplerOptions(setup.sampler, setup.vocab_size));
+  for (int32_t l : opts_.skip_layers)
+    if (l < 0 || l >= c.n_layer)
+      return InvalidArgument("skipped layer " + std::to_string(l) + " outside the model's layers [0, " +
+                             std::to_string(c.n_layer) + ")");
+  if (static_cast<int64_t>(opts_.skip_layers.size()) >= c.n_layer)
+    return InvalidArgument("layer skipping must keep at least one layer");
   if (!kv_ || kv_->capacity() < setup.context_capacity + 1) {
     FG_ASSIGN_OR_RETURN(KvCache kv, model_.NewKvCache(setup.context_capacity + 1));
     kv_.emplace(std::move(kv));

@@ -36,7 +36,7 @@ class DraftModelProposer final : public Proposer {
  public:
   DraftModelProposer(Model& draft, DraftModelOptions options) : model_(draft), opts_(options) {}
 
-  std::string_view name() const override { return "draft-model"; }
+  std::string_view name() const override { return opts_.skip_layers.empty() ? "draft-model" : "layer-skip"; }
   Status Start(const GenerationSetup& setup) override;
   Status Propose(const ProposeRequest& request, Draft* draft) override;
   void Observe(int32_t drafted, int32_t accepted) override;

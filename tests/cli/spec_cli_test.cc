@@ -1,0 +1,96 @@
+// `fastgen run --spec ...`: speculative decoding from the command line gives the reference
+// greedy continuation and reports acceptance, tokens per forward and speedup; bad flags fail
+// cleanly.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "test_util.h"
+
+namespace fastgen {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ReadJson;
+using testing::SharedPath;
+
+struct SpecRun {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+SpecRun Fastgen(const std::string& args) {
+  const std::string dir = (fs::temp_directory_path() / ("fastgen_spec_cli_" + std::to_string(::getpid()))).string();
+  fs::create_directories(dir);
+  const std::string cmd = std::string(FASTGEN_BINARY) + " " + args + " >" + dir + "/out 2>" + dir + "/err </dev/null";
+  const int status = std::system(cmd.c_str());
+  SpecRun r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = Slurp(dir + "/out");
+  r.err = Slurp(dir + "/err");
+  return r;
+}
+
+std::string Join(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
+  return s;
+}
+
+TEST(SpecCli, EveryModeGivesTheReferenceGreedyContinuation) {
+  const auto ref = ReadJson(SharedPath("models/fg-target/ref.json"))["refs"][1];
+  const std::string base = "run -m " + SharedPath("models/fg-target") + " --prompt-ids " +
+                           Join(ref["prompt_ids"].get<std::vector<int32_t>>()) +
+                           " --print-ids --temp 0 -n 48 --ignore-eos -t 2 ";
+  const std::string want = Join(ref["greedy_48"].get<std::vector<int32_t>>()) + "\n";
+  for (const std::string& mode :
+       {"--spec draft --draft-model " + SharedPath("models/fg-draft"),
+        "--spec draft --draft-tree 3 --draft-model " + SharedPath("models/fg-draft"),
+        std::string("--spec lookup --lookup-branches 3"), std::string("--spec layerskip --skip-layers 6,7"),
+        std::string("--spec layerskip --skip-layers auto")}) {
+    const SpecRun r = Fastgen(base + mode + " --spec-compare");
+    ASSERT_EQ(r.exit_code, 0) << mode << ": " << r.err;
+    EXPECT_EQ(r.out, want) << mode;
+    for (const char* needle : {"acceptance", "tokens per target forward", "speedup", "output identical"})
+      EXPECT_NE(r.err.find(needle), std::string::npos) << mode << ": '" << needle << "' missing in " << r.err;
+  }
+}
+
+TEST(SpecCli, SamplingRunsAndReports) {
+  const SpecRun r = Fastgen("run -m " + SharedPath("models/fg-target") + " -p 'def main():' -n 24 --temp 0.8 -s 3 " +
+                            "--spec draft --draft-model " + SharedPath("models/fg-draft"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("acceptance"), std::string::npos) << r.err;
+}
+
+TEST(SpecCli, BadFlagsFailCleanly) {
+  const std::string target = "run -m " + SharedPath("models/fg-target") + " -p 'x = 1' -n 4 ";
+  struct Case {
+    std::string args, needle;
+  };
+  for (const Case& c : {Case{"--spec draft", "--draft-model"}, Case{"--spec teleport", "unknown speculative mode"},
+                        Case{"--spec draft --draft-model " + SharedPath("fixtures/llama"), "vocabulary"},
+                        Case{"--spec layerskip --skip-layers 99", "layer"},
+                        Case{"--spec lookup --bild --temp 0.7", "BiLD"},
+                        Case{"--spec draft --draft-model /nonexistent/model", "nonexistent"}}) {
+    const SpecRun r = Fastgen(target + c.args);
+    EXPECT_NE(r.exit_code, 0) << c.args;
+    EXPECT_GE(r.exit_code, 1) << c.args;
+    EXPECT_LT(r.exit_code, 128) << c.args << " crashed";
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.args << ": " << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace fastgen
