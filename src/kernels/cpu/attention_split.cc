@@ -80,10 +80,14 @@ bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
 
   // Merge the chunks of every (query, head): out = Σ_c w_c o_c / Σ_c w_c l_c, w_c = exp(m_c − M).
   const int64_t heads = a.n * a.n_head;
-  auto merge = [&](int64_t h0, int64_t h1) {
+  // The buffers are thread_local: a lambda running on a worker must reach the dispatching
+  // thread's copies through these pointers, never by naming the variables.
+  const float* ml_data = ml.data();
+  const float* outs_data = outs.data();
+  auto merge = [&a, &plan, d, ml_data, outs_data](int64_t h0, int64_t h1) {
     for (int64_t th = h0; th < h1; ++th) {
       float* out = a.out + th * d;
-      const float* m_l = ml.data() + 2 * th * plan.chunks;
+      const float* m_l = ml_data + 2 * th * plan.chunks;
       float big = -INFINITY;
       for (int64_t c = 0; c < plan.chunks; ++c) big = std::max(big, m_l[2 * c]);
       std::fill(out, out + d, 0.0f);
@@ -93,7 +97,7 @@ bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
         if (m_l[2 * c] == -INFINITY) continue;
         const float w = std::exp(m_l[2 * c] - big);
         denom += w * m_l[2 * c + 1];
-        const float* o = outs.data() + (th * plan.chunks + c) * d;
+        const float* o = outs_data + (th * plan.chunks + c) * d;
         for (int64_t i = 0; i < d; ++i) out[i] += w * o[i];
       }
       const float inv = 1.0f / denom;
