@@ -1,8 +1,9 @@
 // F32 / F16 / BF16 weights with AVX-512: exact float32 products (F16 and BF16 widen exactly to
 // float32), so these paths match the reference up to summation order.
 //
-// Decode: 4 weight rows × up to 4 tokens per pass, vectors over k; each weight vector is loaded
-// and widened once and used for every token, and each x vector for every row.
+// Decode: one weight row × up to 4 tokens per pass, vectors over k; each weight vector is loaded
+// and widened once and used for every token. (The tile takes R rows, but one row at a time reads
+// the weights as a single sequential stream, which measured fastest from DRAM.)
 // GEMM: tokens are the vector dimension. A panel of kPanelRows weight rows × kKc columns is
 // widened to float once into scratch and then multiplies every token block; the micro-kernel
 // keeps 6 rows × 4 vectors (64 tokens) of accumulators in registers, broadcasting one weight

@@ -1,5 +1,5 @@
 // Q8_0 / Q4_0 / Q4_K / Q6_K weights times int8-quantized activations with AVX-512 VNNI, for small
-// n (decode): per-row dot products, 4 weight rows per pass so each x vector loaded serves 4 rows.
+// n (decode): per-row dot products, one weight row at a time (see QuantDecodeRowsAvx512).
 //
 // x is quantized once per call to int8 in blocks of 32 with a float scale (QuantizeActsAvx512).
 // Weights stay in their file format and are widened to bytes in registers; vpdpbusd multiplies
@@ -8,6 +8,9 @@
 // (an integer in one lane of the block's accumulator, so it costs nothing). Each block's int32
 // sum is then scaled in float32 by d_w · d_x. Rounding x to 8 bits per block is the only
 // approximation; matmul_test.cc measures it.
+// Q8_0 and Q4_0 take two blocks per 512-bit vector and Q4_K two 32-byte quant chunks (x is
+// reordered to match once per call): half the conversions, scalings and FMAs per weight byte,
+// 1.7-1.8x the single-block ymm loop that the Q6_K kernel and the tails still use.
 // GCC 12's AVX-512 headers build _mm*_undefined_*() from a self-initialized variable, which
 // -Wuninitialized reports inside the headers at -O3 (a false positive about the header).
 #pragma GCC diagnostic ignored "-Wuninitialized"
