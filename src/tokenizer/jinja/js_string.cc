@@ -1,4 +1,5 @@
 #include "tokenizer/jinja/js_string.h"
+#include "tokenizer/unicode.h"
 
 #include <utf8proc.h>
 
@@ -52,21 +53,7 @@ char32_t DecodeUtf8(std::string_view s, size_t* pos) {
 
 void AppendUtf8(char32_t cp, std::string* out) {
   if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;  // lone surrogates cannot be encoded
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
+  tok::AppendUtf8(static_cast<uint32_t>(cp), out);
 }
 
 std::vector<char32_t> ToCodePoints(std::string_view s) {
