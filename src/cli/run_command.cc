@@ -24,6 +24,7 @@ struct SpecFlags {
   std::string calibration_file;     // text for --skip-layers auto (default: the prompt)
   speculative::DraftModelOptions draft;
   speculative::PromptLookupOptions lookup;
+  speculative::JacobiOptions jacobi;
   speculative::SpeculativeOptions verifier;
   bool no_fallback = false;
   bool compare = false;             // also decode plainly and report the measured speedup
@@ -88,6 +89,7 @@ Expected<SpecSetup> SetUpSpeculation(SpecFlags& f, Model& target, ThreadPool* po
   FG_ASSIGN_OR_RETURN(pc.mode, speculative::ParseSpecMode(f.mode));
   pc.draft_options = f.draft;
   pc.lookup_options = f.lookup;
+  pc.jacobi_options = f.jacobi;
   if (pc.mode == speculative::SpecMode::kDraft) {
     if (f.draft_model.empty()) return InvalidArgument("--spec draft needs --draft-model PATH");
     FG_ASSIGN_OR_RETURN(out.draft, LoadModel(f.draft_model, pool));
@@ -291,7 +293,7 @@ CommandFn AddRunCommand(CLI::App& app) {
   cmd->add_option("--logit-bias", f->logit_bias, "ID=BIAS added to a token's logit (repeatable; -inf bans)");
   cmd->add_option("-s,--seed", f->sampler.seed, "Random seed (default 0)");
   SpecFlags& sp = f->spec;
-  cmd->add_option("--spec", sp.mode, "Speculative decoding: draft | lookup | layerskip (lossless: same output as plain)");
+  cmd->add_option("--spec", sp.mode, "Speculative decoding: draft | lookup | jacobi | layerskip (lossless: same output as plain)");
   cmd->add_option("--draft-model", sp.draft_model, "Draft model for --spec draft (same tokenizer as the target)");
   cmd->add_option("--draft-max", sp.draft.max_length, "Longest draft chain / tree depth (default 12)");
   cmd->add_option("--draft-init", sp.draft.initial_length, "Initial draft length before adapting (default 5)");
@@ -302,6 +304,8 @@ CommandFn AddRunCommand(CLI::App& app) {
   cmd->add_option("--lookup-ngram", sp.lookup.max_ngram, "Longest n-gram prompt lookup matches (default 3)");
   cmd->add_option("--lookup-len", sp.lookup.max_length, "Tokens copied per lookup match (default 10)");
   cmd->add_option("--lookup-branches", sp.lookup.branches, "Lookup matches merged into a token tree (greedy only; default 1)");
+  cmd->add_option("--jacobi-window", sp.jacobi.window, "Jacobi: guessed tokens carried per step (default 5)");
+  cmd->add_option("--jacobi-ngram", sp.jacobi.ngram, "Jacobi: n-gram length of the pool (default 4)");
   cmd->add_option("--skip-layers", sp.skip_layers, "Layers skipped by --spec layerskip, e.g. 4,5,6, or auto (default: search on the calibration text)");
   cmd->add_option("--calibration", sp.calibration_file, "Text file for --skip-layers auto (default: the prompt)");
   cmd->add_flag("--bild", sp.verifier.bild, "BiLD policy: keep draft tokens the target finds plausible (NOT lossless; greedy only)");

@@ -57,7 +57,7 @@ TEST(SpecCli, EveryModeGivesTheReferenceGreedyContinuation) {
   for (const std::string& mode :
        {"--spec draft --draft-model " + SharedPath("models/fg-draft"),
         "--spec draft --draft-tree 3 --draft-model " + SharedPath("models/fg-draft"),
-        std::string("--spec lookup --lookup-branches 3"), std::string("--spec layerskip --skip-layers 6,7"),
+        std::string("--spec lookup --lookup-branches 3"), std::string("--spec jacobi"), std::string("--spec layerskip --skip-layers 6,7"),
         std::string("--spec layerskip --skip-layers auto")}) {
     const SpecRun r = Fastgen(base + mode + " --spec-compare");
     ASSERT_EQ(r.exit_code, 0) << mode << ": " << r.err;

@@ -8,7 +8,9 @@
 
 #include "decoding/generate.h"
 #include "decoding/speculative/draft_model.h"
+#include "decoding/speculative/jacobi.h"
 #include "decoding/speculative/prompt_lookup.h"
+#include "decoding/speculative/setup.h"
 #include "decoding/speculative/speculative.h"
 #include "models/model.h"
 #include "test_util.h"
@@ -82,7 +84,15 @@ std::vector<ProposerCase> Proposers(const std::string& draft_rel) {
       return std::make_unique<DraftModelProposer>(target, o);
     };
   };
-  return {{"draft_chain", draft(1)},        {"draft_tree", draft(3)},
+  auto jacobi = [](int32_t candidates) {
+    return [candidates](Model&) -> std::unique_ptr<Proposer> {
+      JacobiOptions o;
+      o.candidates = candidates;
+      return std::make_unique<JacobiProposer>(o);
+    };
+  };
+  return {{"jacobi_guess_only", jacobi(0)}, {"jacobi_pool", jacobi(3)},
+          {"draft_chain", draft(1)},        {"draft_tree", draft(3)},
           {"lookup_chain", lookup(1)},      {"lookup_tree", lookup(4)},
           {"layerskip_chain", layer_skip(1)}, {"layerskip_tree", layer_skip(3)}};
 }
@@ -202,11 +212,62 @@ TEST(SpeculativeGreedy, FgTargetThreeHundredTokens) {
   GenerateOptions go;
   go.sampler.temperature = 0;
   go.ignore_eos = true;
+  // Sanitizer builds run ~10x slower: they check shorter continuations, the same assertions.
+#if defined(__SANITIZE_ADDRESS__)
+  go.max_new_tokens = 60;
+#else
   go.max_new_tokens = 300;
+#endif
   for (int i : {1, 4}) {  // 'def fibonacci(n):\n', 'class Stack: ...'
     const auto prompt = ref["refs"][i]["prompt_ids"].get<std::vector<int32_t>>();
     ExpectSameAsPlain(target, "models/fg-draft", prompt, go, 400, "fg-target prompt " + std::to_string(i));
   }
+}
+
+// BiLD: a rollback threshold no token passes degenerates to greedy verification (lossless);
+// a loose one keeps draft tokens the target would not have chosen (lossy, by design).
+TEST(Bild, ThresholdsBoundWhatIsKept) {
+  Model& target = Get("fixtures/llama");
+  GenerateOptions go;
+  go.sampler.temperature = 0;
+  go.ignore_eos = true;
+  go.max_new_tokens = 40;
+  const auto want = Plain(target, FixturePrompt(2), go, 64);
+  DraftModelProposer draft(Get("fixtures/qwen2"), {});
+  SpeculativeOptions so;
+  so.adaptive_fallback = false;
+  so.bild = true;
+  so.bild_rollback = -1.0f;
+  const auto strict = Spec(target, FixturePrompt(2), go, 64, draft, so);
+  EXPECT_EQ(strict.generation.tokens, want.tokens);
+  so.bild_rollback = 100.0f;  // every draft token passes
+  const auto loose = Spec(target, FixturePrompt(2), go, 64, draft, so);
+  EXPECT_EQ(loose.stats.accepted, loose.stats.drafted);
+  EXPECT_NE(loose.generation.tokens, want.tokens);
+  EXPECT_GT(strict.stats.steps, loose.stats.steps);
+}
+
+TEST(LayerSkipSearch, PicksLayersAndPredictsSpeed) {
+  EXPECT_DOUBLE_EQ(PredictedSpeedup(0.0, 0.5, 8), 1.0);
+  EXPECT_GT(PredictedSpeedup(0.9, 0.25, 8), 2.0);  // ~2.09 at k = 5
+  EXPECT_GT(PredictedSpeedup(0.8, 0.25, 8), PredictedSpeedup(0.6, 0.25, 8));
+  Model& target = Get("models/fg-target");
+  const auto ref = ReadJson(SharedPath("models/fg-target/ref.json"));
+  std::vector<int32_t> calibration;
+  for (const auto& r : ref["refs"]) {
+    for (int32_t id : r["prompt_ids"].get<std::vector<int32_t>>()) calibration.push_back(id);
+    for (int32_t id : r["greedy_48"].get<std::vector<int32_t>>()) calibration.push_back(id);
+  }
+  auto choice = SearchSkipLayers(target, calibration, {});
+  ASSERT_TRUE(choice.ok()) << choice.status().message();
+  EXPECT_LT(choice->layers.size(), static_cast<size_t>(target.config().n_layer));
+  EXPECT_TRUE(std::is_sorted(choice->layers.begin(), choice->layers.end()));
+  if (!choice->layers.empty()) {
+    EXPECT_GT(choice->predicted_speedup, 1.0);
+  }
+  std::cout << "[ info ] fg-target layer-skip choice: " << choice->layers.size() << " layers, agreement "
+            << choice->agreement << ", predicted speedup " << choice->predicted_speedup << "\n";
+  EXPECT_FALSE(SearchSkipLayers(target, std::span<const int32_t>(calibration).first(4), {}).ok());
 }
 
 TEST(SpeculativeGreedy, RejectsBadInput) {

@@ -57,6 +57,16 @@ struct ProposeRequest {
   bool chain_only;            // speculative sampling verifies chains only
 };
 
+// What the target computed over a draft, for proposers that learn from it (Jacobi decoding
+// takes its next guess from the target's predictions at every drafted position).
+struct Verification {
+  const Draft& draft;
+  // [1 + draft.size(), vocab]: row 0 follows the last committed token, row i + 1 follows node i.
+  std::span<const float> logits;
+  int32_t vocab;
+  int32_t committed;  // tokens committed by this step (kept drafts + the target's own)
+};
+
 class Proposer {
  public:
   virtual ~Proposer() = default;
@@ -68,6 +78,8 @@ class Proposer {
   virtual Status Propose(const ProposeRequest& request, Draft* draft) = 0;
   // After verification: `accepted` of the deepest path's nodes were kept (adaptive lengths).
   virtual void Observe(int32_t drafted, int32_t accepted) {}
+  // After verification of a non-empty draft, before Observe.
+  virtual void ObserveVerification(const Verification& v) {}
 };
 
 }  // namespace fastgen::speculative

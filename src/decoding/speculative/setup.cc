@@ -23,8 +23,9 @@ double Agreement(const std::vector<float>& a, const std::vector<float>& b, int64
 Expected<SpecMode> ParseSpecMode(const std::string& name) {
   if (name == "draft") return SpecMode::kDraft;
   if (name == "lookup") return SpecMode::kLookup;
+  if (name == "jacobi") return SpecMode::kJacobi;
   if (name == "layerskip") return SpecMode::kLayerSkip;
-  return InvalidArgument("unknown speculative mode '" + name + "' (expected draft, lookup or layerskip)");
+  return InvalidArgument("unknown speculative mode '" + name + "' (expected draft, lookup, jacobi or layerskip)");
 }
 
 Expected<std::unique_ptr<Proposer>> MakeProposer(Model& target, const ProposerConfig& config) {
@@ -37,6 +38,8 @@ Expected<std::unique_ptr<Proposer>> MakeProposer(Model& target, const ProposerCo
       return std::unique_ptr<Proposer>(std::make_unique<DraftModelProposer>(*config.draft, config.draft_options));
     case SpecMode::kLookup:
       return std::unique_ptr<Proposer>(std::make_unique<PromptLookupProposer>(config.lookup_options));
+    case SpecMode::kJacobi:
+      return std::unique_ptr<Proposer>(std::make_unique<JacobiProposer>(config.jacobi_options));
     case SpecMode::kLayerSkip:
       if (config.draft_options.skip_layers.empty())
         return InvalidArgument("speculative mode 'layerskip' needs layers to skip (--skip-layers)");

@@ -7,15 +7,16 @@
 #include <vector>
 
 #include "decoding/speculative/draft_model.h"
+#include "decoding/speculative/jacobi.h"
 #include "decoding/speculative/prompt_lookup.h"
 #include "decoding/speculative/proposer.h"
 #include "models/model.h"
 
 namespace fastgen::speculative {
 
-enum class SpecMode { kDraft, kLookup, kLayerSkip };
+enum class SpecMode { kDraft, kLookup, kJacobi, kLayerSkip };
 
-// "draft" | "lookup" | "layerskip"; the error lists the valid names.
+// "draft" | "lookup" | "jacobi" | "layerskip"; the error lists the valid names.
 Expected<SpecMode> ParseSpecMode(const std::string& name);
 
 struct ProposerConfig {
@@ -23,6 +24,7 @@ struct ProposerConfig {
   Model* draft = nullptr;              // kDraft: the draft model (shares the target's tokenizer)
   DraftModelOptions draft_options;     // kDraft and kLayerSkip (skip_layers set for the latter)
   PromptLookupOptions lookup_options;  // kLookup
+  JacobiOptions jacobi_options;        // kJacobi
 };
 
 // Fails on a missing draft model or an empty skip set for layer skipping.

@@ -239,7 +239,10 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     FG_RETURN_IF_ERROR(kv.CompactTail(base, path));
     const auto accepted = static_cast<int32_t>(path.size()) - 1;
     const int32_t depth = Depth(draft);
-    if (!draft.empty()) proposer.Observe(depth, accepted);
+    if (!draft.empty()) {
+      proposer.ObserveVerification({draft, logits, vocab, static_cast<int32_t>(commit.size())});
+      proposer.Observe(depth, accepted);
+    }
     const auto t_end = Clock::now();
 
     ++stats.steps;

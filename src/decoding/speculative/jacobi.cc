@@ -1,0 +1,110 @@
+#include "decoding/speculative/jacobi.h"
+
+#include <algorithm>
+
+namespace fastgen::speculative {
+namespace {
+
+// Adds `tokens` as a root path of `draft` sharing existing prefixes, within max_nodes nodes;
+// returns the draft index of each token placed (a prefix of `tokens` when the budget ends).
+std::vector<int32_t> InsertPath(std::span<const int32_t> tokens, int32_t max_nodes, Draft* draft) {
+  std::vector<int32_t> nodes;
+  int32_t parent = -1;
+  for (int32_t token : tokens) {
+    int32_t found = -1;
+    for (size_t i = 0; i < draft->size() && found < 0; ++i)
+      if (draft->parents[i] == parent && draft->tokens[i] == token) found = static_cast<int32_t>(i);
+    if (found < 0) {
+      if (static_cast<int32_t>(draft->size()) >= max_nodes) break;
+      found = static_cast<int32_t>(draft->size());
+      draft->Push(token, parent);
+    }
+    nodes.push_back(found);
+    parent = found;
+  }
+  return nodes;
+}
+
+int32_t Argmax(const float* row, int32_t vocab) {
+  return static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+}
+
+}  // namespace
+
+Status JacobiProposer::Start(const GenerationSetup&) {
+  if (opts_.window < 1 || opts_.ngram < 2 || opts_.pool_per_key < 1 || opts_.candidates < 0)
+    return InvalidArgument("Jacobi decoding needs window >= 1, n-gram >= 2, pool >= 1, candidates >= 0");
+  guess_.clear();
+  guess_nodes_.clear();
+  pool_.clear();
+  indexed_ = 0;
+  return Status::Ok();
+}
+
+void JacobiProposer::AddNgram(const std::vector<int32_t>& gram) {
+  auto& list = pool_[gram.front()];
+  const std::vector<int32_t> cont(gram.begin() + 1, gram.end());
+  const auto same = std::find(list.begin(), list.end(), cont);
+  if (same != list.end()) list.erase(same);  // re-add as most recent
+  list.push_back(cont);
+  if (static_cast<int32_t>(list.size()) > opts_.pool_per_key) list.erase(list.begin());
+}
+
+void JacobiProposer::AddContextNgrams(std::span<const int32_t> context) {
+  const auto len = static_cast<int64_t>(context.size());
+  const int64_t n = opts_.ngram;
+  for (int64_t s = std::max<int64_t>(0, indexed_ - n + 1); s + n <= len; ++s)
+    AddNgram(std::vector<int32_t>(context.begin() + s, context.begin() + s + n));
+  indexed_ = len;
+}
+
+Status JacobiProposer::Propose(const ProposeRequest& request, Draft* draft) {
+  const std::span<const int32_t> ctx = request.context;
+  if (ctx.empty() || request.max_nodes < 1) return Status::Ok();
+  AddContextNgrams(ctx);
+  if (guess_.empty()) {
+    // A first iterate: the context's last tokens. Any start converges; this one is free.
+    const size_t w = std::min(ctx.size(), static_cast<size_t>(opts_.window));
+    guess_.assign(ctx.end() - static_cast<std::ptrdiff_t>(w), ctx.end());
+  }
+  int32_t branches = request.chain_only ? 1 : opts_.candidates;
+  const auto it = pool_.find(ctx.back());
+  // Pool branches first (most recent first), keeping room for the guess branch.
+  const int32_t pool_budget = request.chain_only ? request.max_nodes
+                                                 : std::max(0, request.max_nodes - static_cast<int32_t>(guess_.size()));
+  if (it != pool_.end()) {
+    for (auto g = it->second.rbegin(); g != it->second.rend() && branches > 0; ++g, --branches)
+      InsertPath(*g, pool_budget, draft);
+  }
+  guess_nodes_.clear();
+  if (!request.chain_only || draft->empty()) guess_nodes_ = InsertPath(guess_, request.max_nodes, draft);
+  return Status::Ok();
+}
+
+void JacobiProposer::ObserveVerification(const Verification& v) {
+  // y[i]: the target's next token after guess_[0..i] (the row of its node); y_root after the
+  // last committed token. Only the guess prefix placed in (and kept in) the draft counts.
+  std::vector<int32_t> y;
+  for (size_t i = 0; i < guess_nodes_.size(); ++i) {
+    const int32_t node = guess_nodes_[i];
+    if (node >= static_cast<int32_t>(v.draft.size()) || v.draft.tokens[static_cast<size_t>(node)] != guess_[i]) break;
+    y.push_back(Argmax(v.logits.data() + static_cast<size_t>(node + 1) * v.vocab, v.vocab));
+  }
+  // Trajectory n-grams: guess_[i] followed by the target's predictions from there on.
+  for (size_t i = 0; i + static_cast<size_t>(opts_.ngram) - 1 <= y.size(); ++i) {
+    std::vector<int32_t> gram = {guess_[i]};
+    gram.insert(gram.end(), y.begin() + static_cast<std::ptrdiff_t>(i),
+                y.begin() + static_cast<std::ptrdiff_t>(i) + opts_.ngram - 1);
+    AddNgram(gram);
+  }
+  // Next iterate: the predictions for the positions after the new last committed token, which
+  // sits `committed` tokens deeper; y[i] predicts depth i + 2, so the next guess starts at
+  // y[committed - 1]. Positions beyond what this pass predicted keep the last prediction.
+  std::vector<int32_t> next;
+  for (size_t i = static_cast<size_t>(std::max(0, v.committed - 1)); i < y.size(); ++i) next.push_back(y[i]);
+  if (next.empty()) next.push_back(Argmax(v.logits.data(), v.vocab));
+  while (static_cast<int32_t>(next.size()) < opts_.window) next.push_back(next.back());
+  guess_ = std::move(next);
+}
+
+}  // namespace fastgen::speculative
