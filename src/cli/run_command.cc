@@ -300,7 +300,7 @@ CommandFn AddRunCommand(CLI::App& app) {
   cmd->add_flag("--draft-fixed", [&sp](int64_t) { sp.draft.adaptive_length = false; }, "Keep the draft length fixed at --draft-init");
   cmd->add_option("--draft-min-conf", sp.draft.min_confidence, "Stop drafting when the draft's top probability falls below this (BiLD fallback threshold; default 0 = off)");
   cmd->add_option("--draft-tree", sp.draft.tree_width, "Token tree: children kept per level (greedy only; 1 = chain, default)");
-  cmd->add_option("--spec-budget", sp.verifier.max_draft, "Most drafted tokens verified per step (default 16)");
+  cmd->add_option("--spec-budget", sp.verifier.max_draft, "Most drafted tokens verified per step (default 4)");
   cmd->add_option("--lookup-ngram", sp.lookup.max_ngram, "Longest n-gram prompt lookup matches (default 3)");
   cmd->add_option("--lookup-len", sp.lookup.max_length, "Tokens copied per lookup match (default 10)");
   cmd->add_option("--lookup-branches", sp.lookup.branches, "Lookup matches merged into a token tree (greedy only; default 1)");

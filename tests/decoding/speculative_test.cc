@@ -104,6 +104,7 @@ void ExpectSameAsPlain(Model& target, const std::string& draft_rel, const std::v
     // Fallback off: every step speculates, whatever the timings say.
     SpeculativeOptions so;
     so.adaptive_fallback = false;
+    so.max_draft = 12;  // bigger trees and longer chains than the CPU-tuned default
     auto proposer = pc.make(target);
     const SpeculativeResult got = Spec(target, prompt, go, ctx, *proposer, so);
     EXPECT_EQ(got.generation.tokens, want.tokens) << what << " " << pc.name;
@@ -154,6 +155,7 @@ TEST(SpeculativeGreedy, SelfDraftKeepsEverythingAndStopsWherePlainStops) {
   DraftModelProposer self(m, o);
   SpeculativeOptions so;
   so.adaptive_fallback = false;
+  so.max_draft = 16;
   const auto got = Spec(m, FixturePrompt(5), go, 64, self, so);
   const auto want = Plain(m, FixturePrompt(5), go, 64);
   EXPECT_EQ(got.generation.tokens, want.tokens);

@@ -16,19 +16,25 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 // Chooses, step by step, between drafting and a plain decode step from the tokens per second
 // each has been committing lately (exponential moving averages). Starts with two plain steps
 // for a baseline and four speculative ones, then follows the faster mode and probes the other
-// every `probe_every` steps so a change (a run of easy text, say) is noticed.
+// now and then so a change (a run of copyable text, say) is noticed. Probes of a losing mode
+// back off exponentially (probe_every, doubling up to 16x): a proposer that never pays costs
+// a few percent, one that pays in bursts is picked up again within probe_every steps.
 class FallbackController {
  public:
   explicit FallbackController(const SpeculativeOptions& o)
-      : enabled_(o.adaptive_fallback), probe_every_(std::max(1, o.probe_every)) {}
+      : enabled_(o.adaptive_fallback), probe_every_(std::max(1, o.probe_every)), interval_(probe_every_) {}
 
   bool Speculate() {
-    ++step_;
     if (!enabled_) return true;
     if (plain_.n < 2) return false;
     if (spec_.n < 4) return true;
     const bool spec_better = spec_.rate >= plain_.rate;
-    return step_ % probe_every_ == 0 ? !spec_better : spec_better;
+    if (spec_better != last_better_) interval_ = probe_every_;  // the leader changed: probe soon
+    last_better_ = spec_better;
+    if (++since_probe_ < interval_) return spec_better;
+    since_probe_ = 0;
+    interval_ = std::min(interval_ * 2, 16 * probe_every_);
+    return !spec_better;
   }
 
   void Record(bool spec, int64_t tokens, double seconds) {
@@ -45,7 +51,9 @@ class FallbackController {
   };
   bool enabled_;
   int64_t probe_every_;
-  int64_t step_ = 0;
+  int64_t interval_;
+  int64_t since_probe_ = 0;
+  bool last_better_ = true;
   Rate spec_, plain_;
 };
 
