@@ -137,7 +137,7 @@ void PrintSpecStats(const speculative::SpeculativeResult& r, std::string_view na
     std::fprintf(stderr, "speedup: %.2fx wall clock (plain %.2f tokens/s, speculative %.2f tokens/s; output %s)\n",
                  spec_rate / plain_rate, plain_rate, spec_rate,
                  plain->tokens == g.tokens ? "identical" : "differs (sampling draws differently)");
-  } else if (s.plain_step_seconds > 0 && g.decode_seconds > 0) {
+  } else if (s.plain_steps >= 4 && g.decode_seconds > 0) {
     std::fprintf(stderr, "speedup: %.2fx estimated from the plain steps taken (--spec-compare measures it)\n",
                  n * s.plain_step_seconds / g.decode_seconds);
   }

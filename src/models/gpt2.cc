@@ -129,11 +129,20 @@ class Gpt2Model final : public Model {
     }
     kv.Advance(n);
 
-    const int64_t first = mode == LogitsMode::kAll ? 0 : n - 1;
+    const int64_t first = mode == LogitsMode::kLast ? n - 1 : 0;
     const int64_t rows = n - first;
     ops::LayerNorm(ctx, x + first * d, lnf_w_.data(), lnf_b_.data(), rows, d, eps, h);
+    if (mode == LogitsMode::kHidden) {
+      logits->assign(h, h + rows * d);
+      return;
+    }
     logits->resize(static_cast<size_t>(rows * c.vocab_size));
     ops::MatMul(ctx, output_, h, rows, logits->data());
+  }
+
+  void ProjectImpl(const float* hidden, int64_t rows, float* logits) override {
+    ops::Context ctx{pool_};
+    ops::MatMul(ctx, output_, hidden, rows, logits);
   }
 
  private:

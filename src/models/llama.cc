@@ -173,11 +173,20 @@ class LlamaModel final : public Model {
 
     // Only the rows whose logits are wanted go through the final norm and the vocabulary
     // projection, the largest matmul of a small model.
-    const int64_t first = mode == LogitsMode::kAll ? 0 : n - 1;
+    const int64_t first = mode == LogitsMode::kLast ? n - 1 : 0;
     const int64_t rows = n - first;
     ops::RmsNorm(ctx, x + first * d, output_norm_.data(), rows, d, eps, plus_one, h);
+    if (mode == LogitsMode::kHidden) {
+      logits->assign(h, h + rows * d);
+      return;
+    }
     logits->resize(static_cast<size_t>(rows * c.vocab_size));
     ops::MatMul(ctx, output_, h, rows, logits->data());
+  }
+
+  void ProjectImpl(const float* hidden, int64_t rows, float* logits) override {
+    ops::Context ctx{pool_};
+    ops::MatMul(ctx, output_, hidden, rows, logits);
   }
 
  private:

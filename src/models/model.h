@@ -18,6 +18,10 @@ namespace fastgen {
 enum class LogitsMode {
   kLast,  // logits of the last token only: [1, vocab]
   kAll,   // logits of every token of the batch: [n, vocab]
+  // The final-normed hidden state of every token, [n, d_model], for ProjectLogits: a verifier
+  // then pays the vocabulary projection (the largest matmul of a small model) only for the
+  // rows it reads, not for every drafted token.
+  kHidden,
 };
 
 // How a batch's tokens relate to each other and to the cache (speculative verification).
@@ -71,6 +75,12 @@ class Model {
   Status Forward(std::span<const int32_t> tokens, const BatchLayout& layout, KvCache& kv,
                  LogitsMode mode, std::vector<float>* logits);
 
+  // Logits of `rows` hidden states from a kHidden pass: [rows, d_model] -> [rows, vocab].
+  void ProjectLogits(const float* hidden, int64_t rows, std::vector<float>* logits) {
+    logits->resize(static_cast<size_t>(rows * config().vocab_size));
+    ProjectImpl(hidden, rows, logits->data());
+  }
+
   // A cache for one sequence of up to `capacity` positions (clamped to nothing; the caller
   // decides the context size, the model's own limit is config().max_context).
   Expected<KvCache> NewKvCache(int64_t capacity) const;
@@ -80,6 +90,7 @@ class Model {
   // Architecture-specific forward pass over validated input.
   virtual void ForwardImpl(const ForwardPlan& plan, KvCache& kv, LogitsMode mode,
                            std::vector<float>* logits) = 0;
+  virtual void ProjectImpl(const float* hidden, int64_t rows, float* logits) = 0;
 
   std::unique_ptr<Checkpoint> ckpt_;
   ThreadPool* pool_;

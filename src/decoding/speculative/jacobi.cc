@@ -69,9 +69,10 @@ Status JacobiProposer::Propose(const ProposeRequest& request, Draft* draft) {
   }
   int32_t branches = request.chain_only ? 1 : opts_.candidates;
   const auto it = pool_.find(ctx.back());
-  // Pool branches first (most recent first), keeping room for the guess branch.
-  const int32_t pool_budget = request.chain_only ? request.max_nodes
-                                                 : std::max(0, request.max_nodes - static_cast<int32_t>(guess_.size()));
+  // Pool branches first (most recent first): they hit far more often than the raw iterate. The
+  // guess branch keeps a third of the budget so the iteration (and the pool it feeds) goes on.
+  const int32_t guess_room = std::min(static_cast<int32_t>(guess_.size()), std::max(1, request.max_nodes / 3));
+  const int32_t pool_budget = request.chain_only ? request.max_nodes : std::max(0, request.max_nodes - guess_room);
   if (it != pool_.end()) {
     for (auto g = it->second.rbegin(); g != it->second.rend() && branches > 0; ++g, --branches)
       InsertPath(*g, pool_budget, draft);

@@ -31,6 +31,7 @@ class JacobiProposer final : public Proposer {
   std::string_view name() const override { return "jacobi"; }
   Status Start(const GenerationSetup& setup) override;
   Status Propose(const ProposeRequest& request, Draft* draft) override;
+  bool WantsVerification() const override { return true; }
   void ObserveVerification(const Verification& v) override;
 
  private:

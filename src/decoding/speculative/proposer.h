@@ -78,7 +78,9 @@ class Proposer {
   virtual Status Propose(const ProposeRequest& request, Draft* draft) = 0;
   // After verification: `accepted` of the deepest path's nodes were kept (adaptive lengths).
   virtual void Observe(int32_t drafted, int32_t accepted) {}
-  // After verification of a non-empty draft, before Observe.
+  // After verification of a non-empty draft, before Observe; only for proposers that ask for
+  // it (the verifier otherwise projects to logits only the rows its acceptance walk reads).
+  virtual bool WantsVerification() const { return false; }
   virtual void ObserveVerification(const Verification& v) {}
 };
 

@@ -126,7 +126,7 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
   Sampler sampler(options.sampler, vocab);
   std::vector<int32_t> history(prompt.begin(), prompt.end());  // committed tokens, prompt first
   history.reserve(history.size() + static_cast<size_t>(options.max_new_tokens));
-  std::vector<float> logits;  // [rows, vocab]
+  std::vector<float> logits;  // [rows, vocab], or [rows, d_model] hidden states (kHidden)
 
   const auto t0 = Clock::now();
   const LogitsMode mode = options.prompt_logits ? LogitsMode::kAll : LogitsMode::kLast;
@@ -165,7 +165,8 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
   FallbackController controller(spec);
   Draft draft;
   std::vector<int32_t> batch, parents, path, commit, children;
-  std::vector<float> p, scratch;  // [vocab]
+  std::vector<float> p, scratch, row_logits;  // [vocab]
+  const int64_t d_model = c.d_model;
   bool running = options.max_new_tokens > 0;
   if (running) {
     const int32_t first = sampler.Sample(logits, history);
@@ -196,7 +197,10 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
       layout.parents = parents;
     }
     const int64_t base = kv.length();
-    FG_RETURN_IF_ERROR(target.Forward(batch, layout, kv, draft.empty() ? LogitsMode::kLast : LogitsMode::kAll, &logits));
+    const LogitsMode verify_mode = draft.empty()                    ? LogitsMode::kLast
+                                   : proposer.WantsVerification() ? LogitsMode::kAll
+                                                                  : LogitsMode::kHidden;
+    FG_RETURN_IF_ERROR(target.Forward(batch, layout, kv, verify_mode, &logits));
     const auto t_verified = Clock::now();
 
     // Walk from the root, keeping drafted children the rule accepts.
@@ -204,7 +208,13 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     commit.clear();
     int32_t node = 0;
     while (true) {
-      const std::span<const float> row(logits.data() + static_cast<size_t>(node) * vocab, static_cast<size_t>(vocab));
+      std::span<const float> row;  // [vocab] the target's logits after this node
+      if (verify_mode == LogitsMode::kHidden) {
+        target.ProjectLogits(logits.data() + static_cast<size_t>(node) * d_model, 1, &row_logits);
+        row = row_logits;
+      } else {
+        row = std::span<const float>(logits.data() + static_cast<size_t>(node) * vocab, static_cast<size_t>(vocab));
+      }
       children.clear();
       for (size_t j = 0; j < draft.size(); ++j)
         if (draft.parents[j] + 1 == node) children.push_back(static_cast<int32_t>(j) + 1);
@@ -248,7 +258,8 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     const auto accepted = static_cast<int32_t>(path.size()) - 1;
     const int32_t depth = Depth(draft);
     if (!draft.empty()) {
-      proposer.ObserveVerification({draft, logits, vocab, static_cast<int32_t>(commit.size())});
+      if (verify_mode == LogitsMode::kAll)
+        proposer.ObserveVerification({draft, logits, vocab, static_cast<int32_t>(commit.size())});
       proposer.Observe(depth, accepted);
     }
     const auto t_end = Clock::now();
@@ -260,7 +271,8 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     stats.accepted += accepted;
     stats.propose_seconds += Seconds(t_step, t_proposed);
     stats.verify_seconds += Seconds(t_proposed, t_verified);
-    if (!speculate) {
+    if (!speculate && budget > 0) {
+      ++stats.plain_steps;
       const double s = Seconds(t_step, t_end);
       stats.plain_step_seconds = stats.plain_step_seconds == 0 ? s : 0.8 * stats.plain_step_seconds + 0.2 * s;
     }

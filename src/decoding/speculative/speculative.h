@@ -41,7 +41,8 @@ struct SpeculativeStats {
   int64_t generated = 0;            // tokens committed after the first (prefill) one
   double propose_seconds = 0;
   double verify_seconds = 0;
-  double plain_step_seconds = 0;    // running mean of a plain decode step (0 if none ran)
+  int64_t plain_steps = 0;          // steps the fallback controller decoded plainly
+  double plain_step_seconds = 0;    // running mean of those steps (0 if none ran)
 
   double acceptance_rate() const { return drafted_path > 0 ? double(accepted) / double(drafted_path) : 0.0; }
   double tokens_per_forward() const { return steps > 0 ? double(generated) / double(steps) : 0.0; }
