@@ -38,7 +38,7 @@ std::unique_ptr<Model> Load(const std::string& fixture) {
   return m.ok() ? std::move(*m) : nullptr;
 }
 
-std::vector<int32_t> Prompt(int len = 40) {
+std::vector<int32_t> Prompt(int len = 16) {
   std::vector<int32_t> p;
   for (int i = 0; i < len; ++i) p.push_back(static_cast<int32_t>((i * 29 + 5) % 256));
   return p;
@@ -190,11 +190,11 @@ TEST(SpeculativeSampling, MatchesTheTargetDistribution) {
   EXPECT_GT(s.drafted, s.accepted);
   EXPECT_GT(s.accepted, kSamples / 20);
 
-  // A deterministic proposer (q one-hot): kept with probability p(x). The prompt gets each
+  // A deterministic proposer (q one-hot): kept with probability p(x). A longer prompt gets each
   // possible first token followed by its likeliest successor, so lookup has something to copy.
-  Seq long_prompt = Prompt();
+  Seq long_prompt = Prompt(40);
   std::map<Seq, double> pairs;
-  for (const auto& [seq, p] : exact) pairs[{seq[0], seq[1]}] += p;
+  for (const auto& [seq, p] : ExactJoint(*target, long_prompt, Settings())) pairs[{seq[0], seq[1]}] += p;
   for (int32_t t0 = 0; t0 < 256; ++t0) {
     double best = 0;
     int32_t next = -1;
@@ -202,9 +202,10 @@ TEST(SpeculativeSampling, MatchesTheTargetDistribution) {
       if (pair[0] == t0 && p > best) best = p, next = pair[1];
     if (next >= 0) long_prompt.insert(long_prompt.end(), {t0, next});
   }
+  const std::map<Seq, double> long_exact = ExactJoint(*target, long_prompt, Settings());
   PromptLookupProposer lookup({});
   const SampleRun l = Sample(*target, &lookup, long_prompt);
-  ExpectMatches(l.counts, ExactJoint(*target, long_prompt, Settings()), kSamples, "prompt lookup");
+  ExpectMatches(l.counts, long_exact, kSamples, "prompt lookup");
   EXPECT_GT(l.drafted, l.accepted);
   EXPECT_GT(l.accepted, kSamples / 100);
 }
