@@ -197,9 +197,14 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
       layout.parents = parents;
     }
     const int64_t base = kv.length();
-    const LogitsMode verify_mode = draft.empty()                    ? LogitsMode::kLast
-                                   : proposer.WantsVerification() ? LogitsMode::kAll
-                                                                  : LogitsMode::kHidden;
+    // The vocabulary projection reads the whole output matrix per call, so a few rows cost about
+    // what one row does: small drafts project every row in one call; big trees, of which the
+    // walk reads only one path, project the rows it visits (kHidden + ProjectLogits).
+    constexpr size_t kProjectAllUpTo = 8;
+    const LogitsMode verify_mode = draft.empty() ? LogitsMode::kLast
+                                   : proposer.WantsVerification() || batch.size() <= kProjectAllUpTo
+                                       ? LogitsMode::kAll
+                                       : LogitsMode::kHidden;
     FG_RETURN_IF_ERROR(target.Forward(batch, layout, kv, verify_mode, &logits));
     const auto t_verified = Clock::now();
 
