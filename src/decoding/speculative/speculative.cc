@@ -15,10 +15,10 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 
 // Chooses, step by step, between drafting and a plain decode step from the tokens per second
 // each has been committing lately (exponential moving averages). Starts with two plain steps
-// for a baseline and four speculative ones, then follows the faster mode and probes the other
+// for a baseline and three speculative ones, then follows the faster mode and probes the other
 // now and then so a change (a run of copyable text, say) is noticed. Probes of a losing mode
-// back off exponentially (probe_every, doubling up to 16x): a proposer that never pays costs
-// a few percent, one that pays in bursts is picked up again within probe_every steps.
+// back off exponentially (probe_every, doubling up to 64x): a proposer that never pays costs
+// a few failed probes per generation, one that pays again is back in use within one interval.
 class FallbackController {
  public:
   explicit FallbackController(const SpeculativeOptions& o)
@@ -27,13 +27,13 @@ class FallbackController {
   bool Speculate() {
     if (!enabled_) return true;
     if (plain_.n < 2) return false;
-    if (spec_.n < 4) return true;
+    if (spec_.n < 3) return true;
     const bool spec_better = spec_.rate >= plain_.rate;
     if (spec_better != last_better_) interval_ = probe_every_;  // the leader changed: probe soon
     last_better_ = spec_better;
     if (++since_probe_ < interval_) return spec_better;
     since_probe_ = 0;
-    interval_ = std::min(interval_ * 2, 16 * probe_every_);
+    interval_ = std::min(interval_ * 2, 64 * probe_every_);
     return !spec_better;
   }
 
