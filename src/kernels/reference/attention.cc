@@ -8,6 +8,20 @@
 namespace fastgen::kernels::reference {
 namespace {
 
+// q . k with 8 independent partial sums, which the compiler turns into SIMD code (a single
+// running sum is a serial dependency it may not reorder). Used for token trees only: the fast
+// split-K kernel does not take a tree mask, so trees run here, while the causal path keeps the
+// sequential order of the scalar oracle.
+float Dot8(const float* q, const float* k, int64_t n) {
+  float acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += q[i + j] * k[i + j];
+  float dot = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) dot += q[i] * k[i];
+  return dot;
+}
+
 // Softmax-weighted sum of the values of `slots` (one query, one head) into out.
 void AttendSlots(const AttentionArgs& a, const float* q, int64_t kvh, const int32_t* slots,
                  int64_t count, float* scores, float* out) {
@@ -15,8 +29,13 @@ void AttendSlots(const AttentionArgs& a, const float* q, int64_t kvh, const int3
   if (count <= 0) return;
   for (int64_t s = 0; s < count; ++s) {
     const float* k = a.k + slots[s] * a.kv_stride + kvh * a.head_dim;
-    float dot = 0.0f;
-    for (int64_t i = 0; i < a.head_dim; ++i) dot += q[i] * k[i];
+    float dot;
+    if (a.tree_mask) {
+      dot = Dot8(q, k, a.head_dim);
+    } else {
+      dot = 0.0f;
+      for (int64_t i = 0; i < a.head_dim; ++i) dot += q[i] * k[i];
+    }
     scores[s] = dot * a.scale;
   }
   Softmax(scores, count);
