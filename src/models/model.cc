@@ -29,7 +29,26 @@ Status Model::Forward(std::span<const int32_t> tokens, const BatchLayout& layout
   if (c.arch == Arch::kGpt2 && last_pos >= c.max_context)
     return InvalidArgument(std::to_string(last_pos + 1) + " tokens exceed GPT-2's learned positions (" +
                            std::to_string(c.max_context) + ")");
-  ForwardImpl(plan_, kv, mode, logits);
+  if (plan_.is_tree() || n <= max_batch_) {
+    ForwardImpl(plan_, kv, mode, logits);
+    return Status::Ok();
+  }
+  // A long chain (a prompt) runs in micro-batches of max_batch_ tokens: activation buffers stay
+  // bounded by the micro-batch instead of growing with the prompt, and each micro-batch's
+  // activations stay in cache. Rows of kAll / kHidden outputs are concatenated; kLast keeps the
+  // last micro-batch's row.
+  const int64_t row = mode == LogitsMode::kHidden ? c.d_model : c.vocab_size;
+  if (mode != LogitsMode::kLast) logits->resize(static_cast<size_t>(n * row));
+  for (int64_t b = 0; b < n; b += max_batch_) {
+    const auto chunk = tokens.subspan(static_cast<size_t>(b), static_cast<size_t>(std::min(max_batch_, n - b)));
+    FG_RETURN_IF_ERROR(Plan(chunk, layout, kv));
+    if (mode == LogitsMode::kLast) {
+      ForwardImpl(plan_, kv, mode, logits);
+    } else {
+      ForwardImpl(plan_, kv, mode, &chunk_out_);
+      std::copy(chunk_out_.begin(), chunk_out_.end(), logits->begin() + b * row);
+    }
+  }
   return Status::Ok();
 }
 

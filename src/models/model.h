@@ -75,6 +75,10 @@ class Model {
   Status Forward(std::span<const int32_t> tokens, const BatchLayout& layout, KvCache& kv,
                  LogitsMode mode, std::vector<float>* logits);
 
+  // Long chains are computed in micro-batches of this many tokens (default 512); results are
+  // the same up to float32 rounding of the attention order. Tests lower it.
+  void set_max_batch(int64_t tokens) { max_batch_ = tokens < 1 ? 1 : tokens; }
+
   // Logits of `rows` hidden states from a kHidden pass: [rows, d_model] -> [rows, vocab].
   void ProjectLogits(const float* hidden, int64_t rows, std::vector<float>* logits) {
     logits->resize(static_cast<size_t>(rows * config().vocab_size));
@@ -98,6 +102,8 @@ class Model {
  private:
   Status Plan(std::span<const int32_t> tokens, const BatchLayout& layout, const KvCache& kv);
   ForwardPlan plan_;  // reused across calls so decoding does not allocate
+  int64_t max_batch_ = 512;        // tokens per micro-batch of a long chain
+  std::vector<float> chunk_out_;   // [max_batch, vocab or d_model] one micro-batch's output
 };
 
 struct ModelOptions {

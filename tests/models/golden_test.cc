@@ -204,3 +204,36 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace fastgen
+
+namespace fastgen {
+namespace {
+
+// A prompt longer than the micro-batch runs in pieces; the logits of every position must agree
+// with the one-batch computation.
+TEST(MicroBatches, LongPromptInPiecesMatchesOneBatch) {
+  for (const char* fixture : {"llama", "gpt2", "mistral"}) {
+    const std::string dir = SharedPath(std::string("fixtures/") + fixture);
+    auto model = LoadModel(dir, &Pool());
+    ASSERT_TRUE(model.ok()) << model.status().message();
+    const auto ids = ReadJson(dir + "/ref.json")["input_ids"].get<std::vector<int32_t>>();
+    const std::vector<float> want = ReadF32(dir + "/ref_logits.f32");
+    const int64_t vocab = (*model)->config().vocab_size;
+    for (int64_t batch : {1, 5, 7}) {
+      (*model)->set_max_batch(batch);
+      auto kv = (*model)->NewKvCache(static_cast<int64_t>(ids.size()));
+      std::vector<float> got;
+      ASSERT_TRUE((*model)->Forward(ids, *kv, LogitsMode::kAll, &got).ok());
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t t = 0; t < ids.size(); ++t)
+        EXPECT_LT(RelError(got.data() + t * vocab, want.data() + t * vocab, vocab), 1e-4) << fixture << " " << batch;
+      kv->Clear();
+      std::vector<float> last;
+      ASSERT_TRUE((*model)->Forward(ids, *kv, LogitsMode::kLast, &last).ok());
+      EXPECT_LT(RelError(last.data(), want.data() + (ids.size() - 1) * vocab, vocab), 1e-4);
+      EXPECT_EQ(kv->length(), static_cast<int64_t>(ids.size()));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fastgen
