@@ -74,5 +74,58 @@ TEST(Attention, FastPathMatchesReference) {
   }
 }
 
+// Token trees (speculative verification): a shared prefix plus tree nodes each query sees only
+// along its ancestor path, with positions from depth.
+TEST(Attention, TreeMaskMatchesReference) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (cpu::Isa isa : cpu::SupportedIsas()) {
+    SCOPED_TRACE(std::string(cpu::IsaName(isa)));
+    const cpu::Isa saved = cpu::ActiveIsa();
+    ASSERT_TRUE(cpu::ForceIsa(isa));
+    for (int64_t prefix : {0, 5, 700}) {
+      for (int64_t window : {0, 4, 300}) {
+        const int64_t nodes = 9, n_head = 6, n_kv_head = 2, d = 32, n_kv = prefix + nodes;
+        // Parents: -1 = attaches to the prefix.
+        const std::vector<int32_t> parent = {-1, 0, 0, 1, 2, 2, -1, 6, 3};
+        std::vector<int32_t> depth(nodes), pos(nodes);
+        for (int64_t i = 0; i < nodes; ++i) depth[i] = parent[i] < 0 ? 0 : depth[parent[i]] + 1;
+        for (int64_t i = 0; i < nodes; ++i) pos[i] = static_cast<int32_t>(prefix + depth[i]);
+        std::vector<uint8_t> mask(nodes * nodes, 0);
+        for (int64_t t = 0; t < nodes; ++t)
+          for (int64_t m = t; m >= 0; m = parent[m]) mask[t * nodes + m] = 1;
+        std::vector<float> q(nodes * n_head * d), k(n_kv * n_kv_head * d), v(k.size());
+        for (auto* vec : {&q, &k, &v})
+          for (auto& x : *vec) x = dist(rng);
+        AttentionArgs a;
+        a.q = q.data();
+        a.k = k.data();
+        a.v = v.data();
+        a.n = nodes;
+        a.n_head = n_head;
+        a.n_kv_head = n_kv_head;
+        a.head_dim = d;
+        a.kv_stride = n_kv_head * d;
+        a.n_kv = n_kv;
+        a.q_slot = pos.data();
+        a.window = window;
+        a.tree_mask = mask.data();
+        a.tree_pos = pos.data();
+        a.tree_start = prefix;
+        a.scale = 0.17f;
+        std::vector<float> want(q.size()), got(q.size(), 5.0f);
+        a.out = want.data();
+        reference::AttentionRange(a, 0, nodes * n_head);
+        ThreadPool pool(2);
+        a.out = got.data();
+        Attention(a, pool);
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_NEAR(got[i], want[i], 1e-5f) << "prefix " << prefix << " window " << window << " at " << i;
+      }
+    }
+    cpu::ForceIsa(saved);
+  }
+}
+
 }  // namespace
 }  // namespace fastgen::kernels

@@ -29,8 +29,10 @@ inline void ScaleAxpy(float* o, float scale, float p, const float* v, int64_t d)
 
 }  // namespace
 
-void AttendChunkAvx512(const AttentionArgs& a, int64_t t, int64_t kvh, int64_t first, int64_t last,
+void AttendChunkAvx512(const AttentionArgs& a, int64_t t, int64_t kvh, const SlotRange& r,
                        PartialSoftmax* out) {
+  const int64_t first = 0, last = r.count - 1;  // indices into the range; SlotAt maps to slots
+  auto slot_at = [&r](int64_t i) -> int64_t { return r.slots ? r.slots[i] : r.first + i; };
   const int64_t group = a.n_head / a.n_kv_head, d = a.head_dim;
   constexpr int64_t kBlock = 64;  // scores of a block of slots, so the max updates once per block
   float scores[kBlock];
@@ -44,7 +46,7 @@ void AttendChunkAvx512(const AttentionArgs& a, int64_t t, int64_t kvh, int64_t f
       const int64_t b1 = std::min(last + 1, b0 + kBlock);
       float block_max = -INFINITY;
       for (int64_t j = b0; j < b1; ++j) {
-        const float s = Dot(q, a.k + j * a.kv_stride + kvh * d, d) * a.scale;
+        const float s = Dot(q, a.k + slot_at(j) * a.kv_stride + kvh * d, d) * a.scale;
         scores[j - b0] = s;
         block_max = std::max(block_max, s);
       }
@@ -56,7 +58,7 @@ void AttendChunkAvx512(const AttentionArgs& a, int64_t t, int64_t kvh, int64_t f
       for (int64_t j = b0; j < b1; ++j) {
         const float w = std::exp(scores[j - b0] - m_new);
         p.l += w;
-        ScaleAxpy(p.o, first_in_block ? rescale : 1.0f, w, a.v + j * a.kv_stride + kvh * d, d);
+        ScaleAxpy(p.o, first_in_block ? rescale : 1.0f, w, a.v + slot_at(j) * a.kv_stride + kvh * d, d);
         first_in_block = false;
       }
       p.m = m_new;

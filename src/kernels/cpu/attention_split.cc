@@ -29,9 +29,15 @@ SplitPlan Plan(const AttentionArgs& a, int threads) {
 }  // namespace
 
 bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
-  if (a.tree_mask != nullptr || a.head_dim % 16 != 0 || ActiveIsa() != Isa::kAvx512) return false;
+  if (a.head_dim % 16 != 0 || ActiveIsa() != Isa::kAvx512) return false;
   const int64_t group = a.n_head / a.n_kv_head, d = a.head_dim;
-  const SplitPlan plan = Plan(a, pool.size());
+  const bool tree = a.tree_mask != nullptr;
+  SplitPlan plan = Plan(a, pool.size());
+  const int64_t prefix_chunks = plan.chunks;
+  if (tree) {  // one more chunk per (query, kv head): its visible tree nodes
+    plan.chunks += 1;
+    plan.items = a.n * a.n_kv_head * plan.chunks;
+  }
   // Partial states: [n, n_head, chunks] of (m, l) and [.., head_dim] outputs. Grown once per
   // thread that dispatches and reused, so decoding allocates nothing.
   thread_local std::vector<float> ml, outs;
@@ -41,10 +47,11 @@ bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
   struct Ctx {
     const AttentionArgs* a;
     SplitPlan plan;
+    int64_t prefix_chunks;
     int64_t group, d;
     float* ml;
     float* outs;
-  } ctx{&a, plan, group, d, ml.data(), outs.data()};
+  } ctx{&a, plan, prefix_chunks, group, d, ml.data(), outs.data()};
 
   pool.ParallelFor(plan.items, [c = &ctx](int64_t i0, int64_t i1) {
     const AttentionArgs& a = *c->a;
@@ -52,16 +59,32 @@ bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t chunk = i % c->plan.chunks, pair = i / c->plan.chunks;
       const int64_t t = pair / a.n_kv_head, kvh = pair % a.n_kv_head;
-      const int64_t last = std::min<int64_t>(a.q_slot[t], a.n_kv - 1);
-      const int64_t first = a.window > 0 ? std::max<int64_t>(0, last - a.window + 1) : 0;
-      const int64_t span = last - first + 1;
-      const int64_t c0 = first + span * chunk / c->plan.chunks;
-      const int64_t c1 = first + span * (chunk + 1) / c->plan.chunks - 1;
+      SlotRange range;
+      thread_local std::vector<int32_t> tree_slots;
+      if (a.tree_mask != nullptr && chunk == c->plan.chunks - 1) {
+        // Tree nodes visible to query t: its ancestors and itself, within the window.
+        const int64_t cols = a.n_kv - a.tree_start, pos = a.q_slot[t];
+        if (static_cast<int64_t>(tree_slots.size()) < cols) tree_slots.resize(static_cast<size_t>(cols));
+        const uint8_t* row = a.tree_mask + t * cols;
+        for (int64_t m = 0; m < cols; ++m)
+          if (row[m] && (a.window <= 0 || pos - a.tree_pos[m] < a.window))
+            tree_slots[static_cast<size_t>(range.count++)] = static_cast<int32_t>(a.tree_start + m);
+        range.slots = tree_slots.data();
+      } else {
+        // A contiguous span: the causal past of a chain query, or a tree's shared prefix.
+        const int64_t last = a.tree_mask ? std::min(a.tree_start, a.n_kv) - 1
+                                         : std::min<int64_t>(a.q_slot[t], a.n_kv - 1);
+        const int64_t pos = a.tree_mask ? a.q_slot[t] : last;
+        const int64_t first = a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0;
+        const int64_t span = std::max<int64_t>(0, last - first + 1);
+        range.first = first + span * chunk / c->prefix_chunks;
+        range.count = first + span * (chunk + 1) / c->prefix_chunks - range.first;
+      }
       for (int64_t g = 0; g < c->group; ++g) {
         const int64_t state = ((t * a.n_head) + kvh * c->group + g) * c->plan.chunks + chunk;
         parts[g].o = c->outs + state * c->d;
       }
-      if (c1 < c0) {  // empty chunk (short span): contributes nothing
+      if (range.count <= 0) {  // empty chunk (short span, no visible nodes): contributes nothing
         for (int64_t g = 0; g < c->group; ++g) {
           const int64_t state = ((t * a.n_head) + kvh * c->group + g) * c->plan.chunks + chunk;
           c->ml[2 * state] = -INFINITY;
@@ -69,7 +92,7 @@ bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
         }
         continue;
       }
-      AttendChunkAvx512(a, t, kvh, c0, c1, parts);
+      AttendChunkAvx512(a, t, kvh, range, parts);
       for (int64_t g = 0; g < c->group; ++g) {
         const int64_t state = ((t * a.n_head) + kvh * c->group + g) * c->plan.chunks + chunk;
         c->ml[2 * state] = parts[g].m;

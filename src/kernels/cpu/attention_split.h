@@ -16,13 +16,22 @@ struct PartialSoftmax {
   float* o;  // [head_dim] Σ exp(score − m) · v
 };
 
-// Attends query t's heads of kv head `kvh` (the whole GQA group, out[0..group)) over cache
-// slots [first, last]. Requires head_dim % 16 == 0 and no tree mask.
-void AttendChunkAvx512(const AttentionArgs& a, int64_t t, int64_t kvh, int64_t first, int64_t last,
+// The cache slots one work item attends: `count` consecutive slots from `first`, or, when
+// `slots` is set, the listed ones (a token tree's visible nodes), in increasing order.
+struct SlotRange {
+  int64_t first = 0;
+  int64_t count = 0;
+  const int32_t* slots = nullptr;  // [count]
+};
+
+// Attends query t's heads of kv head `kvh` (the whole GQA group, out[0..group)) over the slots
+// of `r`. Requires head_dim % 16 == 0.
+void AttendChunkAvx512(const AttentionArgs& a, int64_t t, int64_t kvh, const SlotRange& r,
                        PartialSoftmax* out);
 
-// The whole attention on the split-K path; false when this call is not eligible (tree masks,
-// head_dim, ISA) and the caller should use the reference kernel.
+// The whole attention on the split-K path; false when this call is not eligible (head_dim,
+// ISA) and the caller should use the reference kernel. Token trees split their shared prefix
+// like a chain and attend their visible tree nodes as one more chunk.
 bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool);
 
 }  // namespace fastgen::kernels::cpu
