@@ -5,26 +5,6 @@
 namespace fastgen::speculative {
 namespace {
 
-// Adds `tokens` as a root path of `draft` sharing existing prefixes, within max_nodes nodes;
-// returns the draft index of each token placed (a prefix of `tokens` when the budget ends).
-std::vector<int32_t> InsertPath(std::span<const int32_t> tokens, int32_t max_nodes, Draft* draft) {
-  std::vector<int32_t> nodes;
-  int32_t parent = -1;
-  for (int32_t token : tokens) {
-    int32_t found = -1;
-    for (size_t i = 0; i < draft->size() && found < 0; ++i)
-      if (draft->parents[i] == parent && draft->tokens[i] == token) found = static_cast<int32_t>(i);
-    if (found < 0) {
-      if (static_cast<int32_t>(draft->size()) >= max_nodes) break;
-      found = static_cast<int32_t>(draft->size());
-      draft->Push(token, parent);
-    }
-    nodes.push_back(found);
-    parent = found;
-  }
-  return nodes;
-}
-
 int32_t Argmax(const float* row, int32_t vocab) {
   return static_cast<int32_t>(std::max_element(row, row + vocab) - row);
 }
@@ -75,10 +55,10 @@ Status JacobiProposer::Propose(const ProposeRequest& request, Draft* draft) {
   const int32_t pool_budget = request.chain_only ? request.max_nodes : std::max(0, request.max_nodes - guess_room);
   if (it != pool_.end()) {
     for (auto g = it->second.rbegin(); g != it->second.rend() && branches > 0; ++g, --branches)
-      InsertPath(*g, pool_budget, draft);
+      draft->InsertPath(*g, pool_budget);
   }
   guess_nodes_.clear();
-  if (!request.chain_only || draft->empty()) guess_nodes_ = InsertPath(guess_, request.max_nodes, draft);
+  if (!request.chain_only || draft->empty()) guess_nodes_ = draft->InsertPath(guess_, request.max_nodes);
   return Status::Ok();
 }
 

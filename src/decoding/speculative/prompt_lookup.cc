@@ -3,26 +3,6 @@
 #include <algorithm>
 
 namespace fastgen::speculative {
-namespace {
-
-// Adds `tokens` as a path from the root of `draft`, sharing the prefix it already has, within
-// `max_nodes` nodes in all.
-void InsertPath(std::span<const int32_t> tokens, int32_t max_nodes, Draft* draft) {
-  int32_t parent = -1;
-  for (int32_t token : tokens) {
-    int32_t found = -1;
-    for (size_t i = 0; i < draft->size() && found < 0; ++i)
-      if (draft->parents[i] == parent && draft->tokens[i] == token) found = static_cast<int32_t>(i);
-    if (found < 0) {
-      if (static_cast<int32_t>(draft->size()) >= max_nodes) return;
-      found = static_cast<int32_t>(draft->size());
-      draft->Push(token, parent);
-    }
-    parent = found;
-  }
-}
-
-}  // namespace
 
 Status PromptLookupProposer::Start(const GenerationSetup&) {
   if (opts_.min_ngram < 1 || opts_.max_ngram < opts_.min_ngram || opts_.max_length < 1 || opts_.branches < 1)
@@ -43,7 +23,7 @@ Status PromptLookupProposer::Propose(const ProposeRequest& request, Draft* draft
     for (int64_t s = len - n - 1; s >= 0 && found < branches; --s) {
       if (!std::equal(pattern.begin(), pattern.end(), ctx.begin() + s)) continue;
       const int64_t from = s + n, to = std::min(len, from + copy);
-      InsertPath(ctx.subspan(static_cast<size_t>(from), static_cast<size_t>(to - from)), request.max_nodes, draft);
+      draft->InsertPath(ctx.subspan(static_cast<size_t>(from), static_cast<size_t>(to - from)), request.max_nodes);
       ++found;
     }
     if (found > 0) return Status::Ok();

@@ -35,6 +35,26 @@ struct Draft {
     tokens.push_back(token);
     parents.push_back(parent);
   }
+  // Adds `path` as a path from the root, sharing the nodes it already has, within `max_nodes`
+  // nodes in all; returns the node index of each token placed (a prefix of `path` when the
+  // budget runs out).
+  std::vector<int32_t> InsertPath(std::span<const int32_t> path, int32_t max_nodes) {
+    std::vector<int32_t> nodes;
+    int32_t parent = -1;
+    for (int32_t token : path) {
+      int32_t found = -1;
+      for (size_t i = 0; i < size() && found < 0; ++i)
+        if (parents[i] == parent && tokens[i] == token) found = static_cast<int32_t>(i);
+      if (found < 0) {
+        if (static_cast<int32_t>(size()) >= max_nodes) break;
+        found = static_cast<int32_t>(size());
+        Push(token, parent);
+      }
+      nodes.push_back(found);
+      parent = found;
+    }
+    return nodes;
+  }
   bool IsChain() const {
     for (size_t i = 0; i < parents.size(); ++i)
       if (parents[i] != static_cast<int32_t>(i) - 1) return false;
