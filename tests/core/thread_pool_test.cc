@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <new>
 #include <vector>
 
@@ -54,6 +56,45 @@ TEST(ThreadPool, RunReachesEveryThread) {
     seen[static_cast<size_t>(t)].fetch_add(1);
   });
   for (auto& s : seen) EXPECT_EQ(s.load(), 1);
+}
+
+// A worker that stalls inside its first chunk (as when another process takes its core) must not
+// hold its whole share hostage: the calling thread takes the chunks it has not started.
+TEST(ThreadPool, ParallelForStealsFromAStalledWorker) {
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::atomic<int>> hits(1024);
+    std::atomic<int64_t> by_caller{0};
+    std::atomic<bool> stalled{false};
+    pool.ParallelFor(1024, [&](int64_t b, int64_t e) {
+      if (std::this_thread::get_id() == caller) {
+        // Let the worker reach its first chunk before going on (bounded, so a worker that is
+        // never scheduled only weakens the test).
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (!stalled.load() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+        by_caller.fetch_add(e - b);
+      } else if (!stalled.exchange(true)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      }
+      for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+    }, 16);
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+    // The caller's own share is half; it also finished all but the stalled worker's chunk.
+    EXPECT_TRUE(stalled.load());
+    EXPECT_GE(by_caller.load(), 1024 - 1024 / 2 / 8) << "round " << round;
+  }
+}
+
+// Run is not ParallelFor: every thread must run its part even when it arrives late.
+TEST(ThreadPool, RunWaitsForEveryThreadAfterParallelFor) {
+  ThreadPool pool(3);
+  for (int round = 0; round < 200; ++round) {
+    pool.ParallelFor(64, [](int64_t, int64_t) {}, 1);
+    std::vector<std::atomic<int>> seen(3);
+    pool.Run([&](int t, int) { seen[static_cast<size_t>(t)].fetch_add(1); });
+    for (auto& s : seen) ASSERT_EQ(s.load(), 1) << "round " << round;
+  }
 }
 
 TEST(ThreadPool, ParallelForDoesNotAllocate) {
