@@ -5,7 +5,8 @@
 // samples a plain 2-thread read bandwidth to compare against.
 //
 // Usage: matmul_bench [-t THREADS] [-r REPS] [--types F16,Q8_0,...] [--isas avx2,avx512]
-//                     [--n 1,512]
+//                     [--n 1,512] [--hot] [--shapes tinyllama|fg-target]
+// fg-target's shapes (384 wide) are those of speculative verification on the bundled model.
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -116,6 +117,7 @@ int Main(int argc, char** argv) {
   std::vector<std::string> types = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"};
   std::vector<std::string> isas;
   std::vector<int64_t> ns = {1, 512};
+  std::string shape_set = "tinyllama";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : "";
@@ -124,13 +126,22 @@ int Main(int argc, char** argv) {
     else if (a == "--hot") { hot = true; }
     else if (a == "--types") { types = Split(v); ++i; }
     else if (a == "--isas") { isas = Split(v); ++i; }
+    else if (a == "--shapes") { shape_set = v; ++i; }
     else if (a == "--n") { ns.clear(); for (auto& s : Split(v)) ns.push_back(std::atoll(s.c_str())); ++i; }
-    else { std::fprintf(stderr, "usage: %s [-t T] [-r REPS] [--types A,B] [--isas avx2,avx512] [--n 1,512]\n", argv[0]); return 2; }
+    else { std::fprintf(stderr, "usage: %s [-t T] [-r REPS] [--types A,B] [--isas avx2,avx512] [--n 1,512] [--hot] [--shapes tinyllama|fg-target]\n", argv[0]); return 2; }
   }
   if (isas.empty())
     for (auto isa : kernels::cpu::SupportedIsas())
       if (isa != kernels::cpu::Isa::kReference) isas.emplace_back(kernels::cpu::IsaName(isa));
-  const std::vector<Shape> shapes = {{2048, 2048}, {2048, 256}, {2048, 5632}, {5632, 2048}, {2048, 32000}};
+  std::vector<Shape> shapes;
+  if (shape_set == "tinyllama") {
+    shapes = {{2048, 2048}, {2048, 256}, {2048, 5632}, {5632, 2048}, {2048, 32000}};
+  } else if (shape_set == "fg-target") {
+    shapes = {{384, 384}, {384, 128}, {384, 1024}, {1024, 384}, {384, 8192}};
+  } else {
+    std::fprintf(stderr, "--shapes: expected tinyllama or fg-target, got %s\n", shape_set.c_str());
+    return 2;
+  }
   ThreadPool pool(threads);
   std::mt19937 rng(7);
   std::vector<float> big(size_t{1} << 28, 1.0f);  // 1 GiB for the bandwidth sample

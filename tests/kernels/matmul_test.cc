@@ -1,6 +1,6 @@
 // MatMul's SIMD paths against the scalar reference (reference::MatMulRows), for every weight
 // dtype × every ISA this CPU supports, over odd shapes, both the decode (small n) and GEMM
-// (n >= 8) paths, several threads, and row pointers offset from their natural alignment.
+// (n >= 8 quantized, n >= 12 float) paths, several threads, and row pointers offset from their natural alignment.
 //
 // Tolerances. Float weights (F32/F16/BF16) are multiplied exactly in float32, so the only
 // difference is summation order: |y - ref| <= 1e-5 · Σ|w·x| + 1e-6.
@@ -135,7 +135,7 @@ TEST_P(MatMulTest, MatchesReference) {
       IsFloatType(t) ? std::vector<int>{0, 1, 2, 3} : std::vector<int>{0, 2};
   for (int64_t k : KSizes(t)) {
     for (int64_t m : {1, 3, 17, 64, 130}) {
-      for (int64_t n : {1, 2, 5, 16, 33, 70}) {
+      for (int64_t n : {1, 2, 3, 5, 8, 11, 16, 33, 70}) {
         const int offset = offsets[static_cast<size_t>(m + n) % offsets.size()];
         const std::vector<uint8_t> rows = RandomRows(t, m, k, rng);
         std::vector<uint8_t> storage(rows.size() + 8);  // rows placed `offset` bytes past 8-alignment

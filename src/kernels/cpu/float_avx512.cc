@@ -1,9 +1,9 @@
 // F32 / F16 / BF16 weights with AVX-512: exact float32 products (F16 and BF16 widen exactly to
 // float32), so these paths match the reference up to summation order.
 //
-// Decode: one weight row × up to 4 tokens per pass, vectors over k; each weight vector is loaded
-// and widened once and used for every token. (The tile takes R rows, but one row at a time reads
-// the weights as a single sequential stream, which measured fastest from DRAM.)
+// Decode: one weight row × up to 8 tokens per pass, vectors over k; each weight vector is loaded
+// and widened once and used for every token. (One row at a time reads the weights as a single
+// sequential stream, which measured fastest from DRAM.)
 // GEMM: tokens are the vector dimension. A panel of kPanelRows weight rows × kKc columns is
 // widened to float once into scratch and then multiplies every token block; the micro-kernel
 // keeps 6 rows × 4 vectors (64 tokens) of accumulators in registers, broadcasting one weight
@@ -55,55 +55,62 @@ struct LoadBF16 {
   }
 };
 
-// y[t0 + t, m0 + r] = W[m0 + r] · x[t0 + t] for r < R, t < T.
-template <class L, int R, int T>
-void DecodeTile(const MatMulJob& job, int64_t m0, int64_t t0) {
+// y[t0 + t, m] = W[m] · x[t0 + t] for t < T. Each weight vector is loaded and widened once and
+// used for all T tokens; U independent accumulators per token over k keep T·U FMA chains in
+// flight. (With one chain, a short row that sits in cache waits on FMA latency: fg-target's
+// 384-wide rows ran at a third of the FMA throughput, matmul_bench --hot --shapes fg-target.)
+template <class L, int T, int U>
+void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0) {
   const int64_t k = job.k;
-  const uint8_t* rows[R];  // R weight rows, [k] each
-  for (int r = 0; r < R; ++r) rows[r] = job.w + static_cast<size_t>(m0 + r) * job.row_bytes;
-  const float* x = job.x + t0 * k;  // [T, k]
-  __m512 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;  // [k]
+  const float* x = job.x + t0 * k;                                      // [T, k]
+  __m512 acc[U][T];
+  for (int u = 0; u < U; ++u)
+    for (int t = 0; t < T; ++t) acc[u][t] = _mm512_setzero_ps();
   int64_t i = 0;
-  for (; i + 16 <= k; i += 16) {
-    __m512 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = L::Load(rows[r], i);
-    for (int t = 0; t < T; ++t) {
-      const __m512 xv = _mm512_loadu_ps(x + t * k + i);
-      for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+  for (; i + 16 * U <= k; i += 16 * U) {
+    for (int u = 0; u < U; ++u) {
+      const __m512 wv = L::Load(row, i + 16 * u);
+      for (int t = 0; t < T; ++t)
+        acc[u][t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * k + i + 16 * u), acc[u][t]);
     }
   }
-  if (i < k) {
-    const __mmask16 mask = static_cast<__mmask16>((1u << (k - i)) - 1);
-    __m512 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = L::LoadMasked(rows[r], i, mask);
-    for (int t = 0; t < T; ++t) {
-      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + t * k + i);
-      for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
-    }
+  for (; i < k; i += 16) {  // whole vectors left over from the unrolling, then a masked tail
+    const __mmask16 mask =
+        k - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (k - i)) - 1);
+    const __m512 wv = L::LoadMasked(row, i, mask);
+    for (int t = 0; t < T; ++t)
+      acc[0][t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mask, x + t * k + i), acc[0][t]);
   }
-  for (int t = 0; t < T; ++t)
-    for (int r = 0; r < R; ++r)
-      job.y[(t0 + t) * job.ldy + m0 + r] = _mm512_reduce_add_ps(acc[r][t]);
+  for (int t = 0; t < T; ++t) {
+    for (int u = 1; u < U; ++u) acc[0][t] = _mm512_add_ps(acc[0][t], acc[u][t]);
+    job.y[(t0 + t) * job.ldy + m] = _mm512_reduce_add_ps(acc[0][t]);
+  }
 }
 
-template <class L, int R>
-void DecodeRowGroup(const MatMulJob& job, int64_t m0) {
+// Tokens in tiles of up to 8 (8 x loads and FMAs per widened weight vector).
+template <class L>
+void DecodeRow(const MatMulJob& job, int64_t m) {
   int64_t t = 0;
-  for (; t + 4 <= job.n; t += 4) DecodeTile<L, R, 4>(job, m0, t);
+  for (; t + 8 <= job.n; t += 8) DecodeTile<L, 8, 1>(job, m, t);
   switch (job.n - t) {
-    case 3: DecodeTile<L, R, 3>(job, m0, t); break;
-    case 2: DecodeTile<L, R, 2>(job, m0, t); break;
-    case 1: DecodeTile<L, R, 1>(job, m0, t); break;
+    case 7: DecodeTile<L, 7, 1>(job, m, t); break;
+    case 6: DecodeTile<L, 6, 1>(job, m, t); break;
+    case 5: DecodeTile<L, 5, 2>(job, m, t); break;
+    case 4: DecodeTile<L, 4, 2>(job, m, t); break;
+    case 3: DecodeTile<L, 3, 2>(job, m, t); break;
+    case 2: DecodeTile<L, 2, 4>(job, m, t); break;
+    case 1: DecodeTile<L, 1, 4>(job, m, t); break;
     default: break;
   }
 }
 
 template <class L>
 void DecodeRows(const MatMulJob& job, int64_t m0, int64_t m1) {
-  // One row at a time: a single sequential stream, see QuantDecodeRowsAvx512.
-  for (int64_t m = m0; m < m1; ++m) DecodeRowGroup<L, 1>(job, m);
+  // One row at a time: the weights are read as a single sequential stream, which measured
+  // fastest from DRAM (see QuantDecodeRowsAvx512). Two rows sharing each x load ran 1.4-1.8x
+  // slower on fg-target's shapes from DRAM at 5 tokens, though 1.5x faster from cache.
+  for (int64_t m = m0; m < m1; ++m) DecodeRow<L>(job, m);
 }
 
 // Widens W[m0 .. m0+rows, k0 .. k0+kc] into panel[rows, kKc].

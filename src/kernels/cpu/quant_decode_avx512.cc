@@ -99,11 +99,12 @@ void DotQ8_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   // Two blocks per 512-bit vector: halves the conversions, scalings and FMAs per byte.
-  __m512 acc2[R];
-  for (int r = 0; r < R; ++r) acc2[r] = _mm512_setzero_ps();
+  // Even and odd pairs accumulate separately: one chain would wait on FMA latency every pair.
+  __m512 acc2[2][R];
+  for (int r = 0; r < R; ++r) acc2[0][r] = acc2[1][r] = _mm512_setzero_ps();
   const __m512i flip2 = _mm512_set1_epi8(static_cast<char>(0x80));
   const int64_t pairs = job.k / 64;
-  for (int64_t p = 0; p < pairs; ++p) {
+  auto pair = [&](int64_t p, __m512* a /*[R]*/) __attribute__((always_inline)) {
     const __m512i xv = _mm512_loadu_si512(x.qs + 64 * p);
     const __m512i bias = _mm512_loadu_si512(x.bias_pair + 16 * p);
     const __m512 dx = _mm512_loadu_ps(x.dx_pair + 16 * p);
@@ -113,10 +114,16 @@ void DotQ8_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
           _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0].qs))),
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1].qs)), 1);
       const __m512i dot = _mm512_dpbusd_epi32(bias, _mm512_xor_si512(w, flip2), xv);
-      acc2[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
-                                _mm512_mul_ps(PairScales(blk[0].d, blk[1].d), dx), acc2[r]);
+      a[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+                             _mm512_mul_ps(PairScales(blk[0].d, blk[1].d), dx), a[r]);
     }
+  };
+  int64_t p = 0;
+  for (; p + 2 <= pairs; p += 2) {
+    pair(p, acc2[0]);
+    pair(p + 1, acc2[1]);
   }
+  if (p < pairs) pair(p, acc2[0]);
   for (int64_t b = 2 * pairs; b < job.k / 32; ++b) {
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b));
     // (w + 128) · x = w · x + 128 Σx: start the lane sum at -128 Σx.
@@ -130,7 +137,8 @@ void DotQ8_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[r]);
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = ReduceAdd(acc[r]) + _mm512_reduce_add_ps(acc2[r]);
+  for (int r = 0; r < R; ++r)
+    out[r] = ReduceAdd(acc[r]) + _mm512_reduce_add_ps(_mm512_add_ps(acc2[0][r], acc2[1][r]));
 }
 
 template <int R>
@@ -144,12 +152,12 @@ void DotQ4_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
   // 16..31 (high nibbles) after elements 0..15 (low nibbles), the order of x.
   const __m256i shifts = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
   // Two blocks per 512-bit vector, as in DotQ8_0.
-  __m512 acc2[R];
-  for (int r = 0; r < R; ++r) acc2[r] = _mm512_setzero_ps();
+  __m512 acc2[2][R];  // even and odd pairs, as in DotQ8_0
+  for (int r = 0; r < R; ++r) acc2[0][r] = acc2[1][r] = _mm512_setzero_ps();
   const __m512i low4_2 = _mm512_set1_epi8(0x0f);
   const __m512i shifts2 = _mm512_inserti64x4(_mm512_castsi256_si512(shifts), shifts, 1);
   const int64_t pairs = job.k / 64;
-  for (int64_t p = 0; p < pairs; ++p) {
+  auto pair = [&](int64_t p, __m512* a /*[R]*/) __attribute__((always_inline)) {
     const __m512i xv = _mm512_loadu_si512(x.qs + 64 * p);
     const __m512i bias = _mm512_loadu_si512(x.bias_pair + 16 * p);
     const __m512 dx = _mm512_loadu_ps(x.dx_pair + 16 * p);
@@ -162,10 +170,16 @@ void DotQ4_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
           1);
       const __m512i wu = _mm512_and_si512(_mm512_srlv_epi16(q, shifts2), low4_2);
       const __m512i dot = _mm512_dpbusd_epi32(bias, wu, xv);
-      acc2[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
-                                _mm512_mul_ps(PairScales(blk[0].d, blk[1].d), dx), acc2[r]);
+      a[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+                             _mm512_mul_ps(PairScales(blk[0].d, blk[1].d), dx), a[r]);
     }
+  };
+  int64_t p = 0;
+  for (; p + 2 <= pairs; p += 2) {
+    pair(p, acc2[0]);
+    pair(p + 1, acc2[1]);
   }
+  if (p < pairs) pair(p, acc2[0]);
   for (int64_t b = 2 * pairs; b < job.k / 32; ++b) {
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b));
     const __m256i bias = LaneZero(-8 * (x.isum16[2 * b] + x.isum16[2 * b + 1]));
@@ -179,7 +193,8 @@ void DotQ4_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[r]);
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = ReduceAdd(acc[r]) + _mm512_reduce_add_ps(acc2[r]);
+  for (int r = 0; r < R; ++r)
+    out[r] = ReduceAdd(acc[r]) + _mm512_reduce_add_ps(_mm512_add_ps(acc2[0][r], acc2[1][r]));
 }
 
 // The 8 six-bit scales and 8 six-bit minimums of a Q4_K super-block as 16 bytes (scales in
@@ -201,10 +216,11 @@ template <int R>
 void DotQ4_K(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*[R]*/) {
   const block_q4_K* rows[R];
   RowPointers<block_q4_K, R>(job, m0, rows);
-  __m512 acc[R];
+  // One accumulator per product of a super-block: four independent FMA chains, not one.
+  __m512 acc[4][R];
   __m256 min_acc[R];
   for (int r = 0; r < R; ++r) {
-    acc[r] = _mm512_setzero_ps();
+    for (int j = 0; j < 4; ++j) acc[j][r] = _mm512_setzero_ps();
     min_acc[r] = _mm256_setzero_ps();
   }
   const __m512i low4 = _mm512_set1_epi8(0x0f);
@@ -240,14 +256,18 @@ void DotQ4_K(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
         const __m512i d_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xv[2 * half]);
         const __m512i d_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, xv[2 * half + 1]);
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d_lo),
-                                 _mm512_permutexvar_ps(pick[2 * half], scale), acc[r]);
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d_hi),
-                                 _mm512_permutexvar_ps(pick[2 * half + 1], scale), acc[r]);
+        acc[2 * half][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d_lo),
+                                           _mm512_permutexvar_ps(pick[2 * half], scale), acc[2 * half][r]);
+        acc[2 * half + 1][r] = _mm512_fmadd_ps(
+            _mm512_cvtepi32_ps(d_hi), _mm512_permutexvar_ps(pick[2 * half + 1], scale),
+            acc[2 * half + 1][r]);
       }
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) - ReduceAdd(min_acc[r]);
+  for (int r = 0; r < R; ++r) {
+    const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0][r], acc[1][r]), _mm512_add_ps(acc[2][r], acc[3][r]));
+    out[r] = _mm512_reduce_add_ps(sum) - ReduceAdd(min_acc[r]);
+  }
 }
 
 // The four runs of 32 quants of one half (128 elements) of a Q6_K super-block, as unsigned
