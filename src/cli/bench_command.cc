@@ -1,5 +1,6 @@
 // `fastgen bench`: prompt-processing and generation throughput, median and spread over
-// repetitions, as text or JSON.
+// repetitions, as text or JSON. With --spec: plain against speculative greedy decoding of a
+// prompt file, alternated over repetitions.
 #include <cstdio>
 #include <memory>
 
@@ -7,7 +8,9 @@
 
 #include "cli/common.h"
 #include "cli/commands.h"
+#include "cli/spec_flags.h"
 #include "decoding/benchmark.h"
+#include "decoding/speculative/spec_benchmark.h"
 
 namespace fastgen::cli {
 namespace {
@@ -16,11 +19,77 @@ struct BenchFlags {
   ModelFlags model;
   BenchOptions bench;
   bool json = false;
+  std::string prompt_file;  // --spec: the prompt decoded
+  SpecFlags spec;
 };
 
-int Bench(const BenchFlags& f) {
+nlohmann::json SeriesJson(const BenchSeries& s) {
+  return nlohmann::json{{"median", s.Median()}, {"min", s.Min()}, {"max", s.Max()},
+                        {"samples", s.tokens_per_second}};
+}
+
+// --spec: the prompt comes from a file (speculation feeds on real text; random ids give a
+// proposer nothing to find), decoded greedily for -n tokens, -r times plain and speculative.
+int BenchSpeculative(BenchFlags& f, LoadedModel& lm) {
+  Model& m = *lm.model;
+  if (f.prompt_file.empty())
+    return ReportError(InvalidArgument("--spec needs -f PROMPT_FILE: speculation is measured on real text"));
+  auto tok = m.checkpoint().gguf ? Tokenizer::FromGguf(*m.checkpoint().gguf) : Tokenizer::Load(m.checkpoint().path);
+  if (!tok.ok()) return ReportError(tok.status().WithContext("loading the tokenizer"));
+  auto text = ReadTextFile(f.prompt_file);
+  if (!text.ok()) return ReportError(text.status());
+  auto prompt = (*tok)->Encode(*text, EncodeOptions{});
+  if (!prompt.ok()) return ReportError(prompt.status());
+  if (prompt->empty()) return ReportError(InvalidArgument(f.prompt_file + ": the prompt is empty"));
+  auto setup = SetUpSpeculation(f.spec, m, lm.pool.get(), *prompt, tok->get());
+  if (!setup.ok()) return ReportError(setup.status());
+  if (!setup->proposer) return ReportError(InvalidArgument("layer skipping: no layer subset pays on this prompt"));
+  speculative::SpecBenchOptions o;
+  o.n_gen = f.bench.n_gen;
+  o.repetitions = f.bench.repetitions;
+  o.verifier = f.spec.verifier;
+  o.verifier.adaptive_fallback = !f.spec.no_fallback;
+  auto r = speculative::RunSpeculativeBenchmark(m, *prompt, *setup->proposer, o);
+  if (!r.ok()) return ReportError(r.status());
+  const std::string path = m.checkpoint().path;
+  const std::string mode(setup->proposer->name());
+  const auto& st = r->stats;
+  if (f.json) {
+    nlohmann::json j;
+    j["model"] = path;
+    j["threads"] = lm.pool->size();
+    j["repetitions"] = o.repetitions;
+    j["prompt_tokens"] = prompt->size();
+    j["tokens"] = o.n_gen;
+    j["spec"] = {{"mode", mode},
+                 {"plain_tokens_per_second", SeriesJson(r->plain)},
+                 {"spec_tokens_per_second", SeriesJson(r->speculative)},
+                 {"speedup", SeriesJson(r->speedup)},
+                 {"acceptance", st.acceptance_rate()},
+                 {"tokens_per_forward", st.tokens_per_forward()},
+                 {"identical", r->identical}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return r->identical ? 0 : 1;
+  }
+  std::printf("| model | threads | test | tokens/s (median) | min..max |\n|---|---|---|---|---|\n");
+  const std::string test = "tg" + std::to_string(o.n_gen) + " after " + std::to_string(prompt->size());
+  auto row = [&](const std::string& name, const BenchSeries& s) {
+    std::printf("| %s | %d | %s %s | %.2f | %.2f..%.2f |\n", path.c_str(), lm.pool->size(), test.c_str(),
+                name.c_str(), s.Median(), s.Min(), s.Max());
+  };
+  row("plain", r->plain);
+  row("spec " + mode, r->speculative);
+  std::printf("\nspeedup %.2fx (%.2f..%.2f), acceptance %.3f, %.2f tokens per target forward, output %s\n",
+              r->speedup.Median(), r->speedup.Min(), r->speedup.Max(), st.acceptance_rate(),
+              st.tokens_per_forward(), r->identical ? "identical" : "DIFFERS");
+  if (!r->identical) return ReportError(Internal("speculative greedy output differs from plain decoding"));
+  return 0;
+}
+
+int Bench(BenchFlags& f) {
   auto lm = LoadFromFlags(f.model);
   if (!lm.ok()) return ReportError(lm.status());
+  if (!f.spec.mode.empty()) return BenchSpeculative(f, *lm);
   auto r = RunBenchmark(*lm->model, f.bench);
   if (!r.ok()) return ReportError(r.status());
   const Model& m = *lm->model;
@@ -33,10 +102,7 @@ int Bench(const BenchFlags& f) {
     j["weight_bytes"] = m.checkpoint().weights.TotalBytes();
     j["threads"] = threads;
     j["repetitions"] = f.bench.repetitions;
-    auto series = [](const BenchSeries& s) {
-      return nlohmann::json{{"median", s.Median()}, {"min", s.Min()}, {"max", s.Max()},
-                            {"samples", s.tokens_per_second}};
-    };
+    const auto series = SeriesJson;
     if (f.bench.n_prompt > 0) j["pp"] = {{"tokens", f.bench.n_prompt}, {"tokens_per_second", series(r->prompt)}};
     if (f.bench.n_gen > 0)
       j["tg"] = {{"tokens", f.bench.n_gen}, {"depth", f.bench.depth}, {"tokens_per_second", series(r->generation)}};
@@ -73,6 +139,8 @@ CommandFn AddBenchCommand(CLI::App& app) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
   cmd->add_option("-r,--repetitions", f->bench.repetitions, "Repetitions (default 5)")->check(CLI::Range(1, 1000));
   cmd->add_flag("--json", f->json, "Print JSON instead of a table");
+  cmd->add_option("-f,--file", f->prompt_file, "Prompt text file for --spec (decoded greedily for -n tokens)");
+  AddSpecFlags(cmd, &f->spec, /*run=*/false);
   return [f] { return Bench(*f); };
 }
 

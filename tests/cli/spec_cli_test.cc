@@ -1,6 +1,6 @@
 // `fastgen run --spec ...`: speculative decoding from the command line gives the reference
 // greedy continuation and reports acceptance, tokens per forward and speedup; bad flags fail
-// cleanly.
+// cleanly. `fastgen bench --spec ...` measures plain against speculative decoding.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "test_util.h"
 
@@ -90,6 +92,36 @@ TEST(SpecCli, BadFlagsFailCleanly) {
     EXPECT_LT(r.exit_code, 128) << c.args << " crashed";
     EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.args << ": " << r.err;
   }
+}
+
+// The benchmark's own check (speculative greedy output == plain) and its report, as JSON.
+TEST(SpecCli, BenchSpecReportsBothSpeedsAndChecksTheOutput) {
+  const std::string dir = (fs::temp_directory_path() / ("fastgen_spec_bench_" + std::to_string(::getpid()))).string();
+  fs::create_directories(dir);
+  const std::string prompt = dir + "/prompt.txt";
+  {
+    std::ofstream(prompt) << "def add(a, b):\n    return a + b\n\n\ndef add(a, b):\n    return";
+  }
+  const SpecRun r = Fastgen("bench -m " + SharedPath("models/fg-target") + " --spec lookup -f " + prompt +
+                            " -n 24 -r 2 -t 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["tokens"], 24);
+  EXPECT_EQ(j["spec"]["mode"], "prompt-lookup");
+  EXPECT_TRUE(j["spec"]["identical"].get<bool>());
+  EXPECT_EQ(j["spec"]["plain_tokens_per_second"]["samples"].size(), 2u);
+  EXPECT_GT(j["spec"]["spec_tokens_per_second"]["median"].get<double>(), 0.0);
+  EXPECT_GT(j["spec"]["tokens_per_forward"].get<double>(), 1.0);  // the prompt repeats itself
+
+  const SpecRun table = Fastgen("bench -m " + SharedPath("models/fg-target") + " --spec draft --draft-model " +
+                                SharedPath("models/fg-draft") + " -f " + prompt + " -n 16 -r 1 -t 2");
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  for (const char* needle : {"plain", "spec draft", "speedup", "acceptance", "output identical"})
+    EXPECT_NE(table.out.find(needle), std::string::npos) << needle << " missing in " << table.out;
+
+  const SpecRun no_prompt = Fastgen("bench -m " + SharedPath("models/fg-target") + " --spec lookup -n 8");
+  EXPECT_EQ(no_prompt.exit_code, 2) << no_prompt.err;
+  EXPECT_NE(no_prompt.err.find("-f"), std::string::npos) << no_prompt.err;
 }
 
 }  // namespace

@@ -1,9 +1,15 @@
 // Causal attention with AVX-512 for head_dim a multiple of 16, split along the KV sequence
 // (flash-decoding): each work item covers one (query, kv head, slot chunk) and keeps an online
 // softmax — running max m, running sum l, and the unnormalized output o — for every query head
-// of its GQA group, so each cached K and V row is read once per group. Partial results are
-// merged afterwards with log-sum-exp weights. Splitting the sequence is what lets one decoded
-// token (n = 1, a handful of heads) use every core on a long context.
+// of its GQA group. Partial results are merged afterwards with log-sum-exp weights. Splitting
+// the sequence is what lets one decoded token (n = 1, a handful of heads) use every core on a
+// long context.
+//
+// Slots go in blocks of 16. A block's K and V rows are read from memory by the group's first
+// head and from L1 by the others. The 16 scores of a head come out of 16 dot-product
+// accumulators through one transposing reduction (~3 operations per slot instead of a full
+// horizontal sum each), the softmax weights through one vector exp per block, and the max and
+// the rescaling of l and o happen once per block.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -14,54 +20,89 @@
 namespace fastgen::kernels::cpu {
 namespace {
 
-inline float Dot(const float* a, const float* b, int64_t d) {
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t i = 0; i < d; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
-  return _mm512_reduce_add_ps(acc);
+constexpr int kBlock = 16;
+
+// e^x, lanewise, to ~2 ulp: x = n·ln2 + r with |r| <= ln2/2 (Cody-Waite, ln2 split in two so r
+// is exact), e^r from its Taylor series to r^7 (truncation < 6e-9 relative), times 2^n by
+// vscalefps. Inputs below -100 give (nearly) 0, as do the masked-off lanes the caller zeroes.
+inline __m512 Exp(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-100.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);  // ln2 high part (exact product)
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);     // ln2 low part
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
 }
 
-// o = o * scale + p * v
-inline void ScaleAxpy(float* o, float scale, float p, const float* v, int64_t d) {
-  const __m512 s = _mm512_set1_ps(scale), pv = _mm512_set1_ps(p);
-  for (int64_t i = 0; i < d; i += 16)
-    _mm512_storeu_ps(o + i, _mm512_fmadd_ps(pv, _mm512_loadu_ps(v + i), _mm512_mul_ps(s, _mm512_loadu_ps(o + i))));
+// Lane j of the result = the sum of the 16 lanes of a[j]: a transposing tree of unpacks and
+// shuffles, 45 operations for 16 sums.
+inline __m512 Reduce16(__m512 a[16]) {
+  __m512 v[8], w[4], z[2];
+  for (int k = 0; k < 8; ++k)  // per 128-bit lane: a[2k] partials in positions 0, 2; a[2k+1] in 1, 3
+    v[k] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * k], a[2 * k + 1]), _mm512_unpackhi_ps(a[2 * k], a[2 * k + 1]));
+  for (int k = 0; k < 4; ++k)  // per 128-bit lane: sources 4k .. 4k+3 in order
+    w[k] = _mm512_add_ps(_mm512_shuffle_ps(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  for (int k = 0; k < 2; ++k)  // 128-bit lanes: sources 8k..8k+3 (two halves), 8k+4..8k+7 (two halves)
+    z[k] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * k], w[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(w[2 * k], w[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
 }  // namespace
 
 void AttendChunkAvx512(const AttentionArgs& a, int64_t t, int64_t kvh, const SlotRange& r,
                        PartialSoftmax* out) {
-  const int64_t first = 0, last = r.count - 1;  // indices into the range; SlotAt maps to slots
   auto slot_at = [&r](int64_t i) -> int64_t { return r.slots ? r.slots[i] : r.first + i; };
-  const int64_t group = a.n_head / a.n_kv_head, d = a.head_dim;
-  constexpr int64_t kBlock = 64;  // scores of a block of slots, so the max updates once per block
-  float scores[kBlock];
+  const int64_t group = a.n_head / a.n_kv_head, d = a.head_dim, nv = d / 16;
   for (int64_t g = 0; g < group; ++g) {
-    PartialSoftmax& p = out[g];
-    const float* q = a.q + (t * a.n_head + kvh * group + g) * d;
-    std::fill(p.o, p.o + d, 0.0f);
-    p.m = -INFINITY;
-    p.l = 0.0f;
-    for (int64_t b0 = first; b0 <= last; b0 += kBlock) {
-      const int64_t b1 = std::min(last + 1, b0 + kBlock);
-      float block_max = -INFINITY;
-      for (int64_t j = b0; j < b1; ++j) {
-        const float s = Dot(q, a.k + slot_at(j) * a.kv_stride + kvh * d, d) * a.scale;
-        scores[j - b0] = s;
-        block_max = std::max(block_max, s);
-      }
-      const float m_new = std::max(p.m, block_max);
+    std::fill(out[g].o, out[g].o + d, 0.0f);
+    out[g].m = -INFINITY;
+    out[g].l = 0.0f;
+  }
+  alignas(64) float p[kBlock];
+  for (int64_t b0 = 0; b0 < r.count; b0 += kBlock) {
+    const int count = static_cast<int>(std::min<int64_t>(kBlock, r.count - b0));
+    const __mmask16 valid = static_cast<__mmask16>((1u << count) - 1);
+    const float* krow[kBlock];  // [count] rows of this block, kv head kvh
+    const float* vrow[kBlock];
+    for (int j = 0; j < count; ++j) {
+      const int64_t off = slot_at(b0 + j) * a.kv_stride + kvh * d;
+      krow[j] = a.k + off;
+      vrow[j] = a.v + off;
+    }
+    for (int64_t g = 0; g < group; ++g) {
+      PartialSoftmax& ps = out[g];
+      const float* q = a.q + (t * a.n_head + kvh * group + g) * d;
+      __m512 acc[kBlock];
+      for (int j = 0; j < kBlock; ++j) acc[j] = _mm512_setzero_ps();
+      for (int j = 0; j < count; ++j)
+        for (int64_t i = 0; i < nv; ++i)
+          acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(q + 16 * i), _mm512_loadu_ps(krow[j] + 16 * i), acc[j]);
+      const __m512 s = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), valid, Reduce16(acc), _mm512_set1_ps(a.scale));
+      const float m_new = std::max(ps.m, _mm512_reduce_max_ps(s));
       // Rescale what was accumulated under the old max once per block.
-      const float rescale = p.m == -INFINITY ? 0.0f : std::exp(p.m - m_new);
-      p.l *= rescale;
-      bool first_in_block = true;
-      for (int64_t j = b0; j < b1; ++j) {
-        const float w = std::exp(scores[j - b0] - m_new);
-        p.l += w;
-        ScaleAxpy(p.o, first_in_block ? rescale : 1.0f, w, a.v + slot_at(j) * a.kv_stride + kvh * d, d);
-        first_in_block = false;
+      const float rescale = ps.m == -INFINITY ? 0.0f : std::exp(ps.m - m_new);
+      const __m512 w = _mm512_maskz_mov_ps(valid, Exp(_mm512_sub_ps(s, _mm512_set1_ps(m_new))));
+      _mm512_store_ps(p, w);
+      ps.l = ps.l * rescale + _mm512_reduce_add_ps(w);
+      ps.m = m_new;
+      const __m512 rs = _mm512_set1_ps(rescale);
+      for (int64_t i = 0; i < nv; ++i) {
+        __m512 o = _mm512_mul_ps(_mm512_loadu_ps(ps.o + 16 * i), rs);
+        for (int j = 0; j < count; ++j)
+          o = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_loadu_ps(vrow[j] + 16 * i), o);
+        _mm512_storeu_ps(ps.o + 16 * i, o);
       }
-      p.m = m_new;
     }
   }
 }

@@ -1,0 +1,96 @@
+#include "cli/spec_flags.h"
+
+#include <cstdio>
+#include <vector>
+
+#include "cli/common.h"
+
+namespace fastgen::cli {
+
+void AddSpecFlags(CLI::App* cmd, SpecFlags* f, bool run) {
+  SpecFlags& sp = *f;
+  cmd->add_option("--spec", sp.mode, "Speculative decoding: draft | lookup | jacobi | layerskip (lossless: same output as plain)");
+  cmd->add_option("--draft-model", sp.draft_model, "Draft model for --spec draft (same tokenizer as the target)");
+  cmd->add_option("--draft-max", sp.draft.max_length, "Longest draft chain / tree depth (default 12)");
+  cmd->add_option("--draft-init", sp.draft.initial_length, "Initial draft length before adapting (default 5)");
+  cmd->add_flag("--draft-fixed", [&sp](int64_t) { sp.draft.adaptive_length = false; }, "Keep the draft length fixed at --draft-init");
+  cmd->add_option("--draft-min-conf", sp.draft.min_confidence, "Stop drafting when the draft's top probability falls below this (BiLD fallback threshold; default 0 = off)");
+  cmd->add_option("--draft-tree", sp.draft.tree_width, "Token tree: children kept per level (greedy only; 1 = chain, default)");
+  cmd->add_option("--spec-budget", sp.verifier.max_draft, "Most drafted tokens verified per step (default 4)");
+  cmd->add_option("--lookup-ngram", sp.lookup.max_ngram, "Longest n-gram prompt lookup matches (default 3)");
+  cmd->add_option("--lookup-len", sp.lookup.max_length, "Tokens copied per lookup match (default 10)");
+  cmd->add_option("--lookup-branches", sp.lookup.branches, "Lookup matches merged into a token tree (greedy only; default 1)");
+  cmd->add_option("--jacobi-window", sp.jacobi.window, "Jacobi: guessed tokens carried per step (default 5)");
+  cmd->add_option("--jacobi-ngram", sp.jacobi.ngram, "Jacobi: n-gram length of the pool (default 4)");
+  cmd->add_option("--skip-layers", sp.skip_layers, "Layers skipped by --spec layerskip, e.g. 4,5,6, or auto (default: search on the calibration text)");
+  cmd->add_option("--calibration", sp.calibration_file, "Text file for --skip-layers auto (default: the prompt)");
+  cmd->add_flag("--bild", sp.verifier.bild, "BiLD policy: keep draft tokens the target finds plausible (NOT lossless; greedy only)");
+  cmd->add_option("--bild-rollback", sp.verifier.bild_rollback, "BiLD rollback threshold: reject a draft token whose target NLL exceeds this (nats, default 2)");
+  cmd->add_flag("--spec-no-fallback", sp.no_fallback, "Always speculate, even when plain decoding measures faster");
+  if (run) {
+    cmd->add_flag("--spec-compare", sp.compare, "Also decode plainly first and report the measured wall-clock speedup");
+  }
+}
+
+Expected<SpecSetup> SetUpSpeculation(SpecFlags& f, Model& target, ThreadPool* pool,
+                                     std::span<const int32_t> prompt, const Tokenizer* tokenizer) {
+  SpecSetup out;
+  speculative::ProposerConfig pc;
+  FG_ASSIGN_OR_RETURN(pc.mode, speculative::ParseSpecMode(f.mode));
+  pc.draft_options = f.draft;
+  pc.lookup_options = f.lookup;
+  pc.jacobi_options = f.jacobi;
+  if (pc.mode == speculative::SpecMode::kDraft) {
+    if (f.draft_model.empty()) return InvalidArgument("--spec draft needs --draft-model PATH");
+    FG_ASSIGN_OR_RETURN(out.draft, LoadModel(f.draft_model, pool));
+    pc.draft = out.draft.get();
+  }
+  if (pc.mode == speculative::SpecMode::kLayerSkip) {
+    if (f.skip_layers.empty() || f.skip_layers == "auto") {
+      std::vector<int32_t> calibration(prompt.begin(), prompt.end());
+      if (!f.calibration_file.empty()) {
+        if (!tokenizer) return InvalidArgument("--calibration needs the model's tokenizer");
+        FG_ASSIGN_OR_RETURN(std::string text, ReadTextFile(f.calibration_file));
+        FG_ASSIGN_OR_RETURN(calibration, tokenizer->Encode(text, EncodeOptions{}));
+      }
+      if (static_cast<int64_t>(calibration.size()) > target.config().max_context)
+        calibration.resize(static_cast<size_t>(target.config().max_context));
+      FG_ASSIGN_OR_RETURN(auto choice, speculative::SearchSkipLayers(target, calibration, {}));
+      std::fprintf(stderr, "layer-skip search: skip [%s], agreement %.3f, predicted speedup %.2fx\n",
+                   FormatIdList(choice.layers).c_str(), choice.agreement, choice.predicted_speedup);
+      if (choice.layers.empty()) return out;  // nothing pays: decode plainly
+      pc.draft_options.skip_layers = choice.layers;
+    } else {
+      FG_ASSIGN_OR_RETURN(pc.draft_options.skip_layers, ParseIdList(f.skip_layers));
+    }
+  }
+  FG_ASSIGN_OR_RETURN(out.proposer, speculative::MakeProposer(target, pc));
+  return out;
+}
+
+void PrintSpecStats(const speculative::SpeculativeResult& r, std::string_view name,
+                    const GenerateResult* plain) {
+  const speculative::SpeculativeStats& s = r.stats;
+  const auto& g = r.generation;
+  std::fprintf(stderr,
+               "speculative (%.*s): acceptance %.3f (%lld of %lld drafted on the verified paths, %lld tree "
+               "nodes), %.2f tokens per target forward (%lld forwards, %lld with a draft)\n",
+               static_cast<int>(name.size()), name.data(), s.acceptance_rate(),
+               static_cast<long long>(s.accepted), static_cast<long long>(s.drafted_path),
+               static_cast<long long>(s.drafted), s.tokens_per_forward(), static_cast<long long>(s.steps),
+               static_cast<long long>(s.spec_steps));
+  std::fprintf(stderr, "speculative time: %.3f s drafting, %.3f s verifying\n", s.propose_seconds, s.verify_seconds);
+  const double n = static_cast<double>(g.tokens.size());
+  if (plain && plain->decode_seconds > 0 && g.decode_seconds > 0) {
+    const double plain_rate = static_cast<double>(plain->tokens.size()) / plain->decode_seconds;
+    const double spec_rate = n / g.decode_seconds;
+    std::fprintf(stderr, "speedup: %.2fx wall clock (plain %.2f tokens/s, speculative %.2f tokens/s; output %s)\n",
+                 spec_rate / plain_rate, plain_rate, spec_rate,
+                 plain->tokens == g.tokens ? "identical" : "differs (sampling draws differently)");
+  } else if (s.plain_steps >= 4 && g.decode_seconds > 0) {
+    std::fprintf(stderr, "speedup: %.2fx estimated from the plain steps taken (--spec-compare measures it)\n",
+                 n * s.plain_step_seconds / g.decode_seconds);
+  }
+}
+
+}  // namespace fastgen::cli
