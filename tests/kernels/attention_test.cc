@@ -67,7 +67,8 @@ TEST(Attention, FastPathMatchesReference) {
       for (const Shape& s : {Shape{1, 6, 2, 64, 1, 0}, Shape{1, 6, 2, 64, 17, 0}, Shape{1, 32, 4, 64, 1000, 0},
                              Shape{1, 8, 8, 128, 5000, 0}, Shape{1, 4, 1, 16, 777, 100}, Shape{7, 6, 2, 64, 300, 0},
                              Shape{33, 4, 2, 32, 33, 0}, Shape{5, 4, 2, 16, 2100, 512}, Shape{1, 4, 2, 24, 50, 0},
-                             Shape{64, 32, 4, 64, 64, 0}})
+                             Shape{64, 32, 4, 64, 64, 0}, Shape{20, 8, 2, 64, 900, 100}, Shape{12, 4, 4, 128, 12, 5},
+                             Shape{9, 16, 1, 32, 3000, 0}})
         Compare(s, threads);
     }
     cpu::ForceIsa(saved);

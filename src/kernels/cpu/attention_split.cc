@@ -11,19 +11,29 @@ namespace {
 
 // Slots per chunk at least: below this the merge costs more than the parallelism gains.
 constexpr int64_t kMinChunk = 256;
+// Queries per work item for chains (prefill, verification): they share each K/V block load.
+constexpr int64_t kTile = 8;
+constexpr int64_t kMaxStates = 512;  // PartialSoftmax per item: tile × GQA group
 
 struct SplitPlan {
-  int64_t chunks;  // per (query, kv head)
-  int64_t items;   // n * n_kv_head * chunks
+  int64_t tile;    // queries per item
+  int64_t tiles;   // ceil(n / tile)
+  int64_t chunks;  // per (tile, kv head)
+  int64_t items;   // tiles * n_kv_head * chunks
 };
 
-SplitPlan Plan(const AttentionArgs& a, int threads) {
-  const int64_t pairs = a.n * a.n_kv_head;
+SplitPlan Plan(const AttentionArgs& a, int threads, int64_t group) {
+  SplitPlan p;
+  // Token trees: one query per item (each sees its own tree nodes).
+  p.tile = a.tree_mask ? 1 : std::max<int64_t>(1, std::min(kTile, kMaxStates / group));
+  p.tiles = (a.n + p.tile - 1) / p.tile;
+  const int64_t pairs = p.tiles * a.n_kv_head;
   // Enough items to give every thread several, but chunks no shorter than kMinChunk slots.
-  int64_t chunks = 1;
+  p.chunks = 1;
   const int64_t want = 4 * threads;
-  if (pairs < want) chunks = std::max<int64_t>(1, std::min((want + pairs - 1) / pairs, a.n_kv / kMinChunk));
-  return {chunks, pairs * chunks};
+  if (pairs < want) p.chunks = std::max<int64_t>(1, std::min((want + pairs - 1) / pairs, a.n_kv / kMinChunk));
+  p.items = pairs * p.chunks;
+  return p;
 }
 
 }  // namespace
@@ -31,12 +41,13 @@ SplitPlan Plan(const AttentionArgs& a, int threads) {
 bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.head_dim % 16 != 0 || ActiveIsa() != Isa::kAvx512) return false;
   const int64_t group = a.n_head / a.n_kv_head, d = a.head_dim;
+  if (group > kMaxStates) return false;
   const bool tree = a.tree_mask != nullptr;
-  SplitPlan plan = Plan(a, pool.size());
+  SplitPlan plan = Plan(a, pool.size(), group);
   const int64_t prefix_chunks = plan.chunks;
   if (tree) {  // one more chunk per (query, kv head): its visible tree nodes
     plan.chunks += 1;
-    plan.items = a.n * a.n_kv_head * plan.chunks;
+    plan.items = plan.tiles * a.n_kv_head * plan.chunks;
   }
   // Partial states: [n, n_head, chunks] of (m, l) and [.., head_dim] outputs. Grown once per
   // thread that dispatches and reused, so decoding allocates nothing.
@@ -55,48 +66,52 @@ bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
 
   pool.ParallelFor(plan.items, [c = &ctx](int64_t i0, int64_t i1) {
     const AttentionArgs& a = *c->a;
-    PartialSoftmax parts[64];
+    PartialSoftmax parts[kMaxStates];
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t chunk = i % c->plan.chunks, pair = i / c->plan.chunks;
-      const int64_t t = pair / a.n_kv_head, kvh = pair % a.n_kv_head;
+      const int64_t t0 = (pair / a.n_kv_head) * c->plan.tile, kvh = pair % a.n_kv_head;
+      const int64_t nt = std::min(c->plan.tile, a.n - t0);
       SlotRange range;
       thread_local std::vector<int32_t> tree_slots;
       if (a.tree_mask != nullptr && chunk == c->plan.chunks - 1) {
-        // Tree nodes visible to query t: its ancestors and itself, within the window.
-        const int64_t cols = a.n_kv - a.tree_start, pos = a.q_slot[t];
+        // Tree nodes visible to query t0 (tiles of one): its ancestors and itself, within the window.
+        const int64_t cols = a.n_kv - a.tree_start, pos = a.q_slot[t0];
         if (static_cast<int64_t>(tree_slots.size()) < cols) tree_slots.resize(static_cast<size_t>(cols));
-        const uint8_t* row = a.tree_mask + t * cols;
+        const uint8_t* row = a.tree_mask + t0 * cols;
         for (int64_t m = 0; m < cols; ++m)
           if (row[m] && (a.window <= 0 || pos - a.tree_pos[m] < a.window))
             tree_slots[static_cast<size_t>(range.count++)] = static_cast<int32_t>(a.tree_start + m);
         range.slots = tree_slots.data();
       } else {
-        // A contiguous span: the causal past of a chain query, or a tree's shared prefix.
-        const int64_t last = a.tree_mask ? std::min(a.tree_start, a.n_kv) - 1
-                                         : std::min<int64_t>(a.q_slot[t], a.n_kv - 1);
-        const int64_t pos = a.tree_mask ? a.q_slot[t] : last;
+        // A contiguous span: the causal past of the tile's chain queries (the union of what
+        // they see: the kernel masks each query's part), or a tree's shared prefix.
+        int64_t lo_pos = a.q_slot[t0], hi_pos = a.q_slot[t0];
+        for (int64_t t = t0 + 1; t < t0 + nt; ++t) {
+          lo_pos = std::min<int64_t>(lo_pos, a.q_slot[t]);
+          hi_pos = std::max<int64_t>(hi_pos, a.q_slot[t]);
+        }
+        const int64_t last = a.tree_mask ? std::min(a.tree_start, a.n_kv) - 1 : std::min(hi_pos, a.n_kv - 1);
+        const int64_t pos = a.tree_mask ? a.q_slot[t0] : lo_pos;
         const int64_t first = a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0;
         const int64_t span = std::max<int64_t>(0, last - first + 1);
         range.first = first + span * chunk / c->prefix_chunks;
         range.count = first + span * (chunk + 1) / c->prefix_chunks - range.first;
       }
-      for (int64_t g = 0; g < c->group; ++g) {
-        const int64_t state = ((t * a.n_head) + kvh * c->group + g) * c->plan.chunks + chunk;
-        parts[g].o = c->outs + state * c->d;
-      }
-      if (range.count <= 0) {  // empty chunk (short span, no visible nodes): contributes nothing
+      auto state_of = [&](int64_t qi, int64_t g) {
+        return ((t0 + qi) * a.n_head + kvh * c->group + g) * c->plan.chunks + chunk;
+      };
+      for (int64_t qi = 0; qi < nt; ++qi)
+        for (int64_t g = 0; g < c->group; ++g) parts[qi * c->group + g].o = c->outs + state_of(qi, g) * c->d;
+      if (range.count > 0) AttendTileAvx512(a, t0, nt, kvh, range, parts);
+      for (int64_t qi = 0; qi < nt; ++qi) {
         for (int64_t g = 0; g < c->group; ++g) {
-          const int64_t state = ((t * a.n_head) + kvh * c->group + g) * c->plan.chunks + chunk;
-          c->ml[2 * state] = -INFINITY;
-          c->ml[2 * state + 1] = 0.0f;
+          // An empty chunk (short span, no visible nodes) or one the query's mask hides
+          // entirely contributes nothing: m = -inf.
+          const PartialSoftmax& ps = parts[qi * c->group + g];
+          const int64_t state = state_of(qi, g);
+          c->ml[2 * state] = range.count > 0 ? ps.m : -INFINITY;
+          c->ml[2 * state + 1] = range.count > 0 ? ps.l : 0.0f;
         }
-        continue;
-      }
-      AttendChunkAvx512(a, t, kvh, range, parts);
-      for (int64_t g = 0; g < c->group; ++g) {
-        const int64_t state = ((t * a.n_head) + kvh * c->group + g) * c->plan.chunks + chunk;
-        c->ml[2 * state] = parts[g].m;
-        c->ml[2 * state + 1] = parts[g].l;
       }
     }
   });

@@ -24,10 +24,12 @@ struct SlotRange {
   const int32_t* slots = nullptr;  // [count]
 };
 
-// Attends query t's heads of kv head `kvh` (the whole GQA group, out[0..group)) over the slots
-// of `r`. Requires head_dim % 16 == 0.
-void AttendChunkAvx512(const AttentionArgs& a, int64_t t, int64_t kvh, const SlotRange& r,
-                       PartialSoftmax* out);
+// Attends queries [t0, t0 + nt) of kv head `kvh`, each with its whole GQA group (out[i·group + g]
+// for query t0 + i), over the slots of `r`. With nt > 1 (chains only, `r` contiguous) the tile
+// shares `r` and each query sees the part its causal mask and sliding window allow; with nt = 1
+// `r` is exactly what the query sees. Requires head_dim % 16 == 0.
+void AttendTileAvx512(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, const SlotRange& r,
+                      PartialSoftmax* out);
 
 // The whole attention on the split-K path; false when this call is not eligible (head_dim,
 // ISA) and the caller should use the reference kernel. Token trees split their shared prefix
