@@ -1,5 +1,6 @@
 #include "ops/ops.h"
 
+#include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "kernels/reference/dequant.h"
 #include "kernels/reference/elementwise.h"
@@ -23,9 +24,9 @@ constexpr int64_t kParallelRows = 8;
 
 void RmsNorm(Context& ctx, const float* x, const float* w, int64_t n, int64_t d, float eps,
              bool plus_one, float* out) {
-  if (n < kParallelRows) return ref::RmsNorm(x, w, n, d, eps, plus_one, out);
+  if (n < kParallelRows) return kernels::RmsNorm(x, w, n, d, eps, plus_one, out);
   ctx.pool->ParallelFor(n, [&](int64_t b, int64_t e) {
-    ref::RmsNorm(x + b * d, w, e - b, d, eps, plus_one, out + b * d);
+    kernels::RmsNorm(x + b * d, w, e - b, d, eps, plus_one, out + b * d);
   });
 }
 
@@ -43,9 +44,9 @@ void AddBias(Context&, float* y, const float* bias, int64_t n, int64_t m, int64_
 
 void SiluMul(Context& ctx, float* gate, const float* up, int64_t n, int64_t m, int64_t ldg,
              int64_t ldu) {
-  if (n < kParallelRows) return ref::SiluMul(gate, up, n, m, ldg, ldu);
+  if (n < kParallelRows) return kernels::SiluMul(gate, up, n, m, ldg, ldu);
   ctx.pool->ParallelFor(n, [&](int64_t b, int64_t e) {
-    ref::SiluMul(gate + b * ldg, up + b * ldu, e - b, m, ldg, ldu);
+    kernels::SiluMul(gate + b * ldg, up + b * ldu, e - b, m, ldg, ldu);
   });
 }
 

@@ -18,31 +18,12 @@
 #include <cmath>
 
 #include "kernels/cpu/attention_split.h"
+#include "kernels/cpu/vec_math_avx512.h"
 
 namespace fastgen::kernels::cpu {
 namespace {
 
 constexpr int kBlock = 16;
-
-// e^x, lanewise, to ~2 ulp: x = n·ln2 + r with |r| <= ln2/2 (Cody-Waite, ln2 split in two so r
-// is exact), e^r from its Taylor series to r^7 (truncation < 6e-9 relative), times 2^n by
-// vscalefps. Inputs below -100 give (nearly) 0, as do the masked-off lanes the caller zeroes.
-inline __m512 Exp(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-100.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);  // ln2 high part (exact product)
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);     // ln2 low part
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
 
 // Lane j of the result = the sum of the 16 lanes of a[j]: a transposing tree of unpacks and
 // shuffles, 45 operations for 16 sums.
