@@ -13,6 +13,7 @@
 #include "decoding/generate.h"
 #include "decoding/speculative/acceptance.h"
 #include "decoding/speculative/draft_model.h"
+#include "decoding/speculative/jacobi.h"
 #include "decoding/speculative/prompt_lookup.h"
 #include "decoding/speculative/speculative.h"
 #include "models/model.h"
@@ -203,6 +204,14 @@ TEST(SpeculativeSampling, MatchesTheTargetDistribution) {
     if (next >= 0) long_prompt.insert(long_prompt.end(), {t0, next});
   }
   const std::map<Seq, double> long_exact = ExactJoint(*target, long_prompt, Settings());
+  // Jacobi in sampling mode (its drafts here are the copied first iterate, which this tiny
+  // model never keeps: the residual is what gets sampled). The sampled, q-carrying iterates of
+  // later steps are checked by SpeculativeJacobi.SampledIterateCarriesItsDistributions and the
+  // acceptance rule's exactness for any q by AcceptanceRuleReproducesP.
+  JacobiProposer jacobi({});
+  const SampleRun j = Sample(*target, &jacobi, long_prompt);
+  ExpectMatches(j.counts, long_exact, kSamples, "Jacobi");
+  EXPECT_GT(j.drafted, 0);
   PromptLookupProposer lookup({});
   const SampleRun l = Sample(*target, &lookup, long_prompt);
   ExpectMatches(l.counts, long_exact, kSamples, "prompt lookup");

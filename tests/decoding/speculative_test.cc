@@ -273,6 +273,43 @@ TEST(LayerSkipSearch, PicksLayersAndPredictsSpeed) {
   EXPECT_FALSE(SearchSkipLayers(target, std::span<const int32_t>(calibration).first(4), {}).ok());
 }
 
+// Speculative Jacobi decoding: in sampling mode the iterate after a verification is drawn from
+// the target's distributions, and each guessed token comes with the q it was drawn from.
+TEST(SpeculativeJacobi, SampledIterateCarriesItsDistributions) {
+  constexpr int32_t kVocab = 8;
+  const std::vector<int32_t> prompt = {1, 2, 3, 4};
+  JacobiOptions jo;
+  jo.window = 3;
+  JacobiProposer jacobi(jo);
+  GenerationSetup setup{prompt, SamplerOptions{}, 64, kVocab};
+  setup.sampler.temperature = 1.0f;
+  setup.sampler.top_k = 0;
+  setup.sampler.top_p = 1.0f;
+  setup.sampler.min_p = 0.0f;
+  setup.sampler.seed = 11;
+  ASSERT_TRUE(jacobi.Start(setup).ok());
+  Draft first;
+  ASSERT_TRUE(jacobi.Propose({prompt, 3, /*chain_only=*/true}, &first).ok());
+  ASSERT_EQ(first.tokens, (std::vector<int32_t>{2, 3, 4}));  // the first iterate: the context's tail
+  EXPECT_TRUE(first.q.empty());                              // copied, so deterministic
+  // The target's logits after the last token and after each guessed node.
+  std::vector<float> logits(4 * kVocab);
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = static_cast<float>((i * 37) % 11) * 0.3f;
+  jacobi.ObserveVerification({first, logits, kVocab, /*committed=*/1});
+  const std::vector<int32_t> context = {1, 2, 3, 4, 6};
+  Draft next;
+  ASSERT_TRUE(jacobi.Propose({context, 3, true}, &next).ok());
+  ASSERT_FALSE(next.empty());
+  ASSERT_EQ(next.q.size(), next.size());
+  for (size_t i = 0; i < next.size(); ++i) {
+    ASSERT_EQ(next.q[i].size(), static_cast<size_t>(kVocab));
+    double sum = 0;
+    for (float p : next.q[i]) sum += p;
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+    EXPECT_GT(next.q[i][static_cast<size_t>(next.tokens[i])], 0.0f) << "token " << i << " drawn from q";
+  }
+}
+
 TEST(SpeculativeGreedy, RejectsBadInput) {
   Model& m = Get("fixtures/llama");
   PromptLookupProposer lookup({});

@@ -11,9 +11,18 @@ int32_t Argmax(const float* row, int32_t vocab) {
 
 }  // namespace
 
-Status JacobiProposer::Start(const GenerationSetup&) {
+Status JacobiProposer::Start(const GenerationSetup& setup) {
   if (opts_.window < 1 || opts_.ngram < 2 || opts_.pool_per_key < 1 || opts_.candidates < 0)
     return InvalidArgument("Jacobi decoding needs window >= 1, n-gram >= 2, pool >= 1, candidates >= 0");
+  sampler_.reset();
+  if (setup.sampler.temperature > 0.0f) {
+    FG_RETURN_IF_ERROR(ValidateSamplerOptions(setup.sampler, setup.vocab_size));
+    SamplerOptions so = setup.sampler;
+    so.seed = setup.sampler.seed ^ 0x7f4a7c159e3779b9ull;  // its own stream, reproducible per seed
+    sampler_ = std::make_unique<Sampler>(so, setup.vocab_size);
+  }
+  context_.clear();
+  guess_q_.clear();
   guess_.clear();
   guess_nodes_.clear();
   pool_.clear();
@@ -46,6 +55,7 @@ Status JacobiProposer::Propose(const ProposeRequest& request, Draft* draft) {
     // A first iterate: the context's last tokens. Any start converges; this one is free.
     const size_t w = std::min(ctx.size(), static_cast<size_t>(opts_.window));
     guess_.assign(ctx.end() - static_cast<std::ptrdiff_t>(w), ctx.end());
+    guess_q_.clear();  // copied, not drawn: deterministic (q one-hot)
   }
   int32_t branches = request.chain_only ? 1 : opts_.candidates;
   const auto it = pool_.find(ctx.back());
@@ -59,17 +69,39 @@ Status JacobiProposer::Propose(const ProposeRequest& request, Draft* draft) {
   }
   guess_nodes_.clear();
   if (!request.chain_only || draft->empty()) guess_nodes_ = draft->InsertPath(guess_, request.max_nodes);
+  if (sampler_) {
+    context_.assign(ctx.begin(), ctx.end());
+    // A sampled iterate (chains only: the draft is exactly the guess prefix) carries its q.
+    if (!guess_q_.empty() && !guess_nodes_.empty()) {
+      draft->q.assign(guess_q_.begin(), guess_q_.begin() + static_cast<std::ptrdiff_t>(draft->size()));
+    }
+  }
   return Status::Ok();
 }
 
 void JacobiProposer::ObserveVerification(const Verification& v) {
   // y[i]: the target's next token after guess_[0..i] (the row of its node); y_root after the
   // last committed token. Only the guess prefix placed in (and kept in) the draft counts.
+  // Greedy: the argmax. Sampling: a draw from the sampler's distribution there (history = the
+  // context and the guess up to i), kept in yq[i] as the token's q.
   std::vector<int32_t> y;
+  std::vector<std::vector<float>> yq;
+  std::vector<int32_t> history = context_;
+  auto predict = [&](const float* row) {
+    if (!sampler_) return Argmax(row, v.vocab);
+    std::vector<float> probs;
+    sampler_->Distribution(std::span<const float>(row, static_cast<size_t>(v.vocab)), history, &probs);
+    const int32_t token = sampler_->SampleFrom(probs);
+    if (token >= 0) yq.push_back(std::move(probs));
+    return token;
+  };
   for (size_t i = 0; i < guess_nodes_.size(); ++i) {
     const int32_t node = guess_nodes_[i];
     if (node >= static_cast<int32_t>(v.draft.size()) || v.draft.tokens[static_cast<size_t>(node)] != guess_[i]) break;
-    y.push_back(Argmax(v.logits.data() + static_cast<size_t>(node + 1) * v.vocab, v.vocab));
+    history.push_back(guess_[i]);
+    const int32_t token = predict(v.logits.data() + static_cast<size_t>(node + 1) * v.vocab);
+    if (token < 0) break;
+    y.push_back(token);
   }
   // Trajectory n-grams: guess_[i] followed by the target's predictions from there on.
   for (size_t i = 0; i + static_cast<size_t>(opts_.ngram) - 1 <= y.size(); ++i) {
@@ -82,9 +114,31 @@ void JacobiProposer::ObserveVerification(const Verification& v) {
   // sits `committed` tokens deeper; y[i] predicts depth i + 2, so the next guess starts at
   // y[committed - 1]. Positions beyond what this pass predicted keep the last prediction.
   std::vector<int32_t> next;
-  for (size_t i = static_cast<size_t>(std::max(0, v.committed - 1)); i < y.size(); ++i) next.push_back(y[i]);
-  if (next.empty()) next.push_back(Argmax(v.logits.data(), v.vocab));
-  while (static_cast<int32_t>(next.size()) < opts_.window) next.push_back(next.back());
+  const size_t from = static_cast<size_t>(std::max(0, v.committed - 1));
+  for (size_t i = from; i < y.size(); ++i) next.push_back(y[i]);
+  if (!sampler_) {
+    if (next.empty()) next.push_back(Argmax(v.logits.data(), v.vocab));
+    while (static_cast<int32_t>(next.size()) < opts_.window) next.push_back(next.back());
+    guess_ = std::move(next);
+    return;
+  }
+  // Sampling: every guessed token must have been drawn from its q, so the iterate is not padded
+  // with repeats; when this pass predicted nothing past the commit, one draw from row 0 (after
+  // the old last token) restarts it.
+  guess_q_.assign(std::make_move_iterator(yq.begin() + static_cast<std::ptrdiff_t>(std::min(from, yq.size()))),
+                  std::make_move_iterator(yq.end()));
+  if (next.empty()) {
+    history = context_;
+    yq.clear();
+    const int32_t token = predict(v.logits.data());
+    if (token < 0) {
+      guess_.clear();  // nothing drawable: next Propose starts over from the context
+      guess_q_.clear();
+      return;
+    }
+    next.push_back(token);
+    guess_q_.assign(1, std::move(yq.front()));
+  }
   guess_ = std::move(next);
 }
 

@@ -5,14 +5,19 @@
 // together with the n-grams of the committed text — fill a pool from which candidate
 // continuations of the last token are drafted as further tree branches.
 //
-// Drafts are deterministic (q one-hot), so in sampling mode they are verified by the exact
-// speculative-sampling rule (kept with probability p(x)); the probabilistic Jacobi acceptance
-// of Speculative Jacobi Decoding is not implemented.
+// Sampling (Speculative Jacobi Decoding, Teng et al. 2024): the next iterate is *sampled* from
+// the target's distributions at the guessed positions (every sampler transform applied, the
+// proposer's own random stream), and each guessed token carries the distribution q it was drawn
+// from, so the verifier's speculative-sampling rule keeps it with probability min(1, p/q) instead
+// of p(x) for a one-hot guess — lossless, and far likelier to accept. Pool n-grams, and the
+// first iterate (copied from the context), stay deterministic (q one-hot).
 #pragma once
 
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
+#include "decoding/sampler.h"
 #include "decoding/speculative/proposer.h"
 
 namespace fastgen::speculative {
@@ -39,7 +44,12 @@ class JacobiProposer final : public Proposer {
   void AddContextNgrams(std::span<const int32_t> context);
 
   JacobiOptions opts_;
+  std::unique_ptr<Sampler> sampler_; // sampling mode only: draws the next iterate
+  std::vector<int32_t> context_;     // the committed tokens of the last Propose (penalty history)
   std::vector<int32_t> guess_;       // [window] the Jacobi iterate
+  // Sampling mode: guess_q_[i] is the distribution guess_[i] was drawn from; empty when the
+  // iterate is deterministic (the first one).
+  std::vector<std::vector<float>> guess_q_;
   std::vector<int32_t> guess_nodes_; // draft index of guess_[i] in this step's draft
   int64_t indexed_ = 0;              // context tokens whose n-grams are in the pool
   // key token -> continuations ([ngram - 1] each), most recent last.
