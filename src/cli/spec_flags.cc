@@ -19,7 +19,7 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f, bool run) {
   cmd->add_option("--spec-budget", sp.verifier.max_draft, "Most drafted tokens verified per step (default 4)");
   cmd->add_option("--lookup-ngram", sp.lookup.max_ngram, "Longest n-gram prompt lookup matches (default 3)");
   cmd->add_option("--lookup-len", sp.lookup.max_length, "Tokens copied per lookup match (default 10)");
-  cmd->add_option("--lookup-branches", sp.lookup.branches, "Lookup matches merged into a token tree (greedy only; default 1)");
+  cmd->add_option("--lookup-branches", sp.lookup.branches, "Lookup matches merged into a token tree (default 1)");
   cmd->add_option("--jacobi-window", sp.jacobi.window, "Jacobi: guessed tokens carried per step (default 5)");
   cmd->add_option("--jacobi-ngram", sp.jacobi.ngram, "Jacobi: n-gram length of the pool (default 4)");
   cmd->add_option("--skip-layers", sp.skip_layers, "Layers skipped by --spec layerskip, e.g. 4,5,6, or auto (default: search on the calibration text)");

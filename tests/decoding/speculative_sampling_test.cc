@@ -4,7 +4,9 @@
 // under temperature, top-k, top-p, min-p and penalties together.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <string>
@@ -57,14 +59,15 @@ SamplerOptions Settings() {
 
 using Seq = std::vector<int32_t>;
 
-// P(t0, t1, t2) of plain sampling, by enumerating the target's distributions.
-std::map<Seq, double> ExactJoint(Model& m, const Seq& prompt, const SamplerOptions& so) {
+// P(t0, t1, ...) of the first `tokens` tokens of plain sampling, by enumerating the target's
+// distributions.
+std::map<Seq, double> ExactJoint(Model& m, const Seq& prompt, const SamplerOptions& so, int tokens = kTokens) {
   const auto vocab = static_cast<int32_t>(m.config().vocab_size);
   Sampler sampler(so, vocab);
   std::map<Seq, double> out;
   // Depth-first over prefixes; the probability of each prefix carried along.
   std::function<void(const Seq&, double)> expand = [&](const Seq& prefix, double mass) {
-    if (static_cast<int>(prefix.size()) == kTokens) {
+    if (static_cast<int>(prefix.size()) == tokens) {
       out[prefix] += mass;
       return;
     }
@@ -128,17 +131,17 @@ void ExpectMatches(const std::map<Seq, int64_t>& counts, const std::map<Seq, dou
 
 struct SampleRun {
   std::map<Seq, int64_t> counts;
-  int64_t drafted = 0, accepted = 0;
+  int64_t drafted = 0, drafted_path = 0, accepted = 0;
 };
 
-SampleRun Sample(Model& target, Proposer* proposer, const Seq& prompt) {
+SampleRun Sample(Model& target, Proposer* proposer, const Seq& prompt, int tokens = kTokens) {
   SampleRun run;
   GenerateOptions go;
-  go.max_new_tokens = kTokens;
+  go.max_new_tokens = tokens;
   go.ignore_eos = true;
   SpeculativeOptions so;
   so.adaptive_fallback = false;
-  auto kv = target.NewKvCache(static_cast<int64_t>(prompt.size()) + kTokens);
+  auto kv = target.NewKvCache(static_cast<int64_t>(prompt.size()) + tokens);
   EXPECT_TRUE(kv.ok());
   for (int seed = 0; seed < kSamples; ++seed) {
     go.sampler = Settings();
@@ -151,6 +154,7 @@ SampleRun Sample(Model& target, Proposer* proposer, const Seq& prompt) {
       if (!r.ok()) return run;
       tokens = r->generation.tokens;
       run.drafted += r->stats.drafted;
+      run.drafted_path += r->stats.drafted_path;
       run.accepted += r->stats.accepted;
     } else {
       auto r = Generate(target, *kv, prompt, go, nullptr);
@@ -161,6 +165,25 @@ SampleRun Sample(Model& target, Proposer* proposer, const Seq& prompt) {
     ++run.counts[tokens];
   }
   return run;
+}
+
+// A prompt with something to copy: each possible first token followed by its likeliest
+// successor; with `alternatives` > 1, also by its 2nd, 3rd... likeliest one, earlier in the
+// prompt (so lookup finds several continuations of one token, the likeliest most recent).
+Seq LookupPrompt(Model& target, int alternatives = 1) {
+  Seq prompt = Prompt(40);
+  std::map<Seq, double> pairs;
+  for (const auto& [seq, p] : ExactJoint(target, prompt, Settings())) pairs[{seq[0], seq[1]}] += p;
+  for (int rank = alternatives - 1; rank >= 0; --rank) {
+    for (int32_t t0 = 0; t0 < 256; ++t0) {
+      std::vector<std::pair<double, int32_t>> next;  // (probability, successor), likeliest first
+      for (const auto& [pair, p] : pairs)
+        if (pair[0] == t0) next.emplace_back(-p, pair[1]);
+      std::sort(next.begin(), next.end());
+      if (static_cast<int>(next.size()) > rank) prompt.insert(prompt.end(), {t0, next[static_cast<size_t>(rank)].second});
+    }
+  }
+  return prompt;
 }
 
 TEST(SpeculativeSampling, MatchesTheTargetDistribution) {
@@ -191,18 +214,8 @@ TEST(SpeculativeSampling, MatchesTheTargetDistribution) {
   EXPECT_GT(s.drafted, s.accepted);
   EXPECT_GT(s.accepted, kSamples / 20);
 
-  // A deterministic proposer (q one-hot): kept with probability p(x). A longer prompt gets each
-  // possible first token followed by its likeliest successor, so lookup has something to copy.
-  Seq long_prompt = Prompt(40);
-  std::map<Seq, double> pairs;
-  for (const auto& [seq, p] : ExactJoint(*target, long_prompt, Settings())) pairs[{seq[0], seq[1]}] += p;
-  for (int32_t t0 = 0; t0 < 256; ++t0) {
-    double best = 0;
-    int32_t next = -1;
-    for (const auto& [pair, p] : pairs)
-      if (pair[0] == t0 && p > best) best = p, next = pair[1];
-    if (next >= 0) long_prompt.insert(long_prompt.end(), {t0, next});
-  }
+  // A deterministic proposer (q one-hot): kept with probability p(x).
+  const Seq long_prompt = LookupPrompt(*target);
   const std::map<Seq, double> long_exact = ExactJoint(*target, long_prompt, Settings());
   // Jacobi in sampling mode (its drafts here are the copied first iterate, which this tiny
   // model never keeps: the residual is what gets sampled). The sampled, q-carrying iterates of
@@ -217,6 +230,26 @@ TEST(SpeculativeSampling, MatchesTheTargetDistribution) {
   ExpectMatches(l.counts, long_exact, kSamples, "prompt lookup");
   EXPECT_GT(l.drafted, l.accepted);
   EXPECT_GT(l.accepted, kSamples / 100);
+}
+
+// Token trees in sampling mode: four tokens, so the first step may draft two nodes, which
+// prompt lookup with branches makes siblings; they are tried by recursive rejection sampling.
+TEST(SpeculativeSampling, TreesMatchTheTargetDistribution) {
+  auto target = Load("llama");
+  ASSERT_TRUE(target);
+  constexpr int kTreeTokens = 4;
+  const Seq prompt = LookupPrompt(*target, /*alternatives=*/2);
+  const auto exact = ExactJoint(*target, prompt, Settings(), kTreeTokens);
+  PromptLookupOptions branchy;
+  branchy.branches = 3;
+  branchy.max_ngram = 1;  // single-token matches: the most places to branch from
+  PromptLookupProposer lookup_tree(branchy);
+  const SampleRun lt = Sample(*target, &lookup_tree, prompt, kTreeTokens);
+  ExpectMatches(lt.counts, exact, kSamples, "prompt lookup, 3 branches (token trees)");
+  EXPECT_GT(lt.accepted, kSamples / 100);
+  EXPECT_GT(lt.drafted, lt.drafted_path) << "no draft branched: the test would not cover trees";
+  std::cout << "[ info ] tree nodes " << lt.drafted << ", on the deepest paths " << lt.drafted_path
+            << ", kept " << lt.accepted << "\n";
 }
 
 // Drafting with the target itself, p == q: speculative sampling keeps (almost) everything.
@@ -271,6 +304,22 @@ TEST(SpeculativeSampling, AcceptanceRuleReproducesP) {
       ++counts[{token}];
     }
     ExpectMatches(counts, want, n, "AcceptSampled one-hot at " + std::to_string(x));
+  }
+
+  // Several deterministic siblings (a token tree): recursive rejection over them, in any order,
+  // including candidates p rules out and one holding most of the mass.
+  for (const std::vector<int32_t>& xs : {std::vector<int32_t>{1, 0}, std::vector<int32_t>{3, 2, 1},
+                                         std::vector<int32_t>{0, 1, 2}, std::vector<int32_t>{2}}) {
+    counts.clear();
+    std::vector<float> work;
+    for (int64_t i = 0; i < n; ++i) {
+      work = p;
+      int32_t token = -1;
+      const int32_t k = AcceptSampledAmong(work, xs, s, &token);
+      if (k >= 0) token = xs[static_cast<size_t>(k)];
+      ++counts[{token}];
+    }
+    ExpectMatches(counts, want, n, "AcceptSampledAmong " + ::testing::PrintToString(xs));
   }
 }
 

@@ -289,7 +289,7 @@ TEST(SpeculativeJacobi, SampledIterateCarriesItsDistributions) {
   setup.sampler.seed = 11;
   ASSERT_TRUE(jacobi.Start(setup).ok());
   Draft first;
-  ASSERT_TRUE(jacobi.Propose({prompt, 3, /*chain_only=*/true}, &first).ok());
+  ASSERT_TRUE(jacobi.Propose({prompt, 3}, &first).ok());
   ASSERT_EQ(first.tokens, (std::vector<int32_t>{2, 3, 4}));  // the first iterate: the context's tail
   EXPECT_TRUE(first.q.empty());                              // copied, so deterministic
   // The target's logits after the last token and after each guessed node.
@@ -298,7 +298,7 @@ TEST(SpeculativeJacobi, SampledIterateCarriesItsDistributions) {
   jacobi.ObserveVerification({first, logits, kVocab, /*committed=*/1});
   const std::vector<int32_t> context = {1, 2, 3, 4, 6};
   Draft next;
-  ASSERT_TRUE(jacobi.Propose({context, 3, true}, &next).ok());
+  ASSERT_TRUE(jacobi.Propose({context, 3}, &next).ok());
   ASSERT_FALSE(next.empty());
   ASSERT_EQ(next.q.size(), next.size());
   for (size_t i = 0; i < next.size(); ++i) {

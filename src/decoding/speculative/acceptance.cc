@@ -30,6 +30,25 @@ bool AcceptSampled(std::span<const float> p, std::span<const float> q, int32_t x
   return false;
 }
 
+int32_t AcceptSampledAmong(std::span<float> p, std::span<const int32_t> xs, Sampler& sampler, int32_t* token) {
+  double mass = 0;
+  for (float v : p) mass += std::max(0.0f, v);
+  for (size_t k = 0; k < xs.size(); ++k) {
+    const size_t x = static_cast<size_t>(xs[k]);
+    const double px = std::max(0.0f, p[x]);
+    // u < p(x) / mass without the division; a token the target cannot produce is never kept.
+    if (px > 0 && sampler.NextUniform() * mass < px) return static_cast<int32_t>(k);
+    mass -= px;
+    p[x] = 0.0f;
+  }
+  int32_t next = sampler.SampleFrom(p);
+  // Nothing left means the candidates held all of p's mass, where the last one is kept with
+  // probability ~1; rounding aside, keeping it is the exact outcome.
+  if (next < 0) return xs.empty() ? -1 : static_cast<int32_t>(xs.size()) - 1;
+  *token = next;
+  return -1;
+}
+
 bool AcceptBild(std::span<const float> logits, int32_t x, float rollback_threshold) {
   float max = -INFINITY;
   for (float v : logits) max = std::max(max, v);

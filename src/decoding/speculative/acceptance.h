@@ -34,6 +34,13 @@ enum class AcceptRule {
 bool AcceptSampled(std::span<const float> p, std::span<const float> q, int32_t x, Sampler& sampler,
                    std::vector<float>* scratch, int32_t* token);
 
+// Recursive rejection sampling over deterministic candidates xs (distinct tokens, q one-hot at
+// each: a token tree's siblings): xs[k] is kept with probability p(xs[k]) / (mass p has left
+// after removing xs[0..k)), else removed from p; so the result is distributed exactly as p.
+// Returns the index of the kept candidate, or -1 with *token drawn from what is left of p.
+// `p` (the target's final distribution) is modified.
+int32_t AcceptSampledAmong(std::span<float> p, std::span<const int32_t> xs, Sampler& sampler, int32_t* token);
+
 // BiLD's test: -log softmax(logits)[x] <= threshold, with the softmax of `logits` at T = 1.
 bool AcceptBild(std::span<const float> logits, int32_t x, float rollback_threshold);
 

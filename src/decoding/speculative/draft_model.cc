@@ -89,7 +89,9 @@ Status DraftModelProposer::Propose(const ProposeRequest& request, Draft* draft) 
   if (request.context.empty() || request.max_nodes < 1) return Status::Ok();
   FG_RETURN_IF_ERROR(Sync(request.context));
   history_.assign(request.context.begin(), request.context.end());
-  if (opts_.tree_width > 1 && greedy_ && !request.chain_only) return ProposeTree(request, draft);
+  // Trees are top-k (deterministic) children: greedy only, since a sampled chain with its q is
+  // accepted with min(1, p/q), more often than a one-hot child's p(x).
+  if (opts_.tree_width > 1 && greedy_) return ProposeTree(request, draft);
   return ProposeChain(request, draft);
 }
 

@@ -57,18 +57,20 @@ Status JacobiProposer::Propose(const ProposeRequest& request, Draft* draft) {
     guess_.assign(ctx.end() - static_cast<std::ptrdiff_t>(w), ctx.end());
     guess_q_.clear();  // copied, not drawn: deterministic (q one-hot)
   }
-  int32_t branches = request.chain_only ? 1 : opts_.candidates;
+  // Sampling keeps to chains: the sampled iterate carries q, which only a chain may (Draft::q).
+  const bool chain = sampler_ != nullptr;
+  int32_t branches = chain ? 1 : opts_.candidates;
   const auto it = pool_.find(ctx.back());
   // Pool branches first (most recent first): they hit far more often than the raw iterate. The
   // guess branch keeps a third of the budget so the iteration (and the pool it feeds) goes on.
   const int32_t guess_room = std::min(static_cast<int32_t>(guess_.size()), std::max(1, request.max_nodes / 3));
-  const int32_t pool_budget = request.chain_only ? request.max_nodes : std::max(0, request.max_nodes - guess_room);
+  const int32_t pool_budget = chain ? request.max_nodes : std::max(0, request.max_nodes - guess_room);
   if (it != pool_.end()) {
     for (auto g = it->second.rbegin(); g != it->second.rend() && branches > 0; ++g, --branches)
       draft->InsertPath(*g, pool_budget);
   }
   guess_nodes_.clear();
-  if (!request.chain_only || draft->empty()) guess_nodes_ = draft->InsertPath(guess_, request.max_nodes);
+  if (!chain || draft->empty()) guess_nodes_ = draft->InsertPath(guess_, request.max_nodes);
   if (sampler_) {
     context_.assign(ctx.begin(), ctx.end());
     // A sampled iterate (chains only: the draft is exactly the guess prefix) carries its q.

@@ -1,6 +1,7 @@
 #include "decoding/speculative/prompt_lookup.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace fastgen::speculative {
 
@@ -13,20 +14,30 @@ Status PromptLookupProposer::Start(const GenerationSetup&) {
 Status PromptLookupProposer::Propose(const ProposeRequest& request, Draft* draft) {
   const std::span<const int32_t> ctx = request.context;
   const auto len = static_cast<int64_t>(ctx.size());
-  const int32_t branches = request.chain_only ? 1 : opts_.branches;
   const int64_t copy = std::min(opts_.max_length, request.max_nodes);
   for (int64_t n = opts_.max_ngram; n >= opts_.min_ngram; --n) {
     if (len <= n) continue;
     const std::span<const int32_t> pattern = ctx.subspan(static_cast<size_t>(len - n));
-    int32_t found = 0;
-    // Most recent match first: nearby text predicts the continuation best.
-    for (int64_t s = len - n - 1; s >= 0 && found < branches; --s) {
+    // The continuations of up to `branches` matches, most recent first: nearby text predicts
+    // the continuation best.
+    std::vector<std::span<const int32_t>> conts;
+    for (int64_t s = len - n - 1; s >= 0 && static_cast<int32_t>(conts.size()) < opts_.branches; --s) {
       if (!std::equal(pattern.begin(), pattern.end(), ctx.begin() + s)) continue;
       const int64_t from = s + n, to = std::min(len, from + copy);
-      draft->InsertPath(ctx.subspan(static_cast<size_t>(from), static_cast<size_t>(to - from)), request.max_nodes);
-      ++found;
+      conts.push_back(ctx.subspan(static_cast<size_t>(from), static_cast<size_t>(to - from)));
     }
-    if (found > 0) return Status::Ok();
+    if (conts.empty()) continue;
+    // The most recent match gets the budget less one node per other match that starts
+    // differently (its sibling at the root); the others then fill what is left.
+    int32_t reserve = 0;
+    for (size_t i = 1; i < conts.size(); ++i) {
+      bool distinct = conts[i].front() != conts[0].front();
+      for (size_t j = 1; j < i && distinct; ++j) distinct = conts[i].front() != conts[j].front();
+      reserve += distinct;
+    }
+    draft->InsertPath(conts[0], std::max(1, request.max_nodes - reserve));
+    for (size_t i = 1; i < conts.size(); ++i) draft->InsertPath(conts[i], request.max_nodes);
+    return Status::Ok();
   }
   return Status::Ok();
 }

@@ -12,8 +12,9 @@ struct PromptLookupOptions {
   int32_t max_ngram = 3;
   int32_t min_ngram = 1;
   int32_t max_length = 10;     // tokens copied per match
-  // Greedy decoding: merge the continuations of up to this many matches (most recent first)
-  // into a token tree, so a wrong guess between copies costs no step. 1 = a chain.
+  // Merge the continuations of up to this many matches (most recent first) into a token tree,
+  // so a wrong guess between copies costs no step: the most recent one drafts deepest, each
+  // other one that starts differently gets at least its first token as a sibling. 1 = a chain.
   int32_t branches = 1;
 };
 

@@ -20,8 +20,10 @@ struct Draft {
   // last committed token. A chain is {-1, 0, 1, ...}.
   std::vector<int32_t> parents;
   // For speculative sampling: q[i] is the full distribution ([vocab], after the sampler's
-  // transforms) node i was drawn from. Empty: the proposal is deterministic, q is one-hot at the
-  // drafted token (prompt lookup, Jacobi); then acceptance is with probability p(x).
+  // transforms) node i was drawn from; only a chain may carry them. Empty: the proposal is
+  // deterministic, q is one-hot at each drafted token (prompt lookup, pool n-grams, a draft
+  // model's top-k tree); then siblings are tried in order, each kept with its probability under
+  // what the earlier ones left (recursive rejection sampling), which trees need.
   std::vector<std::vector<float>> q;
 
   size_t size() const { return tokens.size(); }
@@ -74,7 +76,6 @@ struct ProposeRequest {
   // draft continues after it.
   std::span<const int32_t> context;
   int32_t max_nodes;          // budget for this step (>= 1)
-  bool chain_only;            // speculative sampling verifies chains only
 };
 
 // What the target computed over a draft, for proposers that learn from it (Jacobi decoding

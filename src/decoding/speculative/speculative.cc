@@ -58,7 +58,7 @@ class FallbackController {
 };
 
 // Checks a proposer's draft against the budget and the verifier's needs, trimming what it may
-// (nodes past the budget, branches when only chains can be verified).
+// (nodes past the budget, branches of a draft that carries q).
 Status SanitizeDraft(const ProposeRequest& req, int32_t vocab, Draft* d) {
   if (d->parents.size() != d->tokens.size())
     return Internal("proposer returned " + std::to_string(d->tokens.size()) + " tokens but " +
@@ -72,7 +72,7 @@ Status SanitizeDraft(const ProposeRequest& req, int32_t vocab, Draft* d) {
     if (d->tokens[i] < 0 || d->tokens[i] >= vocab) return Internal("proposer drafted an id outside the vocabulary");
     if (!d->q.empty() && d->q[i].size() != static_cast<size_t>(vocab))
       return Internal("proposer's draft distribution has the wrong size");
-    if (req.chain_only && p != static_cast<int32_t>(i) - 1) {
+    if (!d->q.empty() && p != static_cast<int32_t>(i) - 1) {  // q only on a chain: keep its prefix
       keep = i;
       break;
     }
@@ -164,7 +164,7 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
 
   FallbackController controller(spec);
   Draft draft;
-  std::vector<int32_t> batch, parents, path, commit, children;
+  std::vector<int32_t> batch, parents, path, commit, children, scratch_tokens;
   std::vector<float> p, scratch, row_logits;  // [vocab]
   const int64_t d_model = c.d_model;
   bool running = options.max_new_tokens > 0;
@@ -181,7 +181,7 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     draft.Clear();
     const bool speculate = budget > 0 && controller.Speculate();
     if (speculate) {
-      ProposeRequest req{history, static_cast<int32_t>(budget), rule == AcceptRule::kSampling};
+      ProposeRequest req{history, static_cast<int32_t>(budget)};
       FG_RETURN_IF_ERROR(proposer.Propose(req, &draft).WithContext(std::string(proposer.name()) + " proposer"));
       FG_RETURN_IF_ERROR(SanitizeDraft(req, vocab, &draft));
     }
@@ -228,12 +228,19 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
       if (rule == AcceptRule::kSampling) {
         if (children.empty()) {
           token = sampler.Sample(row, history);
-        } else {
-          const int32_t child = children.front();  // chains only
+        } else if (!draft.q.empty()) {
+          const int32_t child = children.front();  // a chain (SanitizeDraft)
           const size_t d = static_cast<size_t>(child - 1);
           sampler.Distribution(row, history, &p);
-          const std::span<const float> q = draft.q.empty() ? std::span<const float>() : std::span<const float>(draft.q[d]);
-          if (AcceptSampled(p, q, draft.tokens[d], sampler, &scratch, &token)) chosen = child;
+          if (AcceptSampled(p, draft.q[d], draft.tokens[d], sampler, &scratch, &token)) chosen = child;
+        } else {
+          // Deterministic children, one or more: recursive rejection sampling over them.
+          sampler.Distribution(row, history, &p);
+          std::vector<int32_t>& tokens = scratch_tokens;
+          tokens.clear();
+          for (int32_t child : children) tokens.push_back(draft.tokens[static_cast<size_t>(child - 1)]);
+          const int32_t k = AcceptSampledAmong(p, tokens, sampler, &token);
+          if (k >= 0) chosen = children[static_cast<size_t>(k)];
         }
       } else {
         token = sampler.Sample(row, history);  // greedy: argmax after penalties and bias
