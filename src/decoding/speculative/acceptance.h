@@ -17,7 +17,8 @@ enum class AcceptRule {
   // Speculative sampling (Leviathan et al. 2023, Chen et al. 2023): keep x with probability
   // min(1, p(x)/q(x)), else draw from max(0, p - q) renormalized. p and q are both the sampler's
   // final distributions (every transform applied), so the output is distributed exactly as
-  // plain sampling from the target. Chains only.
+  // plain sampling from the target. Drafts with q are chains; deterministic drafts may be
+  // trees, whose siblings are tried in turn (AcceptSampledAmong).
   kSampling,
   // BiLD (Kim et al. 2023), opt-in and NOT lossless: keep a drafted token unless the target
   // finds it too unlikely, -log p_target(x) > rollback_threshold (p after the greedy sampler's

@@ -26,7 +26,7 @@ struct JacobiOptions {
   int32_t window = 5;          // guessed tokens carried per step (the Jacobi branch)
   int32_t ngram = 4;           // pool n-gram length (key token + ngram - 1 continuation)
   int32_t pool_per_key = 8;    // most recent n-grams kept per key token
-  int32_t candidates = 3;      // pool n-grams drafted per step (greedy; 1 when chains only)
+  int32_t candidates = 3;      // pool n-grams drafted per step (greedy; sampling drafts chains)
 };
 
 class JacobiProposer final : public Proposer {
