@@ -39,7 +39,11 @@ SplitPlan Plan(const AttentionArgs& a, int threads, int64_t group) {
 }  // namespace
 
 bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
-  if (a.head_dim % 16 != 0 || ActiveIsa() != Isa::kAvx512) return false;
+  using TileFn = void (*)(const AttentionArgs&, int64_t, int64_t, int64_t, const SlotRange&, PartialSoftmax*);
+  TileFn attend = nullptr;
+  if (ActiveIsa() == Isa::kAvx512 && a.head_dim % 16 == 0) attend = AttendTileAvx512;
+  if (ActiveIsa() == Isa::kAvx2 && a.head_dim % 8 == 0) attend = AttendTileAvx2;
+  if (attend == nullptr) return false;
   const int64_t group = a.n_head / a.n_kv_head, d = a.head_dim;
   if (group > kMaxStates) return false;
   const bool tree = a.tree_mask != nullptr;
@@ -57,12 +61,13 @@ bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
   if (outs.size() < states * static_cast<size_t>(d)) outs.resize(states * static_cast<size_t>(d));
   struct Ctx {
     const AttentionArgs* a;
+    TileFn attend;
     SplitPlan plan;
     int64_t prefix_chunks;
     int64_t group, d;
     float* ml;
     float* outs;
-  } ctx{&a, plan, prefix_chunks, group, d, ml.data(), outs.data()};
+  } ctx{&a, attend, plan, prefix_chunks, group, d, ml.data(), outs.data()};
 
   pool.ParallelFor(plan.items, [c = &ctx](int64_t i0, int64_t i1) {
     const AttentionArgs& a = *c->a;
@@ -102,7 +107,7 @@ bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
       };
       for (int64_t qi = 0; qi < nt; ++qi)
         for (int64_t g = 0; g < c->group; ++g) parts[qi * c->group + g].o = c->outs + state_of(qi, g) * c->d;
-      if (range.count > 0) AttendTileAvx512(a, t0, nt, kvh, range, parts);
+      if (range.count > 0) c->attend(a, t0, nt, kvh, range, parts);
       for (int64_t qi = 0; qi < nt; ++qi) {
         for (int64_t g = 0; g < c->group; ++g) {
           // An empty chunk (short span, no visible nodes) or one the query's mask hides

@@ -30,9 +30,12 @@ struct SlotRange {
 // `r` is exactly what the query sees. Requires head_dim % 16 == 0.
 void AttendTileAvx512(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, const SlotRange& r,
                       PartialSoftmax* out);
+// The same with AVX2 + FMA; requires head_dim % 8 == 0.
+void AttendTileAvx2(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, const SlotRange& r,
+                    PartialSoftmax* out);
 
-// The whole attention on the split-K path; false when this call is not eligible (head_dim,
-// ISA) and the caller should use the reference kernel. Token trees split their shared prefix
+// The whole attention on the split-K path (AVX-512, or AVX2); false when this call is not
+// eligible (head_dim, ISA) and the caller should use the reference kernel. Token trees split their shared prefix
 // like a chain and attend their visible tree nodes as one more chunk.
 bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool);
 
