@@ -1,6 +1,7 @@
 #include "kernels/elementwise.h"
 
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/kernels_avx2.h"
 #include "kernels/cpu/kernels_avx512.h"
 #include "kernels/reference/elementwise.h"
 
@@ -8,11 +9,13 @@ namespace fastgen::kernels {
 
 void RmsNorm(const float* x, const float* w, int64_t n, int64_t d, float eps, bool plus_one, float* out) {
   if (cpu::ActiveIsa() == cpu::Isa::kAvx512) return cpu::RmsNormAvx512(x, w, n, d, eps, plus_one, out);
+  if (cpu::ActiveIsa() == cpu::Isa::kAvx2) return cpu::RmsNormAvx2(x, w, n, d, eps, plus_one, out);
   reference::RmsNorm(x, w, n, d, eps, plus_one, out);
 }
 
 void SiluMul(float* gate, const float* up, int64_t n, int64_t m, int64_t ldg, int64_t ldu) {
   if (cpu::ActiveIsa() == cpu::Isa::kAvx512) return cpu::SiluMulAvx512(gate, up, n, m, ldg, ldu);
+  if (cpu::ActiveIsa() == cpu::Isa::kAvx2) return cpu::SiluMulAvx2(gate, up, n, m, ldg, ldu);
   reference::SiluMul(gate, up, n, m, ldg, ldu);
 }
 

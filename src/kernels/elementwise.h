@@ -1,4 +1,4 @@
-// The row-wise operations of a decoder layer on the active ISA: SIMD where a kernel exists,
+// The row-wise operations of a decoder layer on the active ISA (AVX-512 or AVX2 kernels),
 // the scalar reference (kernels/reference/elementwise.h, same contracts) otherwise.
 #pragma once
 
