@@ -95,6 +95,19 @@ inline __m512 PairScales(uint16_t d0, uint16_t d1) {
                                _mm512_castps128_ps512(both));
 }
 
+// Runs pair(p, acc) for p in [0, pairs), even pairs into `even` and odd ones into `odd`
+// (unrolled by two, so both stay in registers): one accumulator would make every pair wait on
+// the previous pair's FMA.
+template <class Pair, class Acc>
+inline void AlternatePairs(int64_t pairs, Pair& pair, Acc& even, Acc& odd) {
+  int64_t p = 0;
+  for (; p + 2 <= pairs; p += 2) {
+    pair(p, even);
+    pair(p + 1, odd);
+  }
+  if (p < pairs) pair(p, even);
+}
+
 template <class Block, int R>
 void RowPointers(const MatMulJob& job, int64_t m0, const Block* rows[R]) {
   for (int r = 0; r < R; ++r)
@@ -129,12 +142,7 @@ void DotQ8_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
                              _mm512_mul_ps(PairScales(blk[0].d, blk[1].d), dx), a[r]);
     }
   };
-  int64_t p = 0;
-  for (; p + 2 <= pairs; p += 2) {
-    pair(p, acc2[0]);
-    pair(p + 1, acc2[1]);
-  }
-  if (p < pairs) pair(p, acc2[0]);
+  AlternatePairs(pairs, pair, acc2[0], acc2[1]);
   for (int64_t b = 2 * pairs; b < job.k / 32; ++b) {
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b));
     // (w + 128) · x = w · x + 128 Σx: start the lane sum at -128 Σx.
@@ -186,12 +194,7 @@ void DotQ4_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
                              _mm512_mul_ps(PairScales(blk[0].d, blk[1].d), dx), a[r]);
     }
   };
-  int64_t p = 0;
-  for (; p + 2 <= pairs; p += 2) {
-    pair(p, acc2[0]);
-    pair(p + 1, acc2[1]);
-  }
-  if (p < pairs) pair(p, acc2[0]);
+  AlternatePairs(pairs, pair, acc2[0], acc2[1]);
   for (int64_t b = 2 * pairs; b < job.k / 32; ++b) {
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b));
     const __m256i bias = LaneZero(-8 * (x.isum16[2 * b] + x.isum16[2 * b + 1]));
