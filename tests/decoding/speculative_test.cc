@@ -273,6 +273,29 @@ TEST(LayerSkipSearch, PicksLayersAndPredictsSpeed) {
   EXPECT_FALSE(SearchSkipLayers(target, std::span<const int32_t>(calibration).first(4), {}).ok());
 }
 
+// A draft model processes the prompt in Prefill (timed with the target's prefill); its first
+// draft afterwards is the one it would make without the call.
+TEST(SpeculativeDraft, PrefillThenProposeDraftsTheSame) {
+  Model& target = Get("models/fg-target");
+  Model& draft_model = Get("models/fg-draft");
+  const auto ref = ReadJson(SharedPath("models/fg-target/ref.json"))["refs"][0];
+  const std::vector<int32_t> prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
+  std::vector<int32_t> context = prompt;
+  context.push_back(ref["greedy_48"][0].get<int32_t>());
+  GenerationSetup setup{prompt, SamplerOptions{}, 256, static_cast<int32_t>(target.config().vocab_size)};
+  setup.sampler.temperature = 0.0f;
+  Draft with, without;
+  DraftModelProposer a(draft_model, {}), b(draft_model, {});
+  ASSERT_TRUE(a.Start(setup).ok());
+  ASSERT_TRUE(a.Prefill(prompt).ok());
+  ASSERT_TRUE(a.Propose({context, 5}, &with).ok());
+  ASSERT_TRUE(b.Start(setup).ok());
+  ASSERT_TRUE(b.Propose({context, 5}, &without).ok());
+  ASSERT_FALSE(with.empty());
+  EXPECT_EQ(with.tokens, without.tokens);
+  EXPECT_EQ(with.parents, without.parents);
+}
+
 // Speculative Jacobi decoding: in sampling mode the iterate after a verification is drawn from
 // the target's distributions, and each guessed token comes with the q it was drawn from.
 TEST(SpeculativeJacobi, SampledIterateCarriesItsDistributions) {

@@ -38,6 +38,7 @@ class DraftModelProposer final : public Proposer {
 
   std::string_view name() const override { return opts_.skip_layers.empty() ? "draft-model" : "layer-skip"; }
   Status Start(const GenerationSetup& setup) override;
+  Status Prefill(std::span<const int32_t> prompt) override { return Sync(prompt); }
   Status Propose(const ProposeRequest& request, Draft* draft) override;
   void Observe(int32_t drafted, int32_t accepted) override;
 

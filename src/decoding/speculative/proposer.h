@@ -94,6 +94,9 @@ class Proposer {
   virtual std::string_view name() const = 0;
   // A new generation starts; drop any state from the previous one.
   virtual Status Start(const GenerationSetup& setup) = 0;
+  // Called once while the target processes the prompt, and timed with it: a proposer with its
+  // own model processes the prompt here, so its first draft does not pay for it.
+  virtual Status Prefill(std::span<const int32_t> prompt) { return Status::Ok(); }
   // Fills `draft` (cleared by the caller) with at most max_nodes nodes; an empty draft means no
   // guess this step, and the verifier does a plain decode step.
   virtual Status Propose(const ProposeRequest& request, Draft* draft) = 0;

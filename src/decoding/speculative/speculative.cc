@@ -131,6 +131,7 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
   const auto t0 = Clock::now();
   const LogitsMode mode = options.prompt_logits ? LogitsMode::kAll : LogitsMode::kLast;
   FG_RETURN_IF_ERROR(target.Forward(prompt, kv, mode, &logits));
+  FG_RETURN_IF_ERROR(proposer.Prefill(prompt).WithContext(std::string(proposer.name()) + " proposer"));
   if (options.prompt_logits) {
     *options.prompt_logits = logits;
     logits.erase(logits.begin(), logits.end() - vocab);
