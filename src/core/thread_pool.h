@@ -36,13 +36,13 @@ class ThreadPool {
   // blocks whole. Returns when all of [0, n) is done.
   void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
 
-  // For per-thread scratch buffers that kernels grow on first use: true when `bytes` exceeds
-  // the largest size reserved so far under `slot` (0..3) in this pool, which then becomes
-  // `bytes`. The caller then grows every thread's buffer with Run(), since any thread may take
-  // part in a later ParallelFor. Only the thread that dispatches work may call it.
-  bool Reserve(int slot, size_t bytes) {
-    if (bytes <= reserved_[slot]) return false;
-    reserved_[slot] = bytes;
+  // For the per-thread scratch buffers kernels grow on first use: true when `bytes` exceeds the
+  // largest size reserved so far in this pool, which then becomes `bytes`. The caller then grows
+  // every thread's buffer with Run(), since any thread may take part in a later ParallelFor.
+  // Only the thread that dispatches work may call it.
+  bool ReserveScratch(size_t bytes) {
+    if (bytes <= scratch_reserved_) return false;
+    scratch_reserved_ = bytes;
     return true;
   }
 
@@ -74,7 +74,7 @@ class ThreadPool {
   // the ticket is the current region's and the region is open.
   std::atomic<uint64_t> entry_{0};
   std::atomic<bool> stop_{false};
-  size_t reserved_[4] = {};
+  size_t scratch_reserved_ = 0;
 };
 
 }  // namespace fastgen

@@ -81,7 +81,7 @@ void MatMul(const TensorView& w, const float* x, int64_t n, float* y, int64_t ld
   // chunks), including one that sat out every earlier call. So the first time a call needs
   // more scratch than any before on this pool, every thread grows its buffer together, and a
   // late thread never allocates in the middle of decoding.
-  if (pool.Reserve(/*slot=*/0, ctx.scratch))
+  if (pool.ReserveScratch(ctx.scratch))
     pool.Run([c = &ctx](int, int) { ThreadScratch(c->scratch, 1); });
   pool.ParallelFor(m, [c = &ctx](int64_t m0, int64_t m1) {
     c->isa->rows(c->job, m0, m1, c->scratch > 0 ? ThreadScratch(c->scratch, 1) : nullptr);

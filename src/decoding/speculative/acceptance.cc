@@ -7,21 +7,18 @@ namespace fastgen::speculative {
 
 bool AcceptSampled(std::span<const float> p, std::span<const float> q, int32_t x, Sampler& sampler,
                    std::vector<float>* scratch, int32_t* token) {
+  std::vector<float>& r = *scratch;  // [vocab] residual max(0, p - q), left unnormalized
+  if (q.empty()) {  // one-hot q: the one-candidate case of recursive rejection sampling
+    r.assign(p.begin(), p.end());
+    return AcceptSampledAmong(r, std::span<const int32_t>(&x, 1), sampler, token) == 0;
+  }
   const size_t xi = static_cast<size_t>(x);
-  const double px = p[xi];
-  const double qx = q.empty() ? 1.0 : q[xi];
+  const double px = p[xi], qx = q[xi];
   // u < p/q, written without the division: accepts with probability min(1, p/q) and never
   // accepts a token the target cannot produce (px = 0).
-  const double u = sampler.NextUniform();
-  if (qx > 0 && u * qx < px) return true;
-
-  std::vector<float>& r = *scratch;  // [vocab] residual max(0, p - q), left unnormalized
-  r.assign(p.begin(), p.end());
-  if (q.empty()) {
-    r[xi] = 0.0f;
-  } else {
-    for (size_t i = 0; i < r.size(); ++i) r[i] = std::max(0.0f, p[i] - q[i]);
-  }
+  if (qx > 0 && sampler.NextUniform() * qx < px) return true;
+  r.resize(p.size());
+  for (size_t i = 0; i < r.size(); ++i) r[i] = std::max(0.0f, p[i] - q[i]);
   int32_t next = sampler.SampleFrom(r);
   // An empty residual means p <= q everywhere, i.e. p == q up to rounding, where rejection has
   // probability ~0; drawing from p keeps the output a valid target sample regardless.

@@ -1,6 +1,7 @@
 #include "decoding/speculative/jacobi.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace fastgen::speculative {
 namespace {
@@ -74,8 +75,11 @@ Status JacobiProposer::Propose(const ProposeRequest& request, Draft* draft) {
   if (sampler_) {
     context_.assign(ctx.begin(), ctx.end());
     // A sampled iterate (chains only: the draft is exactly the guess prefix) carries its q.
+    // Moved, not copied (vocab floats each): the verification of this draft always comes back
+    // through ObserveVerification (WantsVerification), which replaces guess_q_.
     if (!guess_q_.empty() && !guess_nodes_.empty()) {
-      draft->q.assign(guess_q_.begin(), guess_q_.begin() + static_cast<std::ptrdiff_t>(draft->size()));
+      draft->q.assign(std::make_move_iterator(guess_q_.begin()),
+                      std::make_move_iterator(guess_q_.begin() + static_cast<std::ptrdiff_t>(draft->size())));
     }
   }
   return Status::Ok();

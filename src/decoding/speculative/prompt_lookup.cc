@@ -29,12 +29,10 @@ Status PromptLookupProposer::Propose(const ProposeRequest& request, Draft* draft
     if (conts.empty()) continue;
     // The most recent match gets the budget less one node per other match that starts
     // differently (its sibling at the root); the others then fill what is left.
-    int32_t reserve = 0;
-    for (size_t i = 1; i < conts.size(); ++i) {
-      bool distinct = conts[i].front() != conts[0].front();
-      for (size_t j = 1; j < i && distinct; ++j) distinct = conts[i].front() != conts[j].front();
-      reserve += distinct;
-    }
+    std::vector<int32_t> firsts;  // distinct first tokens, the most recent match's first
+    for (const auto& c : conts)
+      if (std::find(firsts.begin(), firsts.end(), c.front()) == firsts.end()) firsts.push_back(c.front());
+    const auto reserve = static_cast<int32_t>(firsts.size()) - 1;
     draft->InsertPath(conts[0], std::max(1, request.max_nodes - reserve));
     for (size_t i = 1; i < conts.size(); ++i) draft->InsertPath(conts[i], request.max_nodes);
     return Status::Ok();

@@ -237,10 +237,9 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
         } else {
           // Deterministic children, one or more: recursive rejection sampling over them.
           sampler.Distribution(row, history, &p);
-          std::vector<int32_t>& tokens = scratch_tokens;
-          tokens.clear();
-          for (int32_t child : children) tokens.push_back(draft.tokens[static_cast<size_t>(child - 1)]);
-          const int32_t k = AcceptSampledAmong(p, tokens, sampler, &token);
+          scratch_tokens.clear();
+          for (int32_t child : children) scratch_tokens.push_back(draft.tokens[static_cast<size_t>(child - 1)]);
+          const int32_t k = AcceptSampledAmong(p, scratch_tokens, sampler, &token);
           if (k >= 0) chosen = children[static_cast<size_t>(k)];
         }
       } else {
