@@ -1,5 +1,6 @@
 #include "kernels/matmul.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels/cpu/isa.h"
@@ -41,50 +42,81 @@ const cpu::IsaKernels* KernelsFor(cpu::Isa isa) {
 
 void MatMul(const TensorView& w, const float* x, int64_t n, float* y, int64_t ldy,
             ThreadPool& pool) {
-  const int64_t m = w.rows();
-  if (n <= 0 || m <= 0) return;
+  const MatMulOutput out{&w, y, ldy};
+  MatMulGroup(&out, 1, x, n, pool);
+}
+
+void MatMulGroup(const MatMulOutput* outs, int count, const float* x, int64_t n,
+                 ThreadPool& pool) {
+  if (n <= 0 || count <= 0) return;
+  const TensorView& w0 = *outs[0].w;
   const cpu::IsaKernels* isa = KernelsFor(cpu::ActiveIsa());
-  if (isa == nullptr || !isa->supports(w.dtype)) {
-    ReferenceMatMul(w, x, n, y, ldy, pool);
+  bool shared = count <= kMaxGroup && isa != nullptr && isa->supports(w0.dtype);
+  for (int i = 1; i < count && shared; ++i)
+    shared = outs[i].w->dtype == w0.dtype && outs[i].w->cols() == w0.cols();
+  if (!shared) {
+    if (count == 1) {  // no kernels for this ISA or dtype
+      ReferenceMatMul(w0, x, n, outs[0].y, outs[0].ldy, pool);
+    } else {  // weights that differ in dtype or k: one product at a time
+      for (int i = 0; i < count; ++i) MatMulGroup(&outs[i], 1, x, n, pool);
+    }
     return;
   }
-  cpu::MatMulJob job;
-  job.dtype = w.dtype;
-  job.w = w.data;
-  job.row_bytes = w.row_bytes();
-  job.m = m;
-  job.k = w.cols();
-  job.x = x;
-  job.n = n;
-  job.y = y;
-  job.ldy = ldy;
-  job.gemm = n >= isa->gemm_min_tokens(w.dtype);
   // Lambdas below capture one pointer so their std::function wrappers stay inline: no heap
   // allocation per call (see ThreadScratch).
   struct Context {
     const cpu::IsaKernels* isa;
-    cpu::MatMulJob job;
+    cpu::MatMulJob jobs[kMaxGroup];
+    int64_t first_row[kMaxGroup + 1];  // the group's rows, product after product
+    int count;
     size_t scratch;
-  } ctx{isa, job, 0};
+  } ctx{};
+  ctx.isa = isa;
+  ctx.count = count;
+  for (int i = 0; i < count; ++i) {
+    cpu::MatMulJob& job = ctx.jobs[i];
+    job.dtype = w0.dtype;
+    job.w = outs[i].w->data;
+    job.row_bytes = outs[i].w->row_bytes();
+    job.m = outs[i].w->rows();
+    job.k = w0.cols();
+    job.x = x;
+    job.n = n;
+    job.y = outs[i].y;
+    job.ldy = outs[i].ldy;
+    job.gemm = isa->use_gemm(w0.dtype, n, job.k);
+    ctx.first_row[i + 1] = ctx.first_row[i] + job.m;
+  }
+  cpu::MatMulJob& job = ctx.jobs[0];
+  // The products share x, so its preparation (quantized or repacked) is done once for all.
   if (const size_t act = isa->act_bytes(job); act > 0) {
-    ctx.job.act = ThreadScratch(act, 0);
-    const int64_t units = isa->prepare_units(ctx.job);
-    // Preparing x costs O(n·k) against the product's O(n·k·m): split it only when n is large.
-    if (units >= 4) {
-      pool.ParallelFor(units, [c = &ctx](int64_t u0, int64_t u1) { c->isa->prepare(c->job, u0, u1); });
+    job.act = ThreadScratch(act, 0);
+    for (int i = 1; i < count; ++i) ctx.jobs[i].act = job.act;
+    const int64_t units = isa->prepare_units(job);
+    // Preparing x costs O(n·k) against the product's O(n·k·m): split it only when there is
+    // enough of it to outweigh a parallel region's few microseconds (a prefill, not the few
+    // tokens of a speculative verification).
+    if (units >= 4 && n * job.k >= 32768) {
+      pool.ParallelFor(units, [c = &ctx](int64_t u0, int64_t u1) { c->isa->prepare(c->jobs[0], u0, u1); });
     } else {
-      isa->prepare(ctx.job, 0, units);
+      isa->prepare(job, 0, units);
     }
   }
-  ctx.scratch = isa->scratch_bytes(ctx.job);
+  ctx.scratch = isa->scratch_bytes(job);
   // Any thread may end up running rows (ParallelFor lets a thread that is done take another's
   // chunks), including one that sat out every earlier call. So the first time a call needs
   // more scratch than any before on this pool, every thread grows its buffer together, and a
   // late thread never allocates in the middle of decoding.
   if (pool.ReserveScratch(ctx.scratch))
     pool.Run([c = &ctx](int, int) { ThreadScratch(c->scratch, 1); });
-  pool.ParallelFor(m, [c = &ctx](int64_t m0, int64_t m1) {
-    c->isa->rows(c->job, m0, m1, c->scratch > 0 ? ThreadScratch(c->scratch, 1) : nullptr);
+  // One parallel region over the rows of all products: each region costs a wake-up and a wait
+  // for the slowest thread, which at a few tokens is a visible share of a small model's layer.
+  pool.ParallelFor(ctx.first_row[count], [c = &ctx](int64_t r0, int64_t r1) {
+    uint8_t* scratch = c->scratch > 0 ? ThreadScratch(c->scratch, 1) : nullptr;
+    for (int i = 0; i < c->count; ++i) {
+      const int64_t b = std::max(r0, c->first_row[i]), e = std::min(r1, c->first_row[i + 1]);
+      if (b < e) c->isa->rows(c->jobs[i], b - c->first_row[i], e - c->first_row[i], scratch);
+    }
   }, 16);
 }
 

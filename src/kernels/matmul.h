@@ -18,6 +18,18 @@ inline void MatMul(const TensorView& w, const float* x, int64_t n, float* y, Thr
   MatMul(w, x, n, y, w.rows(), pool);
 }
 
+// Several products of the same x at once, y_i[n, m_i] = x[n, k] · W_iᵀ (rows ldy_i apart): the
+// Q/K/V projections, or the gate and up projections. When the weights share dtype and k, x is
+// prepared once and one parallel region covers all rows; otherwise they run one by one.
+struct MatMulOutput {
+  const TensorView* w;
+  float* y;
+  int64_t ldy;
+};
+inline constexpr int kMaxGroup = 4;
+void MatMulGroup(const MatMulOutput* outs, int count, const float* x, int64_t n,
+                 ThreadPool& pool);
+
 namespace reference {
 // The scalar oracle: dequantizes each weight row to float32 and takes float32 dot products
 // (accumulated in double-free float32, sequential order). Single-threaded per call; rows

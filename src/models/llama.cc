@@ -124,9 +124,7 @@ class LlamaModel final : public Model {
       float* v = kv.values(l) + start * kv_dim;  // [n, n_kv_head, head_dim]
       float* q = ws_.q.data();                   // [n, n_head, head_dim]
       ops::RmsNorm(ctx, x, L.attn_norm.data(), n, d, eps, plus_one, h);
-      ops::MatMul(ctx, L.wq, h, n, q);
-      ops::MatMul(ctx, L.wk, h, n, k);
-      ops::MatMul(ctx, L.wv, h, n, v);
+      ops::MatMulGroup(ctx, {{&L.wq, q, q_dim}, {&L.wk, k, kv_dim}, {&L.wv, v, kv_dim}}, h, n);
       if (L.bq) ops::AddBias(ctx, q, L.bq->data(), n, q_dim, q_dim);
       if (L.bk) ops::AddBias(ctx, k, L.bk->data(), n, kv_dim, kv_dim);
       if (L.bv) ops::AddBias(ctx, v, L.bv->data(), n, kv_dim, kv_dim);
@@ -160,8 +158,7 @@ class LlamaModel final : public Model {
 
       // Gated feed-forward block: down(act(gate(h)) * up(h)).
       ops::RmsNorm(ctx, x, L.ffn_norm.data(), n, d, eps, plus_one, h);
-      ops::MatMul(ctx, L.w_gate, h, n, ws_.gate.data());
-      ops::MatMul(ctx, L.w_up, h, n, ws_.up.data());
+      ops::MatMulGroup(ctx, {{&L.w_gate, ws_.gate.data(), c.d_ff}, {&L.w_up, ws_.up.data(), c.d_ff}}, h, n);
       if (c.activation == Activation::kSilu)
         ops::SiluMul(ctx, ws_.gate.data(), ws_.up.data(), n, c.d_ff, c.d_ff, c.d_ff);
       else

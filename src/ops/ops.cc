@@ -13,6 +13,11 @@ void MatMul(Context& ctx, const TensorView& w, const float* x, int64_t n, float*
   kernels::MatMul(w, x, n, y, ldy, *ctx.pool);
 }
 
+void MatMulGroup(Context& ctx, std::initializer_list<kernels::MatMulOutput> outs, const float* x,
+                 int64_t n) {
+  kernels::MatMulGroup(outs.begin(), static_cast<int>(outs.size()), x, n, *ctx.pool);
+}
+
 void Embed(Context&, const TensorView& table, const int32_t* ids, int64_t n, float* out) {
   const int64_t d = table.cols();
   for (int64_t t = 0; t < n; ++t) ref::DequantizeRow(table.dtype, table.row(ids[t]), out + t * d, d);

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
+#include "kernels/matmul.h"
 #include "kernels/reference/rope.h"
 
 namespace fastgen::ops {
@@ -19,6 +21,9 @@ struct Context {
 
 // y[n, m] = x[n, k] · W[m, k]ᵀ with W in its stored dtype; ldy is y's row stride.
 void MatMul(Context& ctx, const TensorView& w, const float* x, int64_t n, float* y, int64_t ldy);
+// Products of one x with several weights (see kernels::MatMulGroup), e.g. Q, K and V.
+void MatMulGroup(Context& ctx, std::initializer_list<kernels::MatMulOutput> outs, const float* x,
+                 int64_t n);
 inline void MatMul(Context& ctx, const TensorView& w, const float* x, int64_t n, float* y) {
   MatMul(ctx, w, x, n, y, w.rows());
 }

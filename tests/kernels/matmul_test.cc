@@ -121,7 +121,9 @@ std::vector<int64_t> KSizes(DType t) {
   const int64_t block = Info(t).block_elems;
   if (block == 256) return {256, 512, 768};
   if (block == 32) return {32, 64, 256 * 3};
-  return {1, 17, 32, 64, 100, 768};
+  // 1100: the float decode path splits 33 tokens into passes over 2 row blocks of m = 130, and
+  // 70 tokens take the GEMM (which narrower rows reach only beyond 70 tokens).
+  return {1, 17, 32, 64, 100, 768, 1100};
 }
 
 TEST_P(MatMulTest, MatchesReference) {
@@ -216,7 +218,7 @@ TEST_P(MatMulTest, DoesNotAllocateAfterWarmUp) {
     GTEST_SKIP() << "the reference path allocates a row buffer per call";
   }
   std::mt19937 rng(5);
-  const int64_t m = 96, k = 512;
+  const int64_t m = 96, k = 1024;  // at 64 tokens every dtype takes the GEMM path
   const std::vector<uint8_t> rows = RandomRows(t, m, k, rng);
   TensorView w;
   w.dtype = t;
@@ -230,6 +232,48 @@ TEST_P(MatMulTest, DoesNotAllocateAfterWarmUp) {
   for (int i = 0; i < 10; ++i)
     for (int64_t n : {1, 3, 64}) MatMul(w, x.data(), n, y.data(), pool);
   EXPECT_EQ(g_allocations.load() - before, 0);
+}
+
+// A group of products of one x equals the products taken one by one, bit for bit (each output
+// row is computed the same way, whichever thread or region takes it), also when the group mixes
+// dtypes and so runs one by one.
+TEST_P(MatMulTest, GroupEqualsSeparateProducts) {
+  const DType t = GetParam().dtype;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t k = 256;
+  const std::vector<uint8_t> a = RandomRows(t, 40, k, rng), b = RandomRows(t, 5, k, rng),
+                             c = RandomRows(t, 17, k, rng), f = RandomRows(DType::kF32, 9, k, rng);
+  auto view = [&](DType dtype, const std::vector<uint8_t>& rows, int64_t m) {
+    TensorView w;
+    w.dtype = dtype;
+    w.shape = {m, k};
+    w.data = rows.data();
+    w.nbytes = rows.size();
+    return w;
+  };
+  const TensorView wa = view(t, a, 40), wb = view(t, b, 5), wc = view(t, c, 17),
+                   wf = view(DType::kF32, f, 9);
+  ThreadPool pool(3);
+  for (int64_t n : {1, 5, 300}) {
+    std::vector<float> x(static_cast<size_t>(n * k));
+    for (auto& v : x) v = normal(rng);
+    for (bool mixed : {false, true}) {
+      const TensorView& w3 = mixed ? wf : wc;
+      const int64_t ld[3] = {40, 7, w3.rows() + 2};  // ldy > m leaves columns untouched
+      std::vector<float> ga(static_cast<size_t>(n * ld[0]), -7.0f), gb(static_cast<size_t>(n * ld[1]), -7.0f),
+          gc(static_cast<size_t>(n * ld[2]), -7.0f);
+      std::vector<float> sa(ga), sb(gb), sc(gc);
+      const MatMulOutput outs[3] = {{&wa, ga.data(), ld[0]}, {&wb, gb.data(), ld[1]}, {&w3, gc.data(), ld[2]}};
+      MatMulGroup(outs, 3, x.data(), n, pool);
+      MatMul(wa, x.data(), n, sa.data(), ld[0], pool);
+      MatMul(wb, x.data(), n, sb.data(), ld[1], pool);
+      MatMul(w3, x.data(), n, sc.data(), ld[2], pool);
+      EXPECT_EQ(ga, sa) << "n=" << n << " mixed=" << mixed;
+      EXPECT_EQ(gb, sb) << "n=" << n << " mixed=" << mixed;
+      EXPECT_EQ(gc, sc) << "n=" << n << " mixed=" << mixed;
+    }
+  }
 }
 
 TEST(Isa, NamesAndForcing) {

@@ -35,21 +35,7 @@ struct Lanes16 {
   static Vec WhereOr(Mask m, Vec v, float fill) { return _mm512_mask_mov_ps(_mm512_set1_ps(fill), m, v); }
   static Vec ZeroOutside(Mask m, Vec v) { return _mm512_maskz_mov_ps(m, v); }
 
-  // Lane j of the result = the sum of the 16 lanes of a[j]: a transposing tree of unpacks and
-  // shuffles, 45 operations for 16 sums.
-  static Vec ReduceLanes(const Vec a[16]) {
-    Vec v[8], w[4], z[2];
-    for (int k = 0; k < 8; ++k)  // per 128-bit lane: a[2k] partials in positions 0, 2; a[2k+1] in 1, 3
-      v[k] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * k], a[2 * k + 1]), _mm512_unpackhi_ps(a[2 * k], a[2 * k + 1]));
-    for (int k = 0; k < 4; ++k)  // per 128-bit lane: sources 4k .. 4k+3 in order
-      w[k] = _mm512_add_ps(_mm512_shuffle_ps(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                           _mm512_shuffle_ps(v[2 * k], v[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    for (int k = 0; k < 2; ++k)  // 128-bit lanes: sources 8k..8k+3 (two halves), 8k+4..8k+7 (two halves)
-      z[k] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * k], w[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                           _mm512_shuffle_f32x4(w[2 * k], w[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  }
+  static Vec ReduceLanes(const Vec a[16]) { return ReduceLanes16(a); }
 };
 
 }  // namespace

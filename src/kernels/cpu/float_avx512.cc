@@ -1,9 +1,10 @@
 // F32 / F16 / BF16 weights with AVX-512: exact float32 products (F16 and BF16 widen exactly to
 // float32), so these paths match the reference up to summation order.
 //
-// Decode: one weight row × up to 8 tokens per pass, vectors over k; each weight vector is loaded
-// and widened once and used for every token. (One row at a time reads the weights as a single
-// sequential stream, which measured fastest from DRAM.)
+// Decode: one weight row × up to 16 tokens per pass, vectors over k; each weight vector is loaded
+// and widened once and used for every token, whose activations are interleaved in 16-float
+// pieces. (One row at a time reads the weights as a single sequential stream, which measured
+// fastest from DRAM.)
 // GEMM: tokens are the vector dimension. A panel of kPanelRows weight rows × kKc columns is
 // widened to float once into scratch and then multiplies every token block; the micro-kernel
 // keeps 6 rows × 4 vectors (64 tokens) of accumulators in registers, broadcasting one weight
@@ -16,18 +17,26 @@
 
 #include "kernels/cpu/act_layout.h"
 #include "kernels/cpu/kernels_avx512.h"
+#include "kernels/cpu/vec_math_avx512.h"
 
 namespace fastgen::kernels::cpu {
 namespace {
 
 constexpr int64_t kPanelRows = 96;  // weight rows per packed panel (multiple of kMicroRows)
 constexpr int kMicroRows = 6;
+constexpr int64_t kDecodeTileTokens = 16;       // most tokens per decode pass over a weight row
+constexpr int64_t kDecodeMinTileTokens = 4;     // fewest, however long the rows
+constexpr int64_t kDecodeActFloatsL1 = 10240;   // activations a pass keeps in L1: 40 KiB
+constexpr int64_t kDecodeRowBlockBytes = 256 << 10;  // weights per row block of a multi-pass decode
+constexpr int64_t kDecodePrefetchBytes = 8192;       // software prefetch distance in the weight stream
 constexpr int64_t kKc = 128;  // k per panel: the x^T block [128, 64] floats = 32 KiB stays in L1
 
 inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t Max(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // Widening loads of 16 consecutive weights starting at element i of a row.
 struct LoadF32 {
+  static constexpr int64_t kBytes = 4;  // per weight
   static __m512 Load(const uint8_t* row, int64_t i) {
     return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + i);
   }
@@ -36,6 +45,7 @@ struct LoadF32 {
   }
 };
 struct LoadF16 {
+  static constexpr int64_t kBytes = 2;  // per weight
   static __m512 Load(const uint8_t* row, int64_t i) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * i)));
   }
@@ -44,6 +54,7 @@ struct LoadF16 {
   }
 };
 struct LoadBF16 {
+  static constexpr int64_t kBytes = 2;  // per weight
   static __m512 Widen(__m256i h) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }
@@ -55,53 +66,112 @@ struct LoadBF16 {
   }
 };
 
-// y[t0 + t, m] = W[m] · x[t0 + t] for t < T. Each weight vector is loaded and widened once and
-// used for all T tokens; U independent accumulators per token over k keep T·U FMA chains in
-// flight. (With one chain, a short row that sits in cache waits on FMA latency: fg-target's
-// 384-wide rows ran at a third of the FMA throughput, matmul_bench --hot --shapes fg-target.)
+// One token: y[m] = W[m] · x with U independent accumulators over k (with one chain, a short
+// row that sits in cache waits on FMA latency: fg-target's 384-wide rows ran at a third of the
+// FMA throughput, matmul_bench --hot --shapes fg-target). x is used as is.
+template <class L, int U>
+void DecodeRowOneToken(const MatMulJob& job, int64_t m) {
+  const int64_t k = job.k;
+  const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;  // [k]
+  const float* x = job.x;                                               // [k]
+  __m512 acc[U];
+  for (int u = 0; u < U; ++u) acc[u] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 * U <= k; i += 16 * U)
+    for (int u = 0; u < U; ++u)
+      acc[u] = _mm512_fmadd_ps(L::Load(row, i + 16 * u), _mm512_loadu_ps(x + i + 16 * u), acc[u]);
+  for (; i < k; i += 16) {  // whole vectors left over from the unrolling, then a masked tail
+    const __mmask16 mask =
+        k - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (k - i)) - 1);
+    acc[0] = _mm512_fmadd_ps(L::LoadMasked(row, i, mask), _mm512_maskz_loadu_ps(mask, x + i), acc[0]);
+  }
+  for (int u = 1; u < U; ++u) acc[0] = _mm512_add_ps(acc[0], acc[u]);
+  job.y[m] = _mm512_reduce_add_ps(acc[0]);
+}
+
+// Decoding several tokens splits them into passes of near-equal size, as few as the tile width
+// and L1 allow: a pass's activations (tokens × k floats) are reread for every row, so they must
+// stay in L1 (at 12 tokens, fg-target's 1024-wide down projection ran at half speed from L2).
+// Pass p covers tokens [Begin(p), Begin(p + 1)).
+struct DecodePasses {
+  DecodePasses(int64_t n, int64_t k)
+      : n(n), count((n + MaxTokens(k) - 1) / MaxTokens(k)) {}
+  static int64_t MaxTokens(int64_t k) {
+    return Min(kDecodeTileTokens, Max(kDecodeMinTileTokens, kDecodeActFloatsL1 / k));
+  }
+  int64_t Begin(int64_t p) const { return n * p / count; }
+  int64_t n, count;
+};
+
+// Several tokens: y[t0 + t, m] = W[m] · x[t0 + t] for t < T <= 16, over the interleaved
+// activations of its pass. Each weight vector is loaded and widened once and used for all T
+// tokens, whose 16-float pieces of x lie side by side (token rows k floats apart would alias in
+// L1 when k is a multiple of 1024: fg-target's FFN down projection ran at a quarter of the
+// speed of its up projection; so would passes interleaved with each other). U accumulators per token over k keep T·U FMA
+// chains in flight; one transposing reduction turns the T accumulators into T sums.
 template <class L, int T, int U>
 void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0) {
   const int64_t k = job.k;
   const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;  // [k]
-  const float* x = job.x + t0 * k;                                      // [T, k]
+  const int64_t full = k / 16;
+  // This pass's activations: [ceil(k/16), T, 16] (FloatDecodePrepareAvx512).
+  const float* xi = reinterpret_cast<const float*>(job.act) + t0 * ((k + 15) / 16) * 16;
   __m512 acc[U][T];
   for (int u = 0; u < U; ++u)
     for (int t = 0; t < T; ++t) acc[u][t] = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 * U <= k; i += 16 * U) {
+  int64_t b = 0;
+  for (; b + U <= full; b += U) {
+    // A pass over many tokens consumes weights too slowly for the out-of-order window alone to
+    // keep enough lines in flight: the 384 -> 8192 head from DRAM ran at half its in-cache speed
+    // at 10 tokens.
+    _mm_prefetch(reinterpret_cast<const char*>(row) + b * 16 * L::kBytes + kDecodePrefetchBytes, _MM_HINT_T0);
     for (int u = 0; u < U; ++u) {
-      const __m512 wv = L::Load(row, i + 16 * u);
-      for (int t = 0; t < T; ++t)
-        acc[u][t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * k + i + 16 * u), acc[u][t]);
+      const __m512 wv = L::Load(row, (b + u) * 16);
+      const float* xb = xi + (b + u) * T * 16;
+      for (int t = 0; t < T; ++t) acc[u][t] = _mm512_fmadd_ps(wv, _mm512_load_ps(xb + 16 * t), acc[u][t]);
     }
   }
-  for (; i < k; i += 16) {  // whole vectors left over from the unrolling, then a masked tail
-    const __mmask16 mask =
-        k - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (k - i)) - 1);
-    const __m512 wv = L::LoadMasked(row, i, mask);
-    for (int t = 0; t < T; ++t)
-      acc[0][t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mask, x + t * k + i), acc[0][t]);
+  for (; b < full; ++b) {
+    const __m512 wv = L::Load(row, b * 16);
+    const float* xb = xi + b * T * 16;
+    for (int t = 0; t < T; ++t) acc[0][t] = _mm512_fmadd_ps(wv, _mm512_load_ps(xb + 16 * t), acc[0][t]);
   }
+  if (full * 16 < k) {  // masked weight tail; x's padding is zero
+    const __m512 wv = L::LoadMasked(row, full * 16, static_cast<__mmask16>((1u << (k - full * 16)) - 1));
+    const float* xb = xi + full * T * 16;
+    for (int t = 0; t < T; ++t) acc[0][t] = _mm512_fmadd_ps(wv, _mm512_load_ps(xb + 16 * t), acc[0][t]);
+  }
+  __m512 sums[16];
+  for (int t = 0; t < 16; ++t) sums[t] = _mm512_setzero_ps();
   for (int t = 0; t < T; ++t) {
-    for (int u = 1; u < U; ++u) acc[0][t] = _mm512_add_ps(acc[0][t], acc[u][t]);
-    job.y[(t0 + t) * job.ldy + m] = _mm512_reduce_add_ps(acc[0][t]);
+    sums[t] = acc[0][t];
+    for (int u = 1; u < U; ++u) sums[t] = _mm512_add_ps(sums[t], acc[u][t]);
   }
+  alignas(64) float out[16];
+  _mm512_store_ps(out, ReduceLanes16(sums));
+  for (int t = 0; t < T; ++t) job.y[(t0 + t) * job.ldy + m] = out[t];
 }
 
-// Tokens in tiles of up to 8 (8 x loads and FMAs per widened weight vector).
+// T tokens (2..16) of one row from t0: as many FMA chains in flight as tokens, or more.
 template <class L>
-void DecodeRow(const MatMulJob& job, int64_t m) {
-  int64_t t = 0;
-  for (; t + 8 <= job.n; t += 8) DecodeTile<L, 8, 1>(job, m, t);
-  switch (job.n - t) {
-    case 7: DecodeTile<L, 7, 1>(job, m, t); break;
-    case 6: DecodeTile<L, 6, 1>(job, m, t); break;
-    case 5: DecodeTile<L, 5, 2>(job, m, t); break;
-    case 4: DecodeTile<L, 4, 2>(job, m, t); break;
-    case 3: DecodeTile<L, 3, 2>(job, m, t); break;
-    case 2: DecodeTile<L, 2, 4>(job, m, t); break;
-    case 1: DecodeTile<L, 1, 4>(job, m, t); break;
-    default: break;
+void DecodeTileN(const MatMulJob& job, int64_t m, int64_t t0, int64_t T) {
+  switch (T) {
+    case 16: DecodeTile<L, 16, 1>(job, m, t0); break;
+    case 15: DecodeTile<L, 15, 1>(job, m, t0); break;
+    case 14: DecodeTile<L, 14, 1>(job, m, t0); break;
+    case 13: DecodeTile<L, 13, 1>(job, m, t0); break;
+    case 12: DecodeTile<L, 12, 1>(job, m, t0); break;
+    case 11: DecodeTile<L, 11, 1>(job, m, t0); break;
+    case 10: DecodeTile<L, 10, 1>(job, m, t0); break;
+    case 9: DecodeTile<L, 9, 1>(job, m, t0); break;
+    case 8: DecodeTile<L, 8, 1>(job, m, t0); break;
+    case 7: DecodeTile<L, 7, 1>(job, m, t0); break;
+    case 6: DecodeTile<L, 6, 1>(job, m, t0); break;
+    case 5: DecodeTile<L, 5, 1>(job, m, t0); break;
+    case 4: DecodeTile<L, 4, 2>(job, m, t0); break;
+    case 3: DecodeTile<L, 3, 2>(job, m, t0); break;
+    case 2: DecodeTile<L, 2, 4>(job, m, t0); break;
+    default: DecodeTile<L, 1, 4>(job, m, t0); break;
   }
 }
 
@@ -110,7 +180,21 @@ void DecodeRows(const MatMulJob& job, int64_t m0, int64_t m1) {
   // One row at a time: the weights are read as a single sequential stream, which measured
   // fastest from DRAM (see QuantDecodeRowsAvx512). Two rows sharing each x load ran 1.4-1.8x
   // slower on fg-target's shapes from DRAM at 5 tokens, though 1.5x faster from cache.
-  for (int64_t m = m0; m < m1; ++m) DecodeRow<L>(job, m);
+  if (job.n == 1) {
+    for (int64_t m = m0; m < m1; ++m) DecodeRowOneToken<L, 4>(job, m);
+    return;
+  }
+  const DecodePasses passes(job.n, job.k);
+  // With several passes, rows go in blocks that stay in L2, so only the first pass over a block
+  // reads its weights from memory.
+  const int64_t block = passes.count == 1 ? m1 - m0 : Max(16, kDecodeRowBlockBytes / static_cast<int64_t>(job.row_bytes));
+  for (int64_t b0 = m0; b0 < m1; b0 += block) {
+    const int64_t b1 = Min(m1, b0 + block);
+    for (int64_t p = 0; p < passes.count; ++p) {
+      const int64_t t0 = passes.Begin(p), t1 = passes.Begin(p + 1);
+      for (int64_t m = b0; m < b1; ++m) DecodeTileN<L>(job, m, t0, t1 - t0);
+    }
+  }
 }
 
 // Widens W[m0 .. m0+rows, k0 .. k0+kc] into panel[rows, kKc].
@@ -202,6 +286,29 @@ void GemmRows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
 }
 
 }  // namespace
+
+// x interleaved for the multi-token decode tiles, pass by pass: the pass of tokens [t0, t1) is
+// [ceil(k/16), t1 - t0, 16] floats at t0 · ceil(k/16) · 16, the k tail zero-padded.
+size_t FloatDecodeActBytesAvx512(const MatMulJob& job) {
+  return job.n < 2 ? 0 : static_cast<size_t>((job.k + 15) / 16 * job.n * 16) * sizeof(float);
+}
+
+void FloatDecodePrepareAvx512(const MatMulJob& job, int64_t t_begin, int64_t t_end) {
+  const int64_t k = job.k, blocks = (k + 15) / 16;
+  const DecodePasses passes(job.n, k);
+  for (int64_t p = 0; p < passes.count; ++p) {
+    const int64_t t0 = passes.Begin(p), t1 = passes.Begin(p + 1);
+    float* xi = reinterpret_cast<float*>(job.act) + t0 * blocks * 16;  // [blocks, t1 - t0, 16]
+    for (int64_t t = Max(t0, t_begin); t < Min(t1, t_end); ++t) {
+      const float* x = job.x + t * k;  // [k]
+      for (int64_t b = 0; b < blocks; ++b) {
+        const __mmask16 mask = k - b * 16 >= 16 ? static_cast<__mmask16>(0xffff)
+                                                : static_cast<__mmask16>((1u << (k - b * 16)) - 1);
+        _mm512_store_ps(xi + (b * (t1 - t0) + t - t0) * 16, _mm512_maskz_loadu_ps(mask, x + b * 16));
+      }
+    }
+  }
+}
 
 void FloatDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1) {
   switch (job.dtype) {

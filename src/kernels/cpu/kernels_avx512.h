@@ -10,6 +10,8 @@
 namespace fastgen::kernels::cpu {
 
 // float_avx512.cc: F32, F16, BF16 weights.
+size_t FloatDecodeActBytesAvx512(const MatMulJob& job);
+void FloatDecodePrepareAvx512(const MatMulJob& job, int64_t t0, int64_t t1);
 void FloatDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1);
 void FloatGemmPrepareAvx512(const MatMulJob& job, int64_t tb0, int64_t tb1);
 size_t FloatGemmScratchBytesAvx512(const MatMulJob& job);

@@ -14,7 +14,7 @@ bool Supports(DType t) {
          t == DType::kQ6_K;
 }
 
-int64_t GemmMinTokens(DType) { return 8; }
+bool UseGemm(DType, int64_t n, int64_t) { return n >= 8; }
 
 size_t ActBytes(const MatMulJob& job) {
   if (job.gemm) return static_cast<size_t>(GemmTokenBlocks(job.n)) * FloatGemmBlockBytes(job.k);
@@ -46,7 +46,7 @@ void Rows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
 }
 
 // Constant-initialized: no code of this file runs before the ISA check.
-constexpr IsaKernels kKernels = {Supports, GemmMinTokens, ActBytes, PrepareUnits,
+constexpr IsaKernels kKernels = {Supports, UseGemm, ActBytes, PrepareUnits,
                                  Prepare,  ScratchBytes,  Rows};
 
 }  // namespace

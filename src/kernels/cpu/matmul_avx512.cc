@@ -12,23 +12,26 @@ bool IsIntDot(DType t) {
 
 bool Supports(DType t) { return IsFloat(t) || IsIntDot(t); }
 
-// Below this many tokens the per-row kernels win: the GEMM repacks x and the weight panels,
-// which only pays off once several token vectors share each packed weight. The float decode
-// kernel takes up to 8 tokens per weight pass and beat the GEMM up to about 12 tokens on
-// fg-target's shapes (matmul_bench --shapes fg-target --n 8,16: 0.39 vs 0.52 ms at 8 for the
-// 384 -> 8192 head, 0.78 vs 0.66 ms at 16).
-int64_t GemmMinTokens(DType t) { return IsFloat(t) ? 12 : 8; }
+// Below these sizes the per-row kernels win: the GEMM repacks x and the weight panels, which
+// only pays off once several token vectors share each packed weight. The float decode kernel
+// takes up to 16 tokens per pass over a row while their activations stay in L1, so it wins
+// for longer on narrow rows (matmul_bench, decode vs GEMM: fg-target's 384 -> 8192 head at
+// 64 tokens 1.2 vs 4.3 ms, its 1024 -> 384 down projection 0.18 vs 0.26 ms; TinyLlama's
+// 2048-wide rows about even at 32 tokens, its 5632 -> 2048 down projection 2.5 vs 2.1 ms at 12).
+bool UseGemm(DType t, int64_t n, int64_t k) {
+  return IsFloat(t) ? n >= 8 && n * k >= 65536 : n >= 8;
+}
 
 size_t ActBytes(const MatMulJob& job) {
   if (job.gemm) {
     const size_t blocks = static_cast<size_t>(GemmTokenBlocks(job.n));
     return blocks * (IsFloat(job.dtype) ? FloatGemmBlockBytes(job.k) : QuantGemmBlockBytes(job.k));
   }
-  return IsFloat(job.dtype) ? 0 : DecodeActsBytes(job.n, job.k);
+  return IsFloat(job.dtype) ? FloatDecodeActBytesAvx512(job) : DecodeActsBytes(job.n, job.k);
 }
 
 int64_t PrepareUnits(const MatMulJob& job) {
-  return job.gemm ? GemmTokenBlocks(job.n) : (IsFloat(job.dtype) ? 0 : job.n);
+  return job.gemm ? GemmTokenBlocks(job.n) : (IsFloat(job.dtype) && job.n < 2 ? 0 : job.n);
 }
 
 void Prepare(const MatMulJob& job, int64_t u0, int64_t u1) {
@@ -38,7 +41,9 @@ void Prepare(const MatMulJob& job, int64_t u0, int64_t u1) {
     } else {
       QuantGemmPrepareAvx512(job, u0, u1);
     }
-  } else if (!IsFloat(job.dtype)) {
+  } else if (IsFloat(job.dtype)) {
+    FloatDecodePrepareAvx512(job, u0, u1);
+  } else {
     QuantizeActsAvx512(job, u0, u1);
   }
 }
@@ -63,7 +68,7 @@ void Rows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
 }
 
 // Constant-initialized: no code of this file runs before the ISA check.
-constexpr IsaKernels kKernels = {Supports, GemmMinTokens, ActBytes, PrepareUnits,
+constexpr IsaKernels kKernels = {Supports, UseGemm, ActBytes, PrepareUnits,
                                  Prepare,  ScratchBytes,  Rows};
 
 }  // namespace

@@ -34,8 +34,8 @@ struct MatMulJob {
 struct IsaKernels {
   // Whether this ISA has kernels for the dtype (others go to the reference).
   bool (*supports)(DType dtype);
-  // Smallest n that takes the GEMM path for this dtype.
-  int64_t (*gemm_min_tokens)(DType dtype);
+  // Whether n tokens of k-wide rows of this dtype take the GEMM path.
+  bool (*use_gemm)(DType dtype, int64_t n, int64_t k);
   // Bytes of prepared activations (quantized / repacked x) for the job; 0 when x is used as is.
   size_t (*act_bytes)(const MatMulJob& job);
   // Prepares the activations of "units" [u0, u1) into job.act; units are tokens or token blocks
