@@ -16,7 +16,7 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f, bool run) {
   cmd->add_flag("--draft-fixed", [&sp](int64_t) { sp.draft.adaptive_length = false; }, "Keep the draft length fixed at --draft-init");
   cmd->add_option("--draft-min-conf", sp.draft.min_confidence, "Stop drafting when the draft's top probability falls below this (BiLD fallback threshold; default 0 = off)");
   cmd->add_option("--draft-tree", sp.draft.tree_width, "Token tree: children kept per level (greedy only; 1 = chain, default)");
-  cmd->add_option("--spec-budget", sp.verifier.max_draft, "Most drafted tokens verified per step (default 4)");
+  cmd->add_option("--spec-budget", sp.budget, "Most drafted tokens verified per step (default 12 for lookup, 4 otherwise)")->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--lookup-ngram", sp.lookup.max_ngram, "Longest n-gram prompt lookup matches (default 3)");
   cmd->add_option("--lookup-len", sp.lookup.max_length, "Tokens copied per lookup match (default 10)");
   cmd->add_option("--lookup-branches", sp.lookup.branches, "Lookup matches merged into a token tree (default 1)");
@@ -37,6 +37,7 @@ Expected<SpecSetup> SetUpSpeculation(SpecFlags& f, Model& target, ThreadPool* po
   SpecSetup out;
   speculative::ProposerConfig pc;
   FG_ASSIGN_OR_RETURN(pc.mode, speculative::ParseSpecMode(f.mode));
+  f.verifier.max_draft = f.budget >= 0 ? f.budget : speculative::DefaultDraftBudget(pc.mode);
   pc.draft_options = f.draft;
   pc.lookup_options = f.lookup;
   pc.jacobi_options = f.jacobi;

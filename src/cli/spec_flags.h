@@ -28,7 +28,8 @@ struct SpecFlags {
   speculative::DraftModelOptions draft;
   speculative::PromptLookupOptions lookup;
   speculative::JacobiOptions jacobi;
-  speculative::SpeculativeOptions verifier;
+  speculative::SpeculativeOptions verifier;  // max_draft set by SetUpSpeculation
+  int32_t budget = -1;              // --spec-budget; -1 = the proposer's default
   bool no_fallback = false;
   bool compare = false;             // also decode plainly and report the measured speedup
 };

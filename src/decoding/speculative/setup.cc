@@ -28,6 +28,15 @@ Expected<SpecMode> ParseSpecMode(const std::string& name) {
   return InvalidArgument("unknown speculative mode '" + name + "' (expected draft, lookup, jacobi or layerskip)");
 }
 
+// A verification pass costs more per token the more tokens it carries (fg-target on this
+// 2-core CPU: a 13-token pass ≈ 4.5 decode steps), so the budget follows how long the drafts
+// that get accepted are. Prompt lookup copies long spans that are accepted whole on an edit
+// task, at no drafting cost: `fastgen bench --spec lookup` on bench/spec/edit_prompt.txt, 400
+// tokens, budget 4 / 8 / 12 / 16: 1.31x / 1.60x / 1.84x / 1.80x (code: 1.55x at 4, 1.57x at
+// 12). Jacobi and the draft models guess token by token and lose at 12 (Jacobi on edit 1.45x
+// at 4, 0.92x at 12).
+int32_t DefaultDraftBudget(SpecMode mode) { return mode == SpecMode::kLookup ? 12 : 4; }
+
 Expected<std::unique_ptr<Proposer>> MakeProposer(Model& target, const ProposerConfig& config) {
   switch (config.mode) {
     case SpecMode::kDraft:

@@ -19,6 +19,10 @@ enum class SpecMode { kDraft, kLookup, kJacobi, kLayerSkip };
 // "draft" | "lookup" | "jacobi" | "layerskip"; the error lists the valid names.
 Expected<SpecMode> ParseSpecMode(const std::string& name);
 
+// The verifier's node budget per step when the user sets none (--spec-budget): how many drafted
+// tokens a verification pass should carry for this proposer (see the .cc for the measurements).
+int32_t DefaultDraftBudget(SpecMode mode);
+
 struct ProposerConfig {
   SpecMode mode = SpecMode::kDraft;
   Model* draft = nullptr;              // kDraft: the draft model (shares the target's tokenizer)

@@ -199,9 +199,10 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     }
     const int64_t base = kv.length();
     // The vocabulary projection reads the whole output matrix per call, so a few rows cost about
-    // what one row does: small drafts project every row in one call; big trees, of which the
-    // walk reads only one path, project the rows it visits (kHidden + ProjectLogits).
-    constexpr size_t kProjectAllUpTo = 8;
+    // what one row does: drafts up to 16 rows project every row in one call (fg-target's head:
+    // 0.25 ms for 13 rows, 0.10 ms for one, matmul_bench --shapes fg-target); big trees, of
+    // which the walk reads only one path, project the rows it visits (kHidden + ProjectLogits).
+    constexpr size_t kProjectAllUpTo = 16;
     const LogitsMode verify_mode = draft.empty() ? LogitsMode::kLast
                                    : proposer.WantsVerification() || batch.size() <= kProjectAllUpTo
                                        ? LogitsMode::kAll

@@ -21,7 +21,7 @@ namespace fastgen::speculative {
 
 struct SpeculativeOptions {
   // Node budget per step, passed to the proposer. Small by default because on a CPU a pass over
-  // n tokens is not free: fg-target verifies 4 tokens in ~1.6x and 8 in ~4x a decode step.
+  // n tokens is not free (DefaultDraftBudget in setup.h picks it per proposer for the CLI).
   int32_t max_draft = 4;
   // BiLD policy instead of the lossless rule (greedy only; see AcceptRule::kBild).
   bool bild = false;
