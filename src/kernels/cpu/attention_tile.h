@@ -7,8 +7,8 @@
 // take up to 8 consecutive queries per work item, so a long cache streams through once per 8
 // queries rather than once per query). The block's scores for one head come out of kLanes
 // dot-product accumulators through one transposing reduction (~3 operations per slot instead of
-// a full horizontal sum each), the softmax weights through one vector exp, and the max and the
-// rescaling of l and o happen once per block.
+// a full horizontal sum each), the softmax weights through one vector exp, and the max once per
+// block; l and o are rescaled only in blocks that raise the max.
 //
 // V provides: Vec, Mask, kLanes; Zero, Set1, Load, Store, Add, Mul, Sub, Fmadd; ReduceLanes
 // (lane j = sum of a[j]), Exp, HorizontalMax, HorizontalSum; FirstLanes(count),
@@ -24,18 +24,95 @@
 namespace fastgen::kernels::cpu {
 namespace {
 
-template <class V>
-void AttendTile(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, const SlotRange& r,
-                PartialSoftmax* out) {
+// One block of count slots (K rows krow, V rows vrow) for one (query, head) state: scores, the
+// running max, the softmax weights, l and o. NV is head_dim / kLanes when the caller knows it
+// at compile time (q and the output row then stay in registers across the block's slots), 0
+// otherwise.
+template <class V, int NV>
+void AttendBlock(const float* q, float scale, int64_t d, int count, const float* const* krow,
+                 const float* const* vrow, typename V::Mask visible, PartialSoftmax& ps) {
+  constexpr int kBlock = V::kLanes;
+  const int64_t nv = NV > 0 ? NV : d / kBlock;
+  // Each slot's dot product accumulates in a register and is stored once (accumulating into
+  // acc[j] in place kept it in memory, and every FMA waited on a store-to-load forward).
+  typename V::Vec acc[kBlock];
+  if constexpr (NV > 0) {
+    typename V::Vec qv[NV];
+    for (int i = 0; i < NV; ++i) qv[i] = V::Load(q + kBlock * i);
+    for (int j = 0; j < count; ++j) {
+      typename V::Vec dot = V::Mul(qv[0], V::Load(krow[j]));
+      for (int i = 1; i < NV; ++i) dot = V::Fmadd(qv[i], V::Load(krow[j] + kBlock * i), dot);
+      acc[j] = dot;
+    }
+  } else {
+    for (int j = 0; j < count; ++j) {
+      typename V::Vec dot = V::Mul(V::Load(q), V::Load(krow[j]));
+      for (int64_t i = 1; i < nv; ++i) dot = V::Fmadd(V::Load(q + kBlock * i), V::Load(krow[j] + kBlock * i), dot);
+      acc[j] = dot;
+    }
+  }
+  for (int j = count; j < kBlock; ++j) acc[j] = V::Zero();
+  const typename V::Vec s = V::WhereOr(visible, V::Mul(V::ReduceLanes(acc), V::Set1(scale)), -INFINITY);
+  const float m_new = std::max(ps.m, V::HorizontalMax(s));
+  const typename V::Vec w = V::ZeroOutside(visible, V::Exp(V::Sub(s, V::Set1(m_new))));
+  alignas(64) float p[kBlock];
+  V::Store(p, w);
+  // What was accumulated under the old max is rescaled when the max grows, which after the
+  // first blocks is rare. (The skipped factor would be exp(0) = 1 exactly: no result changes.)
+  if (m_new != ps.m) {
+    const float rescale = ps.m == -INFINITY ? 0.0f : std::exp(ps.m - m_new);
+    ps.l *= rescale;
+    const typename V::Vec rs = V::Set1(rescale);
+    for (int64_t i = 0; i < nv; ++i) V::Store(ps.o + kBlock * i, V::Mul(V::Load(ps.o + kBlock * i), rs));
+    ps.m = m_new;
+  }
+  ps.l += V::HorizontalSum(w);
+  // Two chains over the slots (even, odd) halve the FMA latency; both paths add in the same
+  // order, so they give the same result.
+  if constexpr (NV > 0) {
+    typename V::Vec o[NV], o2[NV];
+    for (int i = 0; i < NV; ++i) {
+      o[i] = V::Load(ps.o + kBlock * i);
+      o2[i] = V::Zero();
+    }
+    int j = 0;
+    for (; j + 1 < count; j += 2) {
+      const typename V::Vec pe = V::Set1(p[j]), po = V::Set1(p[j + 1]);
+      for (int i = 0; i < NV; ++i) {
+        o[i] = V::Fmadd(pe, V::Load(vrow[j] + kBlock * i), o[i]);
+        o2[i] = V::Fmadd(po, V::Load(vrow[j + 1] + kBlock * i), o2[i]);
+      }
+    }
+    if (j < count) {
+      const typename V::Vec pe = V::Set1(p[j]);
+      for (int i = 0; i < NV; ++i) o[i] = V::Fmadd(pe, V::Load(vrow[j] + kBlock * i), o[i]);
+    }
+    for (int i = 0; i < NV; ++i) V::Store(ps.o + kBlock * i, V::Add(o[i], o2[i]));
+  } else {
+    for (int64_t i = 0; i < nv; ++i) {
+      typename V::Vec o = V::Load(ps.o + kBlock * i), o2 = V::Zero();
+      int j = 0;
+      for (; j + 1 < count; j += 2) {
+        o = V::Fmadd(V::Set1(p[j]), V::Load(vrow[j] + kBlock * i), o);
+        o2 = V::Fmadd(V::Set1(p[j + 1]), V::Load(vrow[j + 1] + kBlock * i), o2);
+      }
+      if (j < count) o = V::Fmadd(V::Set1(p[j]), V::Load(vrow[j] + kBlock * i), o);
+      V::Store(ps.o + kBlock * i, V::Add(o, o2));
+    }
+  }
+}
+
+template <class V, int NV>
+void AttendTileNv(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, const SlotRange& r,
+                  PartialSoftmax* out) {
   constexpr int kBlock = V::kLanes;
   auto slot_at = [&r](int64_t i) -> int64_t { return r.slots ? r.slots[i] : r.first + i; };
-  const int64_t group = a.n_head / a.n_kv_head, d = a.head_dim, nv = d / kBlock;
+  const int64_t group = a.n_head / a.n_kv_head, d = a.head_dim;
   for (int64_t s = 0; s < nt * group; ++s) {
     std::fill(out[s].o, out[s].o + d, 0.0f);
     out[s].m = -INFINITY;
     out[s].l = 0.0f;
   }
-  alignas(64) float p[kBlock];
   for (int64_t b0 = 0; b0 < r.count; b0 += kBlock) {
     const int count = static_cast<int>(std::min<int64_t>(kBlock, r.count - b0));
     const typename V::Mask valid = V::FirstLanes(count);
@@ -54,30 +131,24 @@ void AttendTile(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, con
         if (V::None(visible)) continue;
       }
       for (int64_t g = 0; g < group; ++g) {
-        PartialSoftmax& ps = out[qi * group + g];
         const float* q = a.q + (t * a.n_head + kvh * group + g) * d;
-        typename V::Vec acc[kBlock];
-        for (int j = 0; j < kBlock; ++j) acc[j] = V::Zero();
-        for (int j = 0; j < count; ++j)
-          for (int64_t i = 0; i < nv; ++i)
-            acc[j] = V::Fmadd(V::Load(q + kBlock * i), V::Load(krow[j] + kBlock * i), acc[j]);
-        const typename V::Vec s =
-            V::WhereOr(visible, V::Mul(V::ReduceLanes(acc), V::Set1(a.scale)), -INFINITY);
-        const float m_new = std::max(ps.m, V::HorizontalMax(s));
-        // Rescale what was accumulated under the old max once per block.
-        const float rescale = ps.m == -INFINITY ? 0.0f : std::exp(ps.m - m_new);
-        const typename V::Vec w = V::ZeroOutside(visible, V::Exp(V::Sub(s, V::Set1(m_new))));
-        V::Store(p, w);
-        ps.l = ps.l * rescale + V::HorizontalSum(w);
-        ps.m = m_new;
-        const typename V::Vec rs = V::Set1(rescale);
-        for (int64_t i = 0; i < nv; ++i) {
-          typename V::Vec o = V::Mul(V::Load(ps.o + kBlock * i), rs);
-          for (int j = 0; j < count; ++j) o = V::Fmadd(V::Set1(p[j]), V::Load(vrow[j] + kBlock * i), o);
-          V::Store(ps.o + kBlock * i, o);
-        }
+        AttendBlock<V, NV>(q, a.scale, d, count, krow, vrow, visible, out[qi * group + g]);
       }
     }
+  }
+}
+
+// Head sizes of common models get q and o in registers: 64 and 128 (and 32), whichever the
+// vector width; others take the runtime-length loops.
+template <class V>
+void AttendTile(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, const SlotRange& r,
+                PartialSoftmax* out) {
+  switch (a.head_dim / V::kLanes) {
+    case 2: AttendTileNv<V, 2>(a, t0, nt, kvh, r, out); break;
+    case 4: AttendTileNv<V, 4>(a, t0, nt, kvh, r, out); break;
+    case 8: AttendTileNv<V, 8>(a, t0, nt, kvh, r, out); break;
+    case 16: AttendTileNv<V, 16>(a, t0, nt, kvh, r, out); break;
+    default: AttendTileNv<V, 0>(a, t0, nt, kvh, r, out); break;
   }
 }
 
