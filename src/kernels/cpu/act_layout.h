@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/cpu/matmul_job.h"
+
 namespace fastgen::kernels::cpu {
 namespace {  // internal linkage: see matmul_job.h on why kernel files share no inline symbols
 
@@ -98,6 +100,70 @@ inline GemmActs QuantGemmBlockAt(uint8_t* act, int64_t k, int64_t tb) {
   base += AlignUp(static_cast<size_t>(k / 32 * kGemmTokens) * 4);
   g.xs = reinterpret_cast<float*>(base);
   return g;
+}
+
+// Decode on float weights for n >= 2 tokens: the tokens go in passes over each weight row, of
+// near-equal size and as few as the ISA's tile width (max_tile) and L1 allow: a pass's
+// activations (tokens × k floats) are reread for every row, so they must stay in L1 (at 12
+// tokens, fg-target's 1024-wide down projection ran at half speed from L2). Pass p covers
+// tokens [Begin(p), Begin(p + 1)); its activations are interleaved in pieces of `lanes` floats,
+// [ceil(k/lanes), T, lanes] at Begin(p) · ceil(k/lanes) · lanes floats, the k tail zero-padded
+// (token rows k floats apart would alias in L1 when k is a multiple of 1024, and so would passes
+// interleaved with each other).
+constexpr int64_t kDecodeMinTileTokens = 4;         // fewest tokens per pass, however long the rows
+constexpr int64_t kDecodeActFloatsL1 = 10240;       // activations a pass keeps in L1: 40 KiB
+constexpr int64_t kDecodeRowBlockBytes = 256 << 10; // weights per row block of a multi-pass decode
+
+struct FloatDecodePasses {
+  FloatDecodePasses(int64_t n, int64_t k, int64_t max_tile)
+      : n(n), count((n + MaxTokens(k, max_tile) - 1) / MaxTokens(k, max_tile)) {}
+  static int64_t MaxTokens(int64_t k, int64_t max_tile) {
+    const int64_t fit = kDecodeActFloatsL1 / k;
+    return fit < kDecodeMinTileTokens ? kDecodeMinTileTokens : fit > max_tile ? max_tile : fit;
+  }
+  int64_t Begin(int64_t p) const { return n * p / count; }
+  int64_t n, count;
+};
+
+inline size_t FloatDecodeActBytes(int64_t n, int64_t k, int64_t lanes) {
+  return n < 2 ? 0 : AlignUp(static_cast<size_t>((k + lanes - 1) / lanes * n * lanes) * 4);
+}
+
+// Writes tokens [t_begin, t_end) of x into the interleaved layout above.
+inline void FloatDecodeInterleave(const float* x, int64_t n, int64_t k, int64_t lanes, int64_t max_tile,
+                                  int64_t t_begin, int64_t t_end, float* act) {
+  const int64_t pieces = (k + lanes - 1) / lanes;
+  const FloatDecodePasses passes(n, k, max_tile);
+  for (int64_t p = 0; p < passes.count; ++p) {
+    const int64_t t0 = passes.Begin(p), t1 = passes.Begin(p + 1);
+    float* xi = act + t0 * pieces * lanes;  // [pieces, t1 - t0, lanes]
+    for (int64_t t = t0 > t_begin ? t0 : t_begin; t < t1 && t < t_end; ++t) {
+      const float* xt = x + t * k;
+      for (int64_t b = 0; b < pieces; ++b) {
+        float* dst = xi + (b * (t1 - t0) + t - t0) * lanes;
+        for (int64_t l = 0; l < lanes; ++l) dst[l] = b * lanes + l < k ? xt[b * lanes + l] : 0.0f;
+      }
+    }
+  }
+}
+
+// Calls tile(m, t0, T) for every row m in [m0, m1) and every pass. With several passes, rows go
+// in blocks that stay in L2, so only the first pass over a block reads its weights from memory.
+template <class Tile>
+void ForEachFloatDecodePass(const MatMulJob& job, int64_t m0, int64_t m1, int64_t max_tile, Tile tile) {
+  const FloatDecodePasses passes(job.n, job.k, max_tile);
+  int64_t block = m1 - m0;
+  if (passes.count > 1) {
+    block = kDecodeRowBlockBytes / static_cast<int64_t>(job.row_bytes);
+    if (block < 16) block = 16;
+  }
+  for (int64_t b0 = m0; b0 < m1; b0 += block) {
+    const int64_t b1 = b0 + block < m1 ? b0 + block : m1;
+    for (int64_t p = 0; p < passes.count; ++p) {
+      const int64_t t0 = passes.Begin(p), t1 = passes.Begin(p + 1);
+      for (int64_t m = b0; m < b1; ++m) tile(m, t0, t1 - t0);
+    }
+  }
 }
 
 }  // namespace

@@ -46,15 +46,7 @@ struct Lanes8 {
   static Vec WhereOr(Mask m, Vec v, float fill) { return _mm256_blendv_ps(_mm256_set1_ps(fill), v, _mm256_castsi256_ps(m)); }
   static Vec ZeroOutside(Mask m, Vec v) { return _mm256_and_ps(_mm256_castsi256_ps(m), v); }
 
-  // Lane j of the result = the sum of the 8 lanes of a[j]: two levels of horizontal adds, then
-  // the two 128-bit halves added.
-  static Vec ReduceLanes(const Vec a[8]) {
-    const Vec t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
-    const Vec t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
-    // u0 = [a0..a3 low-half sums, a0..a3 high-half sums], u1 the same for a4..a7
-    const Vec u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-  }
+  static Vec ReduceLanes(const Vec a[8]) { return ReduceLanes8(a); }
 };
 
 }  // namespace

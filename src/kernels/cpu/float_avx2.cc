@@ -1,7 +1,7 @@
 // AVX2 + FMA + F16C kernels for float weights, and the float32 GEMM used for every dtype on AVX2.
 //
-// Decode: one weight row at a time (one sequential DRAM stream) × up to 4 tokens, 8-wide FMAs
-// into 2 accumulators per token to hide FMA latency.
+// Decode: one weight row at a time (one sequential DRAM stream) × up to 12 tokens per pass,
+// over activations interleaved in 8-float pieces (act_layout.h), as in float_avx512.cc.
 // GEMM: tokens are the vector dimension, as in float_avx512.cc: a panel of weight rows is
 // converted to float32 once (F16/BF16 widened, quantized types dequantized by the reference
 // code, which is exact and amortized over all tokens), then a 6-row × 16-token micro-kernel
@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/act_layout.h"
 #include "kernels/cpu/kernels_avx2.h"
+#include "kernels/cpu/vec_math_avx2.h"
 #include "kernels/reference/dequant.h"
 
 namespace fastgen::kernels::cpu {
@@ -18,6 +19,8 @@ namespace {
 constexpr int kMicroRows = 6;
 constexpr int64_t kPanelRows = 48;  // multiple of kMicroRows
 constexpr int64_t kKc = 256;        // multiple of every block size (quantized panels)
+constexpr int64_t kDecodeTileTokens = 12;       // most tokens per decode pass over a weight row
+constexpr int64_t kDecodePrefetchBytes = 8192;  // software prefetch distance in the weight stream
 
 inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -29,6 +32,7 @@ inline float ReduceAdd(__m256 v) {
 
 // Widening loads of 8 consecutive weights at element i of a row (unaligned).
 struct LoadF32 {
+  static constexpr int64_t kBytes = 4;  // per weight
   static __m256 Load(const uint8_t* row, int64_t i) {
     return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
   }
@@ -39,6 +43,7 @@ struct LoadF32 {
   }
 };
 struct LoadF16 {
+  static constexpr int64_t kBytes = 2;  // per weight
   static __m256 Load(const uint8_t* row, int64_t i) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
   }
@@ -49,6 +54,7 @@ struct LoadF16 {
   }
 };
 struct LoadBF16 {
+  static constexpr int64_t kBytes = 2;  // per weight
   static __m256 Load(const uint8_t* row, int64_t i) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -63,41 +69,96 @@ struct LoadBF16 {
   }
 };
 
-// y[t0 + t, m] = W[m] · x[t0 + t] for t < T.
-template <class L, int T>
-void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0) {
+// One token: y[m] = W[m] · x, 8-wide FMAs into 2 accumulators to hide FMA latency.
+template <class L>
+void DecodeRowOneToken(const MatMulJob& job, int64_t m) {
   const int64_t k = job.k;
   const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;  // [k]
-  const float* x = job.x + t0 * k;                                      // [T, k]
-  __m256 acc[T][2];
-  for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+  const float* x = job.x;                                               // [k]
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) {
-    const __m256 w0 = L::Load(row, i), w1 = L::Load(row, i + 8);
-    for (int t = 0; t < T; ++t) {
-      acc[t][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + t * k + i), acc[t][0]);
-      acc[t][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + t * k + i + 8), acc[t][1]);
+    acc0 = _mm256_fmadd_ps(L::Load(row, i), _mm256_loadu_ps(x + i), acc0);
+    acc1 = _mm256_fmadd_ps(L::Load(row, i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+  }
+  float s = ReduceAdd(_mm256_add_ps(acc0, acc1));
+  for (; i < k; ++i) s += L::Scalar(row, i) * x[i];
+  job.y[m] = s;
+}
+
+// Several tokens: y[t0 + t, m] = W[m] · x[t0 + t] for t < T <= 12, over the activations of its
+// pass, interleaved in 8-float pieces (FloatDecodePasses in act_layout.h). Each weight vector
+// is loaded and widened once and used for all T tokens; U accumulators per token keep T·U FMA
+// chains in flight (at most 12 of the 16 ymm registers); transposing reductions turn them into
+// the T sums.
+template <class L, int T, int U>
+void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0) {
+  const int64_t k = job.k, full = k / 8;
+  const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;  // [k]
+  const float* xi = reinterpret_cast<const float*>(job.act) + t0 * ((k + 7) / 8) * 8;  // [ceil(k/8), T, 8]
+  __m256 acc[U][T];
+  for (int u = 0; u < U; ++u)
+    for (int t = 0; t < T; ++t) acc[u][t] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + U <= full; b += U) {
+    _mm_prefetch(reinterpret_cast<const char*>(row) + b * 8 * L::kBytes + kDecodePrefetchBytes, _MM_HINT_T0);
+    for (int u = 0; u < U; ++u) {
+      const __m256 wv = L::Load(row, (b + u) * 8);
+      const float* xb = xi + (b + u) * T * 8;
+      for (int t = 0; t < T; ++t) acc[u][t] = _mm256_fmadd_ps(wv, _mm256_load_ps(xb + 8 * t), acc[u][t]);
     }
   }
+  for (; b < full; ++b) {
+    const __m256 wv = L::Load(row, b * 8);
+    const float* xb = xi + b * T * 8;
+    for (int t = 0; t < T; ++t) acc[0][t] = _mm256_fmadd_ps(wv, _mm256_load_ps(xb + 8 * t), acc[0][t]);
+  }
+  if (full * 8 < k) {  // the weight tail through a zero-padded copy (x's padding is zero too)
+    alignas(32) uint8_t tail[32] = {};
+    __builtin_memcpy(tail, row + full * 8 * L::kBytes, static_cast<size_t>((k - full * 8) * L::kBytes));
+    const __m256 wv = L::Load(tail, 0);
+    const float* xb = xi + full * T * 8;
+    for (int t = 0; t < T; ++t) acc[0][t] = _mm256_fmadd_ps(wv, _mm256_load_ps(xb + 8 * t), acc[0][t]);
+  }
+  __m256 sums[16];
+  for (int t = 0; t < 16; ++t) sums[t] = _mm256_setzero_ps();
   for (int t = 0; t < T; ++t) {
-    float s = ReduceAdd(_mm256_add_ps(acc[t][0], acc[t][1]));
-    for (int64_t j = i; j < k; ++j) s += L::Scalar(row, j) * x[t * k + j];
-    job.y[(t0 + t) * job.ldy + m] = s;
+    sums[t] = acc[0][t];
+    for (int u = 1; u < U; ++u) sums[t] = _mm256_add_ps(sums[t], acc[u][t]);
+  }
+  alignas(32) float out[16];
+  _mm256_store_ps(out, ReduceLanes8(sums));
+  if (T > 8) _mm256_store_ps(out + 8, ReduceLanes8(sums + 8));
+  for (int t = 0; t < T; ++t) job.y[(t0 + t) * job.ldy + m] = out[t];
+}
+
+// T tokens (2..12) of one row from t0.
+template <class L>
+void DecodeTileN(const MatMulJob& job, int64_t m, int64_t t0, int64_t T) {
+  switch (T) {
+    case 12: DecodeTile<L, 12, 1>(job, m, t0); break;
+    case 11: DecodeTile<L, 11, 1>(job, m, t0); break;
+    case 10: DecodeTile<L, 10, 1>(job, m, t0); break;
+    case 9: DecodeTile<L, 9, 1>(job, m, t0); break;
+    case 8: DecodeTile<L, 8, 1>(job, m, t0); break;
+    case 7: DecodeTile<L, 7, 1>(job, m, t0); break;
+    case 6: DecodeTile<L, 6, 1>(job, m, t0); break;
+    case 5: DecodeTile<L, 5, 1>(job, m, t0); break;
+    case 4: DecodeTile<L, 4, 2>(job, m, t0); break;
+    case 3: DecodeTile<L, 3, 3>(job, m, t0); break;
+    default: DecodeTile<L, 2, 4>(job, m, t0); break;
   }
 }
 
+// One row at a time (one sequential DRAM stream per thread).
 template <class L>
 void DecodeRows(const MatMulJob& job, int64_t m0, int64_t m1) {
-  for (int64_t m = m0; m < m1; ++m) {
-    int64_t t = 0;
-    for (; t + 4 <= job.n; t += 4) DecodeTile<L, 4>(job, m, t);
-    switch (job.n - t) {
-      case 3: DecodeTile<L, 3>(job, m, t); break;
-      case 2: DecodeTile<L, 2>(job, m, t); break;
-      case 1: DecodeTile<L, 1>(job, m, t); break;
-      default: break;
-    }
+  if (job.n == 1) {
+    for (int64_t m = m0; m < m1; ++m) DecodeRowOneToken<L>(job, m);
+    return;
   }
+  ForEachFloatDecodePass(job, m0, m1, kDecodeTileTokens,
+                         [&job](int64_t m, int64_t t0, int64_t T) { DecodeTileN<L>(job, m, t0, T); });
 }
 
 // Converts W[m0 .. m0+rows, k0 .. k0+kc] to float32 in panel[rows, kKc].
@@ -187,6 +248,13 @@ void GemmRows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch,
 }
 
 }  // namespace
+
+size_t FloatDecodeActBytesAvx2(const MatMulJob& job) { return FloatDecodeActBytes(job.n, job.k, 8); }
+
+void FloatDecodePrepareAvx2(const MatMulJob& job, int64_t t_begin, int64_t t_end) {
+  FloatDecodeInterleave(job.x, job.n, job.k, 8, kDecodeTileTokens, t_begin, t_end,
+                        reinterpret_cast<float*>(job.act));
+}
 
 void FloatDecodeRowsAvx2(const MatMulJob& job, int64_t m0, int64_t m1) {
   switch (job.dtype) {

@@ -25,14 +25,10 @@ namespace {
 constexpr int64_t kPanelRows = 96;  // weight rows per packed panel (multiple of kMicroRows)
 constexpr int kMicroRows = 6;
 constexpr int64_t kDecodeTileTokens = 16;       // most tokens per decode pass over a weight row
-constexpr int64_t kDecodeMinTileTokens = 4;     // fewest, however long the rows
-constexpr int64_t kDecodeActFloatsL1 = 10240;   // activations a pass keeps in L1: 40 KiB
-constexpr int64_t kDecodeRowBlockBytes = 256 << 10;  // weights per row block of a multi-pass decode
-constexpr int64_t kDecodePrefetchBytes = 8192;       // software prefetch distance in the weight stream
+constexpr int64_t kDecodePrefetchBytes = 8192;  // software prefetch distance in the weight stream
 constexpr int64_t kKc = 128;  // k per panel: the x^T block [128, 64] floats = 32 KiB stays in L1
 
 inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
-inline int64_t Max(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // Widening loads of 16 consecutive weights starting at element i of a row.
 struct LoadF32 {
@@ -89,26 +85,10 @@ void DecodeRowOneToken(const MatMulJob& job, int64_t m) {
   job.y[m] = _mm512_reduce_add_ps(acc[0]);
 }
 
-// Decoding several tokens splits them into passes of near-equal size, as few as the tile width
-// and L1 allow: a pass's activations (tokens × k floats) are reread for every row, so they must
-// stay in L1 (at 12 tokens, fg-target's 1024-wide down projection ran at half speed from L2).
-// Pass p covers tokens [Begin(p), Begin(p + 1)).
-struct DecodePasses {
-  DecodePasses(int64_t n, int64_t k)
-      : n(n), count((n + MaxTokens(k) - 1) / MaxTokens(k)) {}
-  static int64_t MaxTokens(int64_t k) {
-    return Min(kDecodeTileTokens, Max(kDecodeMinTileTokens, kDecodeActFloatsL1 / k));
-  }
-  int64_t Begin(int64_t p) const { return n * p / count; }
-  int64_t n, count;
-};
-
-// Several tokens: y[t0 + t, m] = W[m] · x[t0 + t] for t < T <= 16, over the interleaved
-// activations of its pass. Each weight vector is loaded and widened once and used for all T
-// tokens, whose 16-float pieces of x lie side by side (token rows k floats apart would alias in
-// L1 when k is a multiple of 1024: fg-target's FFN down projection ran at a quarter of the
-// speed of its up projection; so would passes interleaved with each other). U accumulators per token over k keep T·U FMA
-// chains in flight; one transposing reduction turns the T accumulators into T sums.
+// Several tokens: y[t0 + t, m] = W[m] · x[t0 + t] for t < T <= 16, over the activations of
+// its pass, interleaved in 16-float pieces (FloatDecodePasses in act_layout.h). Each weight
+// vector is loaded and widened once and used for all T tokens; U accumulators per token over k
+// keep T·U FMA chains in flight; one transposing reduction turns the T accumulators into T sums.
 template <class L, int T, int U>
 void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0) {
   const int64_t k = job.k;
@@ -184,17 +164,8 @@ void DecodeRows(const MatMulJob& job, int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m) DecodeRowOneToken<L, 4>(job, m);
     return;
   }
-  const DecodePasses passes(job.n, job.k);
-  // With several passes, rows go in blocks that stay in L2, so only the first pass over a block
-  // reads its weights from memory.
-  const int64_t block = passes.count == 1 ? m1 - m0 : Max(16, kDecodeRowBlockBytes / static_cast<int64_t>(job.row_bytes));
-  for (int64_t b0 = m0; b0 < m1; b0 += block) {
-    const int64_t b1 = Min(m1, b0 + block);
-    for (int64_t p = 0; p < passes.count; ++p) {
-      const int64_t t0 = passes.Begin(p), t1 = passes.Begin(p + 1);
-      for (int64_t m = b0; m < b1; ++m) DecodeTileN<L>(job, m, t0, t1 - t0);
-    }
-  }
+  ForEachFloatDecodePass(job, m0, m1, kDecodeTileTokens,
+                         [&job](int64_t m, int64_t t0, int64_t T) { DecodeTileN<L>(job, m, t0, T); });
 }
 
 // Widens W[m0 .. m0+rows, k0 .. k0+kc] into panel[rows, kKc].
@@ -287,27 +258,11 @@ void GemmRows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
 
 }  // namespace
 
-// x interleaved for the multi-token decode tiles, pass by pass: the pass of tokens [t0, t1) is
-// [ceil(k/16), t1 - t0, 16] floats at t0 · ceil(k/16) · 16, the k tail zero-padded.
-size_t FloatDecodeActBytesAvx512(const MatMulJob& job) {
-  return job.n < 2 ? 0 : static_cast<size_t>((job.k + 15) / 16 * job.n * 16) * sizeof(float);
-}
+size_t FloatDecodeActBytesAvx512(const MatMulJob& job) { return FloatDecodeActBytes(job.n, job.k, 16); }
 
 void FloatDecodePrepareAvx512(const MatMulJob& job, int64_t t_begin, int64_t t_end) {
-  const int64_t k = job.k, blocks = (k + 15) / 16;
-  const DecodePasses passes(job.n, k);
-  for (int64_t p = 0; p < passes.count; ++p) {
-    const int64_t t0 = passes.Begin(p), t1 = passes.Begin(p + 1);
-    float* xi = reinterpret_cast<float*>(job.act) + t0 * blocks * 16;  // [blocks, t1 - t0, 16]
-    for (int64_t t = Max(t0, t_begin); t < Min(t1, t_end); ++t) {
-      const float* x = job.x + t * k;  // [k]
-      for (int64_t b = 0; b < blocks; ++b) {
-        const __mmask16 mask = k - b * 16 >= 16 ? static_cast<__mmask16>(0xffff)
-                                                : static_cast<__mmask16>((1u << (k - b * 16)) - 1);
-        _mm512_store_ps(xi + (b * (t1 - t0) + t - t0) * 16, _mm512_maskz_loadu_ps(mask, x + b * 16));
-      }
-    }
-  }
+  FloatDecodeInterleave(job.x, job.n, job.k, 16, kDecodeTileTokens, t_begin, t_end,
+                        reinterpret_cast<float*>(job.act));
 }
 
 void FloatDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1) {

@@ -11,6 +11,8 @@ namespace fastgen::kernels::cpu {
 
 // float_avx2.cc: F32 / F16 / BF16 decode, and the float32 GEMM for every supported dtype
 // (quantized weights are dequantized into the float panel: exact, but no int8 arithmetic).
+size_t FloatDecodeActBytesAvx2(const MatMulJob& job);
+void FloatDecodePrepareAvx2(const MatMulJob& job, int64_t t0, int64_t t1);
 void FloatDecodeRowsAvx2(const MatMulJob& job, int64_t m0, int64_t m1);
 void FloatGemmPrepareAvx2(const MatMulJob& job, int64_t tb0, int64_t tb1);
 size_t FloatGemmScratchBytesAvx2(const MatMulJob& job);

@@ -14,21 +14,27 @@ bool Supports(DType t) {
          t == DType::kQ6_K;
 }
 
-bool UseGemm(DType, int64_t n, int64_t) { return n >= 8; }
+// Float weights: the decode kernel (up to 12 tokens per pass over a row) wins below about
+// n·k = 65536, as on AVX-512 (build/matmul_bench --isas avx2, decode vs GEMM: TinyLlama's
+// 2048-wide rows even at 32 tokens; its 5632 -> 2048 projection 1.8 vs 2.6 ms at 12, 4.8 vs 4.2
+// at 32); quantized weights take the GEMM (which dequantizes panels to float32) from 8 tokens.
+bool UseGemm(DType t, int64_t n, int64_t k) { return IsFloat(t) ? n >= 8 && n * k >= 65536 : n >= 8; }
 
 size_t ActBytes(const MatMulJob& job) {
   if (job.gemm) return static_cast<size_t>(GemmTokenBlocks(job.n)) * FloatGemmBlockBytes(job.k);
-  return IsFloat(job.dtype) ? 0 : DecodeActsBytes(job.n, job.k);
+  return IsFloat(job.dtype) ? FloatDecodeActBytesAvx2(job) : DecodeActsBytes(job.n, job.k);
 }
 
 int64_t PrepareUnits(const MatMulJob& job) {
-  return job.gemm ? GemmTokenBlocks(job.n) : (IsFloat(job.dtype) ? 0 : job.n);
+  return job.gemm ? GemmTokenBlocks(job.n) : (IsFloat(job.dtype) && job.n < 2 ? 0 : job.n);
 }
 
 void Prepare(const MatMulJob& job, int64_t u0, int64_t u1) {
   if (job.gemm) {
     FloatGemmPrepareAvx2(job, u0, u1);
-  } else if (!IsFloat(job.dtype)) {
+  } else if (IsFloat(job.dtype)) {
+    FloatDecodePrepareAvx2(job, u0, u1);
+  } else {
     QuantizeActsAvx2(job, u0, u1);
   }
 }
