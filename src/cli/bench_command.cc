@@ -101,6 +101,7 @@ int Bench(BenchFlags& f) {
     j["architecture"] = ArchName(m.config().arch);
     j["weight_bytes"] = m.checkpoint().weights.TotalBytes();
     j["threads"] = threads;
+    j["kv_type"] = Name(m.kv_type());
     j["repetitions"] = f.bench.repetitions;
     const auto series = SeriesJson;
     if (f.bench.n_prompt > 0) j["pp"] = {{"tokens", f.bench.n_prompt}, {"tokens_per_second", series(r->prompt)}};
@@ -120,6 +121,7 @@ int Bench(BenchFlags& f) {
   if (f.bench.n_gen > 0) {
     std::string name = "tg" + std::to_string(f.bench.n_gen);
     if (f.bench.depth > 0) name += " @ d" + std::to_string(f.bench.depth);
+    if (m.kv_type() != DType::kF32) name += " kv " + std::string(Name(m.kv_type()));
     row(name, r->generation);
   }
   return 0;

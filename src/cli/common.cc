@@ -17,6 +17,9 @@ void AddModelFlags(CLI::App* cmd, ModelFlags* flags) {
   cmd->add_option("--override-kv", flags->override_kv,
                   "Override GGUF metadata, KEY=VALUE (repeatable), e.g. "
                   "llama.rope.freq_base=500000");
+  cmd->add_option("--kv-type", flags->kv_type,
+                  "KV cache element type: f32 (default, exact), f16 (half the memory) or q8_0 "
+                  "(~0.27x; head size a multiple of 32). Compact types round keys and values.");
 }
 
 namespace {
@@ -66,6 +69,10 @@ Expected<LoadedModel> LoadFromFlags(const ModelFlags& flags) {
   lm.pool = std::make_unique<ThreadPool>(threads);
   ModelOptions opts;
   FG_ASSIGN_OR_RETURN(opts.checkpoint.gguf_overrides, ParseOverrides(flags.override_kv));
+  const std::optional<DType> kv_type = DTypeFromName(flags.kv_type);
+  if (!kv_type || (*kv_type != DType::kF32 && *kv_type != DType::kF16 && *kv_type != DType::kQ8_0))
+    return InvalidArgument("--kv-type '" + flags.kv_type + "' is not one of f32, f16, q8_0");
+  opts.kv_type = *kv_type;
   const std::string path = flags.path.empty() ? DefaultModelPath() : flags.path;
   FG_ASSIGN_OR_RETURN(lm.model, LoadModel(path, lm.pool.get(), opts));
   return lm;

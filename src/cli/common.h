@@ -19,6 +19,7 @@ struct ModelFlags {
   std::string path;                          // -m: model directory or GGUF file
   int threads = 0;                           // -t: 0 = physical cores
   std::vector<std::string> override_kv;      // --override-kv KEY=VALUE
+  std::string kv_type = "f32";               // --kv-type: KV cache element type
 };
 
 void AddModelFlags(CLI::App* cmd, ModelFlags* flags);

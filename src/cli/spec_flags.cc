@@ -43,7 +43,9 @@ Expected<SpecSetup> SetUpSpeculation(SpecFlags& f, Model& target, ThreadPool* po
   pc.jacobi_options = f.jacobi;
   if (pc.mode == speculative::SpecMode::kDraft) {
     if (f.draft_model.empty()) return InvalidArgument("--spec draft needs --draft-model PATH");
-    FG_ASSIGN_OR_RETURN(out.draft, LoadModel(f.draft_model, pool));
+    ModelOptions draft_options;
+    draft_options.kv_type = target.kv_type();  // --kv-type applies to both models
+    FG_ASSIGN_OR_RETURN(out.draft, LoadModel(f.draft_model, pool, draft_options));
     pc.draft = out.draft.get();
   }
   if (pc.mode == speculative::SpecMode::kLayerSkip) {

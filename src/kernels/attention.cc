@@ -4,6 +4,15 @@
 
 namespace fastgen::kernels {
 
+bool KvTypeSupported(DType t, int64_t head_dim) {
+  switch (t) {
+    case DType::kF32: return true;
+    case DType::kF16: return head_dim > 0;
+    case DType::kQ8_0: return head_dim > 0 && head_dim % Info(t).block_elems == 0;
+    default: return false;
+  }
+}
+
 void Attention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.n <= 0) return;
   if (a.n_head / a.n_kv_head <= 64 && cpu::SplitKAttention(a, pool)) return;

@@ -3,20 +3,24 @@
 
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 
 namespace fastgen::kernels {
 
 struct AttentionArgs {
   const float* q = nullptr;  // [n, n_head, head_dim] queries, RoPE applied
-  const float* k = nullptr;  // [n_kv, kv_stride] cache keys; head h of slot j at k + j*kv_stride + h*head_dim
-  const float* v = nullptr;  // [n_kv, kv_stride] cache values, same layout
+  // Cache keys and values, [n_kv, kv_stride] elements of kv_type each: element i of head h of
+  // slot j is element j*kv_stride + h*head_dim + i (for Q8_0, in blocks of 32; see KvRow).
+  const void* k = nullptr;
+  const void* v = nullptr;
+  DType kv_type = DType::kF32;  // F32, F16, or Q8_0 with head_dim a multiple of 32
   float* out = nullptr;      // [n, n_head, head_dim]
   int64_t n = 0;             // queries
   int64_t n_head = 0;
   int64_t n_kv_head = 0;     // grouped-query attention: query head h reads kv head h / (n_head / n_kv_head)
   int64_t head_dim = 0;
-  int64_t kv_stride = 0;     // floats between consecutive cache slots (n_kv_head * head_dim)
+  int64_t kv_stride = 0;     // elements between consecutive cache slots (n_kv_head * head_dim)
   int64_t n_kv = 0;          // valid cache slots
   const int32_t* q_slot = nullptr;  // [n] cache slot of each query: it sees slots <= q_slot (causal);
                                     // with a tree mask: the query's position instead
@@ -32,6 +36,16 @@ struct AttentionArgs {
   int64_t tree_start = 0;
   float scale = 1.0f;        // usually 1/sqrt(head_dim)
 };
+
+// Whether attention reads a cache of type t: F32 always; F16 and Q8_0 (the compact cache
+// types) when head_dim is a multiple of their block.
+bool KvTypeSupported(DType t, int64_t head_dim);
+
+// Start of cache element `elem` of an array of type t (elem at a block boundary).
+inline const uint8_t* KvRow(const void* base, DType t, int64_t elem) {
+  const DTypeInfo& info = Info(t);
+  return static_cast<const uint8_t*>(base) + elem / info.block_elems * info.block_bytes;
+}
 
 // Splits (query, head) pairs across the pool.
 void Attention(const AttentionArgs& a, ThreadPool& pool);

@@ -1,22 +1,34 @@
 #include "kv/kv_cache.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <new>
 #include <string>
+
+#include "kernels/attention.h"
+#include "kernels/reference/dequant.h"
 
 namespace fastgen {
 
 Expected<KvCache> KvCache::Create(const KvCacheShape& s) {
   if (s.n_layer <= 0 || s.n_kv_head <= 0 || s.head_dim <= 0 || s.capacity <= 0)
     return InvalidArgument("KV cache shape must be positive");
-  const double bytes = 2.0 * 4.0 * static_cast<double>(s.n_layer) * s.n_kv_head * s.head_dim * s.capacity;
+  if (!kernels::KvTypeSupported(s.type, s.head_dim))
+    return InvalidArgument("KV cache type " + std::string(Name(s.type)) + " is not available for head size " +
+                           std::to_string(s.head_dim) + " (types: f32, f16, q8_0 with head size a multiple of 32)");
+  const std::optional<size_t> row = RowBytes(s.type, s.n_kv_head * s.head_dim);
+  if (!row) return InvalidArgument("KV cache row size overflows");
+  const double bytes = 2.0 * static_cast<double>(*row) * static_cast<double>(s.n_layer) * static_cast<double>(s.capacity);
   if (bytes > 256.0 * (1ull << 30))
     return InvalidArgument("KV cache of " + std::to_string(s.capacity) + " positions would need " +
                            std::to_string(static_cast<long long>(bytes / (1 << 20))) +
                            " MiB; lower the context size (-c)");
   KvCache c;
   c.shape_ = s;
-  const size_t n = static_cast<size_t>(s.n_layer * s.capacity * s.n_kv_head * s.head_dim);
+  c.row_bytes_ = static_cast<int64_t>(*row);
+  const size_t n = static_cast<size_t>(s.n_layer * s.capacity) * *row;
   try {
     c.k_.resize(n);
     c.v_.resize(n);
@@ -25,6 +37,30 @@ Expected<KvCache> KvCache::Create(const KvCacheShape& s) {
                            " positions; lower the context size (-c)");
   }
   return c;
+}
+
+float* KvCache::F32(uint8_t* p) {
+  if (shape_.type != DType::kF32) {  // a caller bug, not an input error
+    std::fprintf(stderr, "fastgen: float32 access to a %s KV cache\n", Name(shape_.type).data());
+    std::abort();
+  }
+  return reinterpret_cast<float*>(p);
+}
+
+void KvCache::StoreRows(int64_t layer, int64_t start, int64_t n, const float* k, const float* v) {
+  const int64_t elems = row_elems();
+  uint8_t* kd = key_data(layer) + start * row_bytes_;
+  uint8_t* vd = value_data(layer) + start * row_bytes_;
+  for (int64_t i = 0; i < n; ++i) {
+    kernels::reference::QuantizeRow(shape_.type, k + i * elems, kd + i * row_bytes_, elems);
+    kernels::reference::QuantizeRow(shape_.type, v + i * elems, vd + i * row_bytes_, elems);
+  }
+}
+
+void KvCache::LoadRows(int64_t layer, int64_t start, int64_t n, float* k, float* v) const {
+  const int64_t elems = row_elems();
+  kernels::reference::DequantizeRow(shape_.type, key_data(layer) + start * row_bytes_, k, n * elems);
+  kernels::reference::DequantizeRow(shape_.type, value_data(layer) + start * row_bytes_, v, n * elems);
 }
 
 Status KvCache::CompactTail(int64_t base, std::span<const int32_t> keep) {
@@ -36,17 +72,17 @@ Status KvCache::CompactTail(int64_t base, std::span<const int32_t> keep) {
     if (keep[i] < 0 || keep[i] >= tail || (i > 0 && keep[i] <= keep[i - 1]))
       return InvalidArgument("KV compaction offsets must increase within [0, " + std::to_string(tail) + ")");
   }
-  const int64_t row = row_floats();
+  const int64_t row = row_bytes_;
   // keep is increasing and keep[i] >= i, so every destination is at or before its source and
   // after every source still to be read: an in-place forward copy never clobbers unread rows.
   for (int64_t l = 0; l < shape_.n_layer; ++l) {
-    float* k = keys(l);
-    float* v = values(l);
+    uint8_t* k = key_data(l);
+    uint8_t* v = value_data(l);
     for (size_t i = 0; i < keep.size(); ++i) {
       const int64_t src = (base + keep[i]) * row, dst = (base + static_cast<int64_t>(i)) * row;
       if (src == dst) continue;
-      std::copy(k + src, k + src + row, k + dst);
-      std::copy(v + src, v + src + row, v + dst);
+      std::memcpy(k + dst, k + src, static_cast<size_t>(row));
+      std::memcpy(v + dst, v + src, static_cast<size_t>(row));
     }
   }
   length_ = base + static_cast<int64_t>(keep.size());

@@ -1,11 +1,14 @@
-// The key/value cache of one sequence: per layer, float32 keys and values for every position
-// decoded so far, so each new token attends to the past without recomputing it.
+// The key/value cache of one sequence: per layer, the keys and values of every position decoded
+// so far, so each new token attends to the past without recomputing it. Rows are float32 by
+// default (exact); F16 and Q8_0 halve and nearly quarter the memory and the bytes decoding reads
+// per token at long contexts, at a rounding cost the golden tests measure.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/status.h"
 
 namespace fastgen {
@@ -14,7 +17,8 @@ struct KvCacheShape {
   int64_t n_layer = 0;
   int64_t n_kv_head = 0;
   int64_t head_dim = 0;
-  int64_t capacity = 0;  // positions (the context length of this sequence)
+  int64_t capacity = 0;         // positions (the context length of this sequence)
+  DType type = DType::kF32;     // element type: F32, F16, or Q8_0 (head_dim a multiple of 32)
 };
 
 class KvCache {
@@ -22,15 +26,27 @@ class KvCache {
   static Expected<KvCache> Create(const KvCacheShape& shape);
 
   const KvCacheShape& shape() const { return shape_; }
+  DType type() const { return shape_.type; }
   int64_t capacity() const { return shape_.capacity; }
   // Slots [0, length) hold valid entries.
   int64_t length() const { return length_; }
-  int64_t row_floats() const { return shape_.n_kv_head * shape_.head_dim; }
+  int64_t row_elems() const { return shape_.n_kv_head * shape_.head_dim; }  // one slot of one layer
+  int64_t row_bytes() const { return row_bytes_; }
 
-  float* keys(int64_t layer) { return k_.data() + layer * layer_floats(); }      // [capacity, n_kv_head, head_dim]
-  float* values(int64_t layer) { return v_.data() + layer * layer_floats(); }    // [capacity, n_kv_head, head_dim]
-  const float* keys(int64_t layer) const { return k_.data() + layer * layer_floats(); }
-  const float* values(int64_t layer) const { return v_.data() + layer * layer_floats(); }
+  // Layer l's keys / values: [capacity, n_kv_head, head_dim] elements of type().
+  uint8_t* key_data(int64_t layer) { return k_.data() + layer * layer_bytes(); }
+  uint8_t* value_data(int64_t layer) { return v_.data() + layer * layer_bytes(); }
+  const uint8_t* key_data(int64_t layer) const { return k_.data() + layer * layer_bytes(); }
+  const uint8_t* value_data(int64_t layer) const { return v_.data() + layer * layer_bytes(); }
+  // The same as float32 rows; only for an F32 cache (a forward pass writes those in place).
+  float* keys(int64_t layer) { return F32(key_data(layer)); }
+  float* values(int64_t layer) { return F32(value_data(layer)); }
+
+  // Writes slots [start, start + n) of layer l from float32 rows k, v: [n, n_kv_head, head_dim],
+  // converted to type() (F16 rounds to nearest; Q8_0 as llama.cpp's reference quantizer).
+  void StoreRows(int64_t layer, int64_t start, int64_t n, const float* k, const float* v);
+  // Reads slots [start, start + n) of layer l back as float32 into k, v: [n, n_kv_head, head_dim].
+  void LoadRows(int64_t layer, int64_t start, int64_t n, float* k, float* v) const;
 
   // Marks n more slots valid after a forward pass wrote them.
   void Advance(int64_t n) { length_ += n; }
@@ -43,14 +59,16 @@ class KvCache {
   // to be contiguous at base + i in every layer, and truncates to base + keep.size(). Fails
   // without touching the cache on offsets out of range or out of order.
   Status CompactTail(int64_t base, std::span<const int32_t> keep);
-  size_t bytes() const { return (k_.size() + v_.size()) * sizeof(float); }
+  size_t bytes() const { return k_.size() + v_.size(); }
 
  private:
-  int64_t layer_floats() const { return shape_.capacity * row_floats(); }
+  int64_t layer_bytes() const { return shape_.capacity * row_bytes_; }
+  float* F32(uint8_t* p);
   KvCacheShape shape_;
+  int64_t row_bytes_ = 0;
   int64_t length_ = 0;
-  std::vector<float> k_;
-  std::vector<float> v_;
+  std::vector<uint8_t> k_;  // [n_layer, capacity, row_bytes]
+  std::vector<uint8_t> v_;
 };
 
 }  // namespace fastgen

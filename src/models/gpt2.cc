@@ -86,8 +86,9 @@ class Gpt2Model final : public Model {
     for (int64_t l = 0; l < c.n_layer; ++l) {
       if (plan.skip[static_cast<size_t>(l)]) continue;
       const Gpt2Layer& L = layers_[static_cast<size_t>(l)];
-      float* k = kv.keys(l) + start * d;    // [n, n_head, head_dim]
-      float* v = kv.values(l) + start * d;  // [n, n_head, head_dim]
+      const KvRows kv_rows = NewKvRows(kv, l, start, n);
+      float* k = kv_rows.k;  // [n, n_head, head_dim]
+      float* v = kv_rows.v;  // [n, n_head, head_dim]
       ops::LayerNorm(ctx, x, L.ln1_w.data(), L.ln1_b.data(), n, d, eps, h);
       ops::MatMul(ctx, L.wq, h, n, q_.data());
       ops::MatMul(ctx, L.wk, h, n, k);
@@ -95,17 +96,16 @@ class Gpt2Model final : public Model {
       ops::AddBias(ctx, q_.data(), L.b_qkv.data(), n, d, d);
       ops::AddBias(ctx, k, L.b_qkv.data() + d, n, d, d);
       ops::AddBias(ctx, v, L.b_qkv.data() + 2 * d, n, d, d);
+      CommitKvRows(kv, l, start, n, kv_rows);
 
       kernels::AttentionArgs a;
       a.q = q_.data();
-      a.k = kv.keys(l);
-      a.v = kv.values(l);
+      AttendToCache(a, kv, l);
       a.out = att_.data();
       a.n = n;
       a.n_head = c.n_head;
       a.n_kv_head = c.n_head;
       a.head_dim = c.head_dim;
-      a.kv_stride = d;
       a.n_kv = start + n;
       a.q_slot = pos;
       if (plan.is_tree()) {

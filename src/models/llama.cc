@@ -119,9 +119,11 @@ class LlamaModel final : public Model {
     for (int64_t l = 0; l < c.n_layer; ++l) {
       if (plan.skip[static_cast<size_t>(l)]) continue;
       const LlamaLayer& L = layers_[static_cast<size_t>(l)];
-      // Attention block. K and V are written straight into this sequence's cache rows.
-      float* k = kv.keys(l) + start * kv_dim;    // [n, n_kv_head, head_dim]
-      float* v = kv.values(l) + start * kv_dim;  // [n, n_kv_head, head_dim]
+      // Attention block. K and V are written straight into this sequence's cache rows (F32
+      // cache) or converted into them after RoPE.
+      const KvRows kv_rows = NewKvRows(kv, l, start, n);
+      float* k = kv_rows.k;                      // [n, n_kv_head, head_dim]
+      float* v = kv_rows.v;                      // [n, n_kv_head, head_dim]
       float* q = ws_.q.data();                   // [n, n_head, head_dim]
       ops::RmsNorm(ctx, x, L.attn_norm.data(), n, d, eps, plus_one, h);
       ops::MatMulGroup(ctx, {{&L.wq, q, q_dim}, {&L.wk, k, kv_dim}, {&L.wv, v, kv_dim}}, h, n);
@@ -132,17 +134,16 @@ class LlamaModel final : public Model {
       if (L.k_norm) ops::RmsNorm(ctx, k, L.k_norm->data(), n * c.n_kv_head, hd, eps, plus_one, k);
       ops::Rope(ctx, q, n, c.n_head, hd, pos, rope_);
       ops::Rope(ctx, k, n, c.n_kv_head, hd, pos, rope_);
+      CommitKvRows(kv, l, start, n, kv_rows);
 
       kernels::AttentionArgs a;
       a.q = q;
-      a.k = kv.keys(l);
-      a.v = kv.values(l);
+      AttendToCache(a, kv, l);
       a.out = ws_.att.data();
       a.n = n;
       a.n_head = c.n_head;
       a.n_kv_head = c.n_kv_head;
       a.head_dim = hd;
-      a.kv_stride = kv_dim;
       a.n_kv = start + n;
       a.q_slot = pos;  // chain: position = slot; tree: the position, with the mask deciding slots
       a.window = c.sliding_window;

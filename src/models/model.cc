@@ -103,14 +103,47 @@ Status Model::Plan(std::span<const int32_t> tokens, const BatchLayout& layout, c
 
 Expected<KvCache> Model::NewKvCache(int64_t capacity) const {
   const ModelConfig& c = config();
-  return KvCache::Create({c.n_layer, c.n_kv_head, c.head_dim, capacity});
+  return KvCache::Create({c.n_layer, c.n_kv_head, c.head_dim, capacity, kv_type_});
+}
+
+Status Model::set_kv_type(DType type) {
+  if (!kernels::KvTypeSupported(type, config().head_dim))
+    return InvalidArgument("KV cache type " + std::string(Name(type)) + " is not available for this model (head size " +
+                           std::to_string(config().head_dim) + "); use f32, f16, or q8_0 with a head size that is a "
+                           "multiple of 32");
+  kv_type_ = type;
+  return Status::Ok();
+}
+
+Model::KvRows Model::NewKvRows(KvCache& kv, int64_t layer, int64_t start, int64_t n) {
+  const int64_t row = kv.row_elems();
+  if (kv.type() == DType::kF32) return {kv.keys(layer) + start * row, kv.values(layer) + start * row};
+  if (static_cast<int64_t>(kv_stage_.size()) < 2 * n * row) kv_stage_.resize(static_cast<size_t>(2 * n * row));
+  return {kv_stage_.data(), kv_stage_.data() + n * row};
+}
+
+void Model::CommitKvRows(KvCache& kv, int64_t layer, int64_t start, int64_t n, const KvRows& rows) {
+  if (kv.type() != DType::kF32) kv.StoreRows(layer, start, n, rows.k, rows.v);
+}
+
+void Model::AttendToCache(kernels::AttentionArgs& a, const KvCache& kv, int64_t layer) {
+  a.k = kv.key_data(layer);
+  a.v = kv.value_data(layer);
+  a.kv_type = kv.type();
+  a.kv_stride = kv.row_elems();
 }
 
 Expected<std::unique_ptr<Model>> LoadModel(const std::string& path, ThreadPool* pool,
                                            const ModelOptions& options) {
   FG_ASSIGN_OR_RETURN(auto ckpt, OpenCheckpoint(path, options.checkpoint));
-  if (ckpt->config.arch == Arch::kGpt2) return CreateGpt2Model(std::move(ckpt), pool);
-  return CreateLlamaFamilyModel(std::move(ckpt), pool);
+  std::unique_ptr<Model> model;
+  if (ckpt->config.arch == Arch::kGpt2) {
+    FG_ASSIGN_OR_RETURN(model, CreateGpt2Model(std::move(ckpt), pool));
+  } else {
+    FG_ASSIGN_OR_RETURN(model, CreateLlamaFamilyModel(std::move(ckpt), pool));
+  }
+  FG_RETURN_IF_ERROR(model->set_kv_type(options.kv_type));
+  return model;
 }
 
 }  // namespace fastgen

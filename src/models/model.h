@@ -11,6 +11,7 @@
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "io/checkpoint.h"
+#include "kernels/attention.h"
 #include "kv/kv_cache.h"
 
 namespace fastgen {
@@ -86,8 +87,11 @@ class Model {
   }
 
   // A cache for one sequence of up to `capacity` positions (clamped to nothing; the caller
-  // decides the context size, the model's own limit is config().max_context).
+  // decides the context size, the model's own limit is config().max_context), of kv_type().
   Expected<KvCache> NewKvCache(int64_t capacity) const;
+  // The element type of the caches NewKvCache makes: F32 (default, exact), F16 or Q8_0.
+  DType kv_type() const { return kv_type_; }
+  Status set_kv_type(DType type);
 
  protected:
   Model(std::unique_ptr<Checkpoint> ckpt, ThreadPool* pool) : ckpt_(std::move(ckpt)), pool_(pool) {}
@@ -95,6 +99,18 @@ class Model {
   virtual void ForwardImpl(const ForwardPlan& plan, KvCache& kv, LogitsMode mode,
                            std::vector<float>* logits) = 0;
   virtual void ProjectImpl(const float* hidden, int64_t rows, float* logits) = 0;
+
+  // Where a forward pass writes layer l's keys and values for slots [start, start + n), as
+  // float32 [n, n_kv_head, head_dim]: the cache rows themselves in an F32 cache, else staging
+  // rows that CommitKvRows converts into the cache once bias, norm and RoPE are applied.
+  struct KvRows {
+    float* k;
+    float* v;
+  };
+  KvRows NewKvRows(KvCache& kv, int64_t layer, int64_t start, int64_t n);
+  void CommitKvRows(KvCache& kv, int64_t layer, int64_t start, int64_t n, const KvRows& rows);
+  // Points attention at layer l of the cache (keys, values, their type and row stride).
+  static void AttendToCache(kernels::AttentionArgs& a, const KvCache& kv, int64_t layer);
 
   std::unique_ptr<Checkpoint> ckpt_;
   ThreadPool* pool_;
@@ -104,10 +120,13 @@ class Model {
   ForwardPlan plan_;  // reused across calls so decoding does not allocate
   int64_t max_batch_ = 512;        // tokens per micro-batch of a long chain
   std::vector<float> chunk_out_;   // [max_batch, vocab or d_model] one micro-batch's output
+  DType kv_type_ = DType::kF32;
+  std::vector<float> kv_stage_;    // [2, n, n_kv_head * head_dim] K and V rows of a compact cache
 };
 
 struct ModelOptions {
   CheckpointOptions checkpoint;
+  DType kv_type = DType::kF32;  // element type of the model's KV caches (see Model::kv_type)
 };
 
 // Opens `path` (model directory or GGUF file) and builds the model its config names.

@@ -217,6 +217,23 @@ TEST(CliErrors, BadSamplerParameter) {
   ExpectCleanError(Fastgen("run -m " + SharedPath("fixtures/llama") + " --prompt-ids 1 --print-ids --top-p 1.5"), "top_p");
 }
 
+TEST(CliErrors, BadKvType) {
+  ExpectCleanError(Fastgen("run -m " + SharedPath("fixtures/llama") + " --prompt-ids 1 --print-ids --kv-type q4_0"),
+                   "--kv-type");
+  // The fixtures' head size (16) is not a multiple of q8_0's 32-element blocks.
+  ExpectCleanError(Fastgen("run -m " + SharedPath("fixtures/llama") + " --prompt-ids 1 --print-ids --kv-type q8_0"),
+                   "head size 16");
+}
+
+// A compact cache: the bundled model keeps the reference continuation with f16 keys and values.
+TEST(Cli, KvTypeF16KeepsReferenceContinuation) {
+  const auto ref = ReadJson(SharedPath("models/fg-target/ref.json"))["refs"][0];
+  const auto ids = ref["prompt_ids"].get<std::vector<int32_t>>();
+  Result r = Fastgen("run --kv-type f16 --prompt-ids " + Join(ids) + " --print-ids --temp 0 -n 48 -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, Join(ref["greedy_48"].get<std::vector<int32_t>>()) + "\n");
+}
+
 TEST(CliErrors, NotAModel) {
   const std::string path = TempDir() + "/not_a_model.bin";
   std::ofstream(path) << "hello";

@@ -226,6 +226,28 @@ TEST(SpeculativeGreedy, FgTargetThreeHundredTokens) {
   }
 }
 
+// Compact KV caches: verification writes drafted rows in the cache's type and rollback moves
+// them as bytes, so speculation still equals plain decoding with the same cache type.
+TEST(SpeculativeGreedy, CompactKvCachesMatchPlainGreedy) {
+  const auto ref = ReadJson(SharedPath("models/fg-target/ref.json"));
+  const auto prompt = ref["refs"][4]["prompt_ids"].get<std::vector<int32_t>>();  // 'class Stack: ...'
+  GenerateOptions go;
+  go.sampler.temperature = 0;
+  go.ignore_eos = true;
+#if defined(__SANITIZE_ADDRESS__)
+  go.max_new_tokens = 40;
+#else
+  go.max_new_tokens = 120;
+#endif
+  for (DType type : {DType::kF16, DType::kQ8_0}) {
+    ModelOptions options;
+    options.kv_type = type;
+    auto target = LoadModel(SharedPath("models/fg-target"), &Pool(), options);
+    ASSERT_TRUE(target.ok()) << target.status().message();
+    ExpectSameAsPlain(**target, "models/fg-draft", prompt, go, 200, "fg-target KV " + std::string(Name(type)));
+  }
+}
+
 // BiLD: a rollback threshold no token passes degenerates to greedy verification (lossless);
 // a loose one keeps draft tokens the target would not have chosen (lossy, by design).
 TEST(Bild, ThresholdsBoundWhatIsKept) {

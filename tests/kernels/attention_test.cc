@@ -8,6 +8,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/reference/dequant.h"
 
 namespace fastgen::kernels {
 namespace {
@@ -16,7 +17,7 @@ struct Shape {
   int64_t n, n_head, n_kv_head, head_dim, n_kv, window;
 };
 
-void Compare(const Shape& s, int threads) {
+void Compare(const Shape& s, int threads, DType kv_type = DType::kF32) {
   std::mt19937 rng(static_cast<uint32_t>(s.n * 131 + s.n_kv * 7 + s.head_dim));
   std::normal_distribution<float> dist(0.0f, 1.0f);
   auto fill = [&](std::vector<float>& v, size_t n) {
@@ -33,6 +34,22 @@ void Compare(const Shape& s, int threads) {
   a.q = q.data();
   a.k = k.data();
   a.v = v.data();
+  // A compact cache: the same rows converted, which both kernels read through their own
+  // conversion (reference: the scalar dequantizer; fast path: SIMD per block).
+  std::vector<uint8_t> k_bytes, v_bytes;
+  if (kv_type != DType::kF32) {
+    const int64_t row = s.n_kv_head * s.head_dim;
+    const size_t row_bytes = *RowBytes(kv_type, row);
+    k_bytes.resize(row_bytes * static_cast<size_t>(s.n_kv));
+    v_bytes.resize(k_bytes.size());
+    for (int64_t j = 0; j < s.n_kv; ++j) {
+      ASSERT_TRUE(reference::QuantizeRow(kv_type, k.data() + j * row, k_bytes.data() + j * row_bytes, row));
+      ASSERT_TRUE(reference::QuantizeRow(kv_type, v.data() + j * row, v_bytes.data() + j * row_bytes, row));
+    }
+    a.k = k_bytes.data();
+    a.v = v_bytes.data();
+    a.kv_type = kv_type;
+  }
   a.n = s.n;
   a.n_head = s.n_head;
   a.n_kv_head = s.n_kv_head;
@@ -55,7 +72,7 @@ void Compare(const Shape& s, int threads) {
   }
   EXPECT_LT(std::sqrt(num / den), 1e-5) << "n=" << s.n << " heads=" << s.n_head << "/" << s.n_kv_head
                                         << " d=" << s.head_dim << " n_kv=" << s.n_kv << " window=" << s.window
-                                        << " threads=" << threads;
+                                        << " threads=" << threads << " kv " << Name(kv_type);
 }
 
 TEST(Attention, FastPathMatchesReference) {
@@ -76,6 +93,37 @@ TEST(Attention, FastPathMatchesReference) {
     }
     cpu::ForceIsa(saved);
   }
+}
+
+// F16 and Q8_0 caches: the split-K kernels convert each block's rows with SIMD; the reference
+// converts with the scalar dequantizer. Both are exact conversions, so the results agree to
+// float32 rounding of the attention itself.
+TEST(Attention, CompactCacheMatchesReference) {
+  for (cpu::Isa isa : cpu::SupportedIsas()) {
+    SCOPED_TRACE(std::string(cpu::IsaName(isa)));
+    const cpu::Isa saved = cpu::ActiveIsa();
+    ASSERT_TRUE(cpu::ForceIsa(isa));
+    for (DType type : {DType::kF16, DType::kQ8_0}) {
+      for (int threads : {1, 2}) {
+        for (const Shape& s : {Shape{1, 32, 4, 64, 1000, 0}, Shape{1, 6, 2, 64, 17, 0}, Shape{7, 6, 2, 64, 300, 0},
+                               Shape{5, 4, 2, 32, 2100, 512}, Shape{3, 4, 2, 256, 200, 0}, Shape{2, 4, 4, 128, 70, 0},
+                               Shape{1, 4, 1, 512, 40, 0}, Shape{2, 4, 2, 16, 90, 0}, Shape{1, 6, 3, 80, 150, 0}}) {
+          if (!KvTypeSupported(type, s.head_dim)) continue;
+          Compare(s, threads, type);
+        }
+      }
+    }
+    cpu::ForceIsa(saved);
+  }
+}
+
+TEST(Attention, KvTypeSupport) {
+  EXPECT_TRUE(KvTypeSupported(DType::kF32, 24));
+  EXPECT_TRUE(KvTypeSupported(DType::kF16, 80));
+  EXPECT_TRUE(KvTypeSupported(DType::kQ8_0, 64));
+  EXPECT_FALSE(KvTypeSupported(DType::kQ8_0, 80));
+  EXPECT_FALSE(KvTypeSupported(DType::kQ4_0, 64));
+  EXPECT_FALSE(KvTypeSupported(DType::kBF16, 64));
 }
 
 // Token trees (speculative verification): a shared prefix plus tree nodes each query sees only

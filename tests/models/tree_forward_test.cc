@@ -2,6 +2,8 @@
 // computes what it would as a chain), KV-cache compaction back to one path, layer skipping.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -108,42 +110,53 @@ TEST_P(TreeForward, IncrementalTreeMatchesOnePass) {
 }
 
 // Rollback: after verifying a tree and keeping one path, the cache equals a cache that only
-// ever saw that path, and continuing from it gives the chain's logits.
+// ever saw that path, and continuing from it gives the chain's logits; for every KV cache type
+// the fixture's head size allows.
 TEST_P(TreeForward, CompactionEqualsCacheBuiltWithoutRejectedNodes) {
   auto m = Load(GetParam());
   ASSERT_TRUE(m);
   const int64_t vocab = m->config().vocab_size;
-  for (const auto& path : kPaths) {
-    auto kv = m->NewKvCache(64), ref = m->NewKvCache(64);
-    ASSERT_TRUE(kv.ok() && ref.ok());
-    std::vector<float> scratch, got, want;
-    ASSERT_TRUE(m->Forward(Prefix(), *kv, LogitsMode::kLast, &scratch).ok());
-    ASSERT_TRUE(m->Forward(Prefix(), *ref, LogitsMode::kLast, &scratch).ok());
-    const int64_t base = kv->length();
-    BatchLayout layout;
-    layout.parents = kTreeParents;
-    ASSERT_TRUE(m->Forward(kTreeTokens, layout, *kv, LogitsMode::kAll, &scratch).ok());
-    ASSERT_TRUE(kv->CompactTail(base, path).ok());
-    std::vector<int32_t> chain;
-    for (int32_t i : path) chain.push_back(kTreeTokens[static_cast<size_t>(i)]);
-    ASSERT_TRUE(m->Forward(chain, *ref, LogitsMode::kAll, &scratch).ok());
-    ASSERT_EQ(kv->length(), ref->length());
-    const int64_t floats = ref->length() * ref->row_floats();
-    for (int64_t l = 0; l < m->config().n_layer; ++l) {
-      float max_diff = 0;
-      for (int64_t i = 0; i < floats; ++i) {
-        max_diff = std::max(max_diff, std::abs(kv->keys(l)[i] - ref->keys(l)[i]));
-        max_diff = std::max(max_diff, std::abs(kv->values(l)[i] - ref->values(l)[i]));
+  for (DType type : {DType::kF32, DType::kF16, DType::kQ8_0}) {
+    if (!m->set_kv_type(type).ok()) continue;
+    SCOPED_TRACE(std::string(Name(type)));
+    for (const auto& path : kPaths) {
+      auto kv = m->NewKvCache(64), ref = m->NewKvCache(64);
+      ASSERT_TRUE(kv.ok() && ref.ok());
+      std::vector<float> scratch, got, want;
+      ASSERT_TRUE(m->Forward(Prefix(), *kv, LogitsMode::kLast, &scratch).ok());
+      ASSERT_TRUE(m->Forward(Prefix(), *ref, LogitsMode::kLast, &scratch).ok());
+      const int64_t base = kv->length();
+      BatchLayout layout;
+      layout.parents = kTreeParents;
+      ASSERT_TRUE(m->Forward(kTreeTokens, layout, *kv, LogitsMode::kAll, &scratch).ok());
+      ASSERT_TRUE(kv->CompactTail(base, path).ok());
+      std::vector<int32_t> chain;
+      for (int32_t i : path) chain.push_back(kTreeTokens[static_cast<size_t>(i)]);
+      ASSERT_TRUE(m->Forward(chain, *ref, LogitsMode::kAll, &scratch).ok());
+      ASSERT_EQ(kv->length(), ref->length());
+      const int64_t elems = ref->length() * ref->row_elems();
+      std::vector<float> k(elems), v(elems), ref_k(elems), ref_v(elems);
+      for (int64_t l = 0; l < m->config().n_layer; ++l) {
+        kv->LoadRows(l, 0, kv->length(), k.data(), v.data());
+        ref->LoadRows(l, 0, ref->length(), ref_k.data(), ref_v.data());
+        float max_diff = 0, max_abs = 0;
+        for (int64_t i = 0; i < elems; ++i) {
+          max_diff = std::max({max_diff, std::abs(k[i] - ref_k[i]), std::abs(v[i] - ref_v[i])});
+          max_abs = std::max({max_abs, std::abs(ref_k[i]), std::abs(ref_v[i])});
+        }
+        // Chains run the split-K attention kernel and tree batches the reference one; their
+        // summation orders differ by float32 rounding (measured up to 1.2e-6 on these fixtures).
+        // A compact cache may round such a pair of values to neighbouring steps: one f16 step
+        // (2^-10 relative), or one q8_0 step (a block's max / 127).
+        const float step = type == DType::kF32 ? 0.0f : type == DType::kF16 ? max_abs / 1024 : max_abs / 127;
+        EXPECT_LE(max_diff, 1e-5f + step) << GetParam() << " layer " << l;
       }
-      // Chains run the split-K attention kernel and tree batches the reference one; their
-      // summation orders differ by float32 rounding (measured up to 1.2e-6 on these fixtures).
-      EXPECT_LE(max_diff, 1e-5f) << GetParam() << " layer " << l;
+      const std::vector<int32_t> next = {3, 250};
+      ASSERT_TRUE(m->Forward(next, *kv, LogitsMode::kAll, &got).ok());
+      ASSERT_TRUE(m->Forward(next, *ref, LogitsMode::kAll, &want).ok());
+      for (int64_t t = 0; t < 2; ++t)
+        EXPECT_LT(RelError(got.data() + t * vocab, want.data() + t * vocab, vocab), type == DType::kF32 ? 1e-6 : 1e-3);
     }
-    const std::vector<int32_t> next = {3, 250};
-    ASSERT_TRUE(m->Forward(next, *kv, LogitsMode::kAll, &got).ok());
-    ASSERT_TRUE(m->Forward(next, *ref, LogitsMode::kAll, &want).ok());
-    for (int64_t t = 0; t < 2; ++t)
-      EXPECT_LT(RelError(got.data() + t * vocab, want.data() + t * vocab, vocab), 1e-6);
   }
 }
 
@@ -182,6 +195,47 @@ TEST(KvCompaction, MovesRowsInEveryLayer) {
     EXPECT_EQ(kv->values(l)[6], -100 * l - 10);
     EXPECT_EQ(kv->keys(l)[1], 100 * l + 1);  // prefix untouched
   }
+}
+
+// Compact caches store converted rows and move whole rows: what a slot reads back after
+// compaction is exactly what its source slot held.
+TEST(KvCompaction, MovesCompactRows) {
+  for (DType type : {DType::kF16, DType::kQ8_0}) {
+    SCOPED_TRACE(std::string(Name(type)));
+    auto kv = KvCache::Create({2, 2, 32, 8, type});
+    ASSERT_TRUE(kv.ok()) << kv.status().message();
+    const int64_t row = kv->row_elems();
+    std::vector<float> k(6 * row), v(6 * row);
+    for (int64_t l = 0; l < 2; ++l) {
+      for (int64_t i = 0; i < 6 * row; ++i) {
+        k[i] = std::sin(0.37f * i + l);
+        v[i] = 0.5f * std::cos(0.11f * i - l);
+      }
+      kv->StoreRows(l, 0, 6, k.data(), v.data());
+    }
+    std::vector<float> before_k(6 * row), before_v(6 * row), after_k(4 * row), after_v(4 * row);
+    kv->LoadRows(1, 0, 6, before_k.data(), before_v.data());
+    // Conversion error: half a step of the type (q8_0: plus its f16 scale's rounding).
+    for (int64_t i = 0; i < 6 * row; ++i) EXPECT_NEAR(before_k[i], std::sin(0.37f * i + 1), type == DType::kF16 ? 5e-4 : 5e-3);
+    kv->Advance(6);
+    const std::vector<int32_t> keep = {1, 3};  // slots 3 and 5 of base 2
+    ASSERT_TRUE(kv->CompactTail(2, keep).ok());
+    kv->LoadRows(1, 0, 4, after_k.data(), after_v.data());
+    for (int64_t i = 0; i < row; ++i) {
+      EXPECT_EQ(after_k[1 * row + i], before_k[1 * row + i]);  // prefix untouched
+      EXPECT_EQ(after_k[2 * row + i], before_k[3 * row + i]);  // slot 2 <- slot 3
+      EXPECT_EQ(after_v[3 * row + i], before_v[5 * row + i]);  // slot 3 <- slot 5
+    }
+  }
+}
+
+TEST(KvCache, RejectsTypesItCannotHold) {
+  EXPECT_FALSE(KvCache::Create({1, 1, 16, 8, DType::kQ8_0}).ok());  // head size not a multiple of 32
+  EXPECT_FALSE(KvCache::Create({1, 1, 64, 8, DType::kQ4_0}).ok());
+  EXPECT_FALSE(KvCache::Create({1, 1, 64, 8, DType::kBF16}).ok());
+  EXPECT_TRUE(KvCache::Create({1, 1, 64, 8, DType::kQ8_0}).ok());
+  EXPECT_EQ(KvCache::Create({1, 2, 64, 8, DType::kQ8_0})->bytes(), 2u * 8 * 4 * 34);
+  EXPECT_EQ(KvCache::Create({1, 2, 64, 8, DType::kF16})->bytes(), 2u * 8 * 128 * 2);
 }
 
 TEST(TreeForward, RejectsMalformedTrees) {
@@ -236,7 +290,7 @@ TEST(LayerSkip, SkipsExactlyTheNamedLayers) {
   ASSERT_TRUE(kv.ok());
   KvCache kv_skip = std::move(*kv);
   run(a, {1}, &kv_skip);
-  const int64_t floats = 3 * kv_skip.row_floats();
+  const int64_t floats = 3 * kv_skip.row_elems();
   bool layer0_written = false, layer1_written = false;
   for (int64_t i = 0; i < floats; ++i) {
     layer0_written |= kv_skip.keys(0)[i] != 0.0f;

@@ -47,6 +47,24 @@ struct Lanes8 {
   static Vec ZeroOutside(Mask m, Vec v) { return _mm256_and_ps(_mm256_castsi256_ps(m), v); }
 
   static Vec ReduceLanes(const Vec a[8]) { return ReduceLanes8(a); }
+
+  // n is a multiple of 8 (F16) or 32 (Q8_0). Q8_0 is d · q in float32, as the reference.
+  static void DecodeRow(DType t, const uint8_t* src, float* dst, int64_t n) {
+    if (t == DType::kF16) {
+      for (int64_t i = 0; i < n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i))));
+      return;
+    }
+    for (int64_t i = 0; i < n; i += 32, src += 34) {  // block_q8_0: f16 scale, 32 int8
+      uint16_t h;
+      __builtin_memcpy(&h, src, 2);
+      const __m256 d = _mm256_set1_ps(_cvtsh_ss(h));
+      for (int part = 0; part < 4; ++part) {
+        const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + 2 + 8 * part));
+        _mm256_storeu_ps(dst + i + 8 * part, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
+      }
+    }
+  }
 };
 
 }  // namespace

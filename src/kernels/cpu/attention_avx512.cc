@@ -41,6 +41,24 @@ struct Lanes16 {
   static Vec ZeroOutside(Mask m, Vec v) { return _mm512_maskz_mov_ps(m, v); }
 
   static Vec ReduceLanes(const Vec a[16]) { return ReduceLanes16(a); }
+
+  // n is a multiple of 16 (F16) or 32 (Q8_0). Q8_0 is d · q in float32, as the reference.
+  static void DecodeRow(DType t, const uint8_t* src, float* dst, int64_t n) {
+    if (t == DType::kF16) {
+      for (int64_t i = 0; i < n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * i))));
+      return;
+    }
+    for (int64_t i = 0; i < n; i += 32, src += 34) {  // block_q8_0: f16 scale, 32 int8
+      uint16_t h;
+      __builtin_memcpy(&h, src, 2);
+      const __m512 d = _mm512_set1_ps(_cvtsh_ss(h));
+      for (int half = 0; half < 2; ++half) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 + 16 * half));
+        _mm512_storeu_ps(dst + i + 16 * half, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q))));
+      }
+    }
+  }
 };
 
 }  // namespace

@@ -44,6 +44,8 @@ bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
   if (ActiveIsa() == Isa::kAvx512 && a.head_dim % 16 == 0) attend = AttendTileAvx512;
   if (ActiveIsa() == Isa::kAvx2 && a.head_dim % 8 == 0) attend = AttendTileAvx2;
   if (attend == nullptr) return false;
+  if (a.kv_type != DType::kF32 && (a.head_dim > kMaxCompactHeadDim || !KvTypeSupported(a.kv_type, a.head_dim)))
+    return false;
   const int64_t group = a.n_head / a.n_kv_head, d = a.head_dim;
   if (group > kMaxStates) return false;
   const bool tree = a.tree_mask != nullptr;

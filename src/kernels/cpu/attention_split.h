@@ -24,6 +24,10 @@ struct SlotRange {
   const int32_t* slots = nullptr;  // [count]
 };
 
+// The largest head_dim the split-K kernels take for F16 and Q8_0 caches (they convert a block's
+// rows into stack buffers of this width); larger heads use the reference kernel.
+constexpr int64_t kMaxCompactHeadDim = 256;
+
 // Attends queries [t0, t0 + nt) of kv head `kvh`, each with its whole GQA group (out[i·group + g]
 // for query t0 + i), over the slots of `r`. With nt > 1 (chains only, `r` contiguous) the tile
 // shares `r` and each query sees the part its causal mask and sliding window allow; with nt = 1

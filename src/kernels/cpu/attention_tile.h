@@ -10,7 +10,8 @@
 // a full horizontal sum each), the softmax weights through one vector exp, and the max once per
 // block; l and o are rescaled only in blocks that raise the max.
 //
-// V provides: Vec, Mask, kLanes; Zero, Set1, Load, Store, Add, Mul, Sub, Fmadd; ReduceLanes
+// V provides: Vec, Mask, kLanes; DecodeRow(type, src, dst, n) (F16 or Q8_0 to float32, exactly
+// as the reference dequantizer); Zero, Set1, Load, Store, Add, Mul, Sub, Fmadd; ReduceLanes
 // (lane j = sum of a[j]), Exp, HorizontalMax, HorizontalSum; FirstLanes(count),
 // Causal(mask, first_slot, pos, window) (lanes whose slot first_slot + lane a query at position
 // pos sees), None(mask), WhereOr(mask, v, fill), ZeroOutside(mask, v).
@@ -113,6 +114,10 @@ void AttendTileNv(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, c
     out[s].m = -INFINITY;
     out[s].l = 0.0f;
   }
+  // [kBlock, head_dim] K and V of the block when the cache is F16 or Q8_0 (head_dim <=
+  // kMaxCompactHeadDim there, which SplitKAttention checks).
+  alignas(64) float kbuf[kBlock * kMaxCompactHeadDim];
+  alignas(64) float vbuf[kBlock * kMaxCompactHeadDim];
   for (int64_t b0 = 0; b0 < r.count; b0 += kBlock) {
     const int count = static_cast<int>(std::min<int64_t>(kBlock, r.count - b0));
     const typename V::Mask valid = V::FirstLanes(count);
@@ -120,8 +125,17 @@ void AttendTileNv(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, c
     const float* vrow[kBlock];
     for (int j = 0; j < count; ++j) {
       const int64_t off = slot_at(b0 + j) * a.kv_stride + kvh * d;
-      krow[j] = a.k + off;
-      vrow[j] = a.v + off;
+      if (a.kv_type == DType::kF32) {
+        krow[j] = static_cast<const float*>(a.k) + off;
+        vrow[j] = static_cast<const float*>(a.v) + off;
+      } else {
+        // Compact caches are converted once per block, and every head of the group and every
+        // query of the tile reads the float32 rows from L1.
+        V::DecodeRow(a.kv_type, KvRow(a.k, a.kv_type, off), kbuf + j * d, d);
+        V::DecodeRow(a.kv_type, KvRow(a.v, a.kv_type, off), vbuf + j * d, d);
+        krow[j] = kbuf + j * d;
+        vrow[j] = vbuf + j * d;
+      }
     }
     for (int64_t qi = 0; qi < nt; ++qi) {
       const int64_t t = t0 + qi;

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/reference/dequant.h"
 #include "kernels/reference/elementwise.h"
 
 namespace fastgen::kernels::reference {
@@ -22,13 +23,23 @@ float Dot8(const float* q, const float* k, int64_t n) {
   return dot;
 }
 
-// Softmax-weighted sum of the values of `slots` (one query, one head) into out.
+// Head kvh of cache slot `slot` as float32: the cache row itself, or a compact type's row
+// converted into buf [head_dim].
+const float* CacheRow(const AttentionArgs& a, const void* base, int64_t slot, int64_t kvh, float* buf) {
+  const int64_t elem = slot * a.kv_stride + kvh * a.head_dim;
+  if (a.kv_type == DType::kF32) return static_cast<const float*>(base) + elem;
+  DequantizeRow(a.kv_type, KvRow(base, a.kv_type, elem), buf, a.head_dim);
+  return buf;
+}
+
+// Softmax-weighted sum of the values of `slots` (one query, one head) into out. row: [head_dim]
+// scratch for compact cache types.
 void AttendSlots(const AttentionArgs& a, const float* q, int64_t kvh, const int32_t* slots,
-                 int64_t count, float* scores, float* out) {
+                 int64_t count, float* scores, float* row, float* out) {
   std::fill(out, out + a.head_dim, 0.0f);
   if (count <= 0) return;
   for (int64_t s = 0; s < count; ++s) {
-    const float* k = a.k + slots[s] * a.kv_stride + kvh * a.head_dim;
+    const float* k = CacheRow(a, a.k, slots[s], kvh, row);
     float dot;
     if (a.tree_mask) {
       dot = Dot8(q, k, a.head_dim);
@@ -41,7 +52,7 @@ void AttendSlots(const AttentionArgs& a, const float* q, int64_t kvh, const int3
   Softmax(scores, count);
   for (int64_t s = 0; s < count; ++s) {
     const float w = scores[s];
-    const float* v = a.v + slots[s] * a.kv_stride + kvh * a.head_dim;
+    const float* v = CacheRow(a, a.v, slots[s], kvh, row);
     for (int64_t i = 0; i < a.head_dim; ++i) out[i] += w * v[i];
   }
 }
@@ -74,6 +85,7 @@ void AttentionRange(const AttentionArgs& a, int64_t begin, int64_t end) {
   const int64_t group = a.n_head / a.n_kv_head;
   std::vector<float> scores(static_cast<size_t>(a.n_kv));  // [n_kv] one query's logits
   std::vector<int32_t> slots(static_cast<size_t>(a.n_kv));  // [n_kv] the slots it sees
+  std::vector<float> row(static_cast<size_t>(a.head_dim));   // [head_dim] a converted cache row
   int64_t slots_of = -1;  // query whose visible slots `slots` holds
   int64_t count = 0;
   for (int64_t qh = begin; qh < end; ++qh) {
@@ -83,7 +95,7 @@ void AttentionRange(const AttentionArgs& a, int64_t begin, int64_t end) {
       slots_of = t;
     }
     AttendSlots(a, a.q + (t * a.n_head + h) * a.head_dim, kvh, slots.data(), count, scores.data(),
-                a.out + (t * a.n_head + h) * a.head_dim);
+                row.data(), a.out + (t * a.n_head + h) * a.head_dim);
   }
 }
 
