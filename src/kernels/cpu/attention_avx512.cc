@@ -45,8 +45,15 @@ struct Lanes16 {
   // n is a multiple of 16 (F16) or 32 (Q8_0). Q8_0 is d · q in float32, as the reference.
   static void DecodeRow(DType t, const uint8_t* src, float* dst, int64_t n) {
     if (t == DType::kF16) {
-      for (int64_t i = 0; i < n; i += 16)
-        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * i))));
+      // Whole 64-byte loads, converted from registers: measured faster here than converting
+      // 32-byte memory operands (fastgen's 12-head, 2048-slot decode attention: 5.4 vs 7.3 ms).
+      int64_t i = 0;
+      for (; i + 32 <= n; i += 32) {
+        const __m512i h = _mm512_loadu_si512(src + 2 * i);
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm512_castsi512_si256(h)));
+        _mm512_storeu_ps(dst + i + 16, _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)));
+      }
+      if (i < n) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * i))));
       return;
     }
     for (int64_t i = 0; i < n; i += 32, src += 34) {  // block_q8_0: f16 scale, 32 int8

@@ -121,6 +121,23 @@ void AttendTileNv(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, c
   for (int64_t b0 = 0; b0 < r.count; b0 += kBlock) {
     const int count = static_cast<int>(std::min<int64_t>(kBlock, r.count - b0));
     const typename V::Mask valid = V::FirstLanes(count);
+    if (a.kv_type != DType::kF32 && b0 + kBlock < r.count) {
+      // The conversion below is a pure load-store stream that waits on every row: fetch the
+      // next block's rows while this block computes (q8_0 decode attention at 4096 slots,
+      // TinyLlama shape: 11.5 -> 7.0 ms per token; float32 rows, read inside the FMA loops,
+      // measured no gain from it).
+      const int64_t next = std::min<int64_t>(kBlock, r.count - b0 - kBlock);
+      const int64_t bytes = d / Info(a.kv_type).block_elems * Info(a.kv_type).block_bytes;
+      for (int j = 0; j < next; ++j) {
+        const int64_t off = slot_at(b0 + kBlock + j) * a.kv_stride + kvh * d;
+        const uint8_t* kp = KvRow(a.k, a.kv_type, off);
+        const uint8_t* vp = KvRow(a.v, a.kv_type, off);
+        for (int64_t c = 0; c < bytes; c += 64) {
+          __builtin_prefetch(kp + c);
+          __builtin_prefetch(vp + c);
+        }
+      }
+    }
     const float* krow[kBlock];  // [count] rows of this block, kv head kvh
     const float* vrow[kBlock];
     for (int j = 0; j < count; ++j) {
