@@ -48,20 +48,27 @@ struct Lanes8 {
 
   static Vec ReduceLanes(const Vec a[8]) { return ReduceLanes8(a); }
 
-  // n is a multiple of 8 (F16) or 32 (Q8_0). Q8_0 is d · q in float32, as the reference.
-  static void DecodeRow(DType t, const uint8_t* src, float* dst, int64_t n) {
+  // Rows of n elements, n a multiple of 8 (F16) or 32 (Q8_0), as the AVX-512 version (which
+  // says why F16 loads a column of every row first).
+  static void DecodeRows(DType t, const uint8_t* const* src, int count, int64_t n, float* dst) {
     if (t == DType::kF16) {
-      for (int64_t i = 0; i < n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i))));
+      for (int64_t i = 0; i < n; i += 8) {
+        __m128i h[kLanes];
+        for (int j = 0; j < count; ++j) h[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[j] + 2 * i));
+        for (int j = 0; j < count; ++j) _mm256_storeu_ps(dst + j * n + i, _mm256_cvtph_ps(h[j]));
+      }
       return;
     }
-    for (int64_t i = 0; i < n; i += 32, src += 34) {  // block_q8_0: f16 scale, 32 int8
-      uint16_t h;
-      __builtin_memcpy(&h, src, 2);
-      const __m256 d = _mm256_set1_ps(_cvtsh_ss(h));
-      for (int part = 0; part < 4; ++part) {
-        const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + 2 + 8 * part));
-        _mm256_storeu_ps(dst + i + 8 * part, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
+    for (int j = 0; j < count; ++j) {
+      const uint8_t* b = src[j];
+      for (int64_t i = 0; i < n; i += 32, b += 34) {  // block_q8_0: f16 scale, 32 int8
+        uint16_t h;
+        __builtin_memcpy(&h, b, 2);
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(h));
+        for (int part = 0; part < 4; ++part) {
+          const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + 8 * part));
+          _mm256_storeu_ps(dst + j * n + i + 8 * part, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
+        }
       }
     }
   }

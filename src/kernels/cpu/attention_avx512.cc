@@ -42,27 +42,29 @@ struct Lanes16 {
 
   static Vec ReduceLanes(const Vec a[16]) { return ReduceLanes16(a); }
 
-  // n is a multiple of 16 (F16) or 32 (Q8_0). Q8_0 is d · q in float32, as the reference.
-  static void DecodeRow(DType t, const uint8_t* src, float* dst, int64_t n) {
+  // Rows of n elements, n a multiple of 16 (F16) or 32 (Q8_0). Q8_0 is d · q in float32, as
+  // the reference. F16 loads a column of every row before storing any: converting row by row,
+  // each load waited behind the previous row's stores to the buffer (decode attention at 4096
+  // slots, TinyLlama shape: 13.7-15.9 -> 10.0 ms per token).
+  static void DecodeRows(DType t, const uint8_t* const* src, int count, int64_t n, float* dst) {
     if (t == DType::kF16) {
-      // Whole 64-byte loads, converted from registers: measured faster here than converting
-      // 32-byte memory operands (fastgen's 12-head, 2048-slot decode attention: 5.4 vs 7.3 ms).
-      int64_t i = 0;
-      for (; i + 32 <= n; i += 32) {
-        const __m512i h = _mm512_loadu_si512(src + 2 * i);
-        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm512_castsi512_si256(h)));
-        _mm512_storeu_ps(dst + i + 16, _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)));
+      for (int64_t i = 0; i < n; i += 16) {
+        __m256i h[kLanes];
+        for (int j = 0; j < count; ++j) h[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[j] + 2 * i));
+        for (int j = 0; j < count; ++j) _mm512_storeu_ps(dst + j * n + i, _mm512_cvtph_ps(h[j]));
       }
-      if (i < n) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * i))));
       return;
     }
-    for (int64_t i = 0; i < n; i += 32, src += 34) {  // block_q8_0: f16 scale, 32 int8
-      uint16_t h;
-      __builtin_memcpy(&h, src, 2);
-      const __m512 d = _mm512_set1_ps(_cvtsh_ss(h));
-      for (int half = 0; half < 2; ++half) {
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 + 16 * half));
-        _mm512_storeu_ps(dst + i + 16 * half, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q))));
+    for (int j = 0; j < count; ++j) {
+      const uint8_t* b = src[j];
+      for (int64_t i = 0; i < n; i += 32, b += 34) {  // block_q8_0: f16 scale, 32 int8
+        uint16_t h;
+        __builtin_memcpy(&h, b, 2);
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(h));
+        for (int half = 0; half < 2; ++half) {
+          const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2 + 16 * half));
+          _mm512_storeu_ps(dst + j * n + i + 16 * half, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q))));
+        }
       }
     }
   }

@@ -10,8 +10,8 @@
 // a full horizontal sum each), the softmax weights through one vector exp, and the max once per
 // block; l and o are rescaled only in blocks that raise the max.
 //
-// V provides: Vec, Mask, kLanes; DecodeRow(type, src, dst, n) (F16 or Q8_0 to float32, exactly
-// as the reference dequantizer); Zero, Set1, Load, Store, Add, Mul, Sub, Fmadd; ReduceLanes
+// V provides: Vec, Mask, kLanes; DecodeRows(type, src, count, n, dst) (count rows of n F16 or
+// Q8_0 elements to float32 [count, n], exactly as the reference dequantizer); Zero, Set1, Load, Store, Add, Mul, Sub, Fmadd; ReduceLanes
 // (lane j = sum of a[j]), Exp, HorizontalMax, HorizontalSum; FirstLanes(count),
 // Causal(mask, first_slot, pos, window) (lanes whose slot first_slot + lane a query at position
 // pos sees), None(mask), WhereOr(mask, v, fill), ZeroOutside(mask, v).
@@ -140,19 +140,26 @@ void AttendTileNv(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, c
     }
     const float* krow[kBlock];  // [count] rows of this block, kv head kvh
     const float* vrow[kBlock];
-    for (int j = 0; j < count; ++j) {
-      const int64_t off = slot_at(b0 + j) * a.kv_stride + kvh * d;
-      if (a.kv_type == DType::kF32) {
+    if (a.kv_type == DType::kF32) {
+      for (int j = 0; j < count; ++j) {
+        const int64_t off = slot_at(b0 + j) * a.kv_stride + kvh * d;
         krow[j] = static_cast<const float*>(a.k) + off;
         vrow[j] = static_cast<const float*>(a.v) + off;
-      } else {
-        // Compact caches are converted once per block, and every head of the group and every
-        // query of the tile reads the float32 rows from L1.
-        V::DecodeRow(a.kv_type, KvRow(a.k, a.kv_type, off), kbuf + j * d, d);
-        V::DecodeRow(a.kv_type, KvRow(a.v, a.kv_type, off), vbuf + j * d, d);
+      }
+    } else {
+      // Compact caches are converted once per block, and every head of the group and every
+      // query of the tile reads the float32 rows from L1.
+      const uint8_t* ksrc[kBlock];
+      const uint8_t* vsrc[kBlock];
+      for (int j = 0; j < count; ++j) {
+        const int64_t off = slot_at(b0 + j) * a.kv_stride + kvh * d;
+        ksrc[j] = KvRow(a.k, a.kv_type, off);
+        vsrc[j] = KvRow(a.v, a.kv_type, off);
         krow[j] = kbuf + j * d;
         vrow[j] = vbuf + j * d;
       }
+      V::DecodeRows(a.kv_type, ksrc, count, d, kbuf);
+      V::DecodeRows(a.kv_type, vsrc, count, d, vbuf);
     }
     for (int64_t qi = 0; qi < nt; ++qi) {
       const int64_t t = t0 + qi;
