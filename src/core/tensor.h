@@ -19,6 +19,11 @@ struct TensorView {
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;
   size_t nbytes = 0;
+  // A hint for the matmul kernels: the model reads this tensor once per forward pass and cannot
+  // keep it in the last-level cache, so the kernels fetch it with non-temporal prefetches that
+  // do not evict what the cache can hold (the KV cache, the other weights, a draft model).
+  // Set by Model::PlanWeightResidency.
+  bool stream = false;
 
   int64_t numel() const {
     int64_t n = 1;

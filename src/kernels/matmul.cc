@@ -85,6 +85,7 @@ void MatMulGroup(const MatMulOutput* outs, int count, const float* x, int64_t n,
     job.y = outs[i].y;
     job.ldy = outs[i].ldy;
     job.gemm = isa->use_gemm(w0.dtype, n, job.k);
+    job.stream = outs[i].w->stream;
     ctx.first_row[i + 1] = ctx.first_row[i] + job.m;
   }
   cpu::MatMulJob& job = ctx.jobs[0];

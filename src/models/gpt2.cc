@@ -145,6 +145,14 @@ class Gpt2Model final : public Model {
     ops::MatMul(ctx, output_, hidden, rows, logits);
   }
 
+  std::vector<TensorView*> Matrices() override {
+    std::vector<TensorView*> m;
+    for (Gpt2Layer& L : layers_)
+      for (TensorView* w : {&L.wq, &L.wk, &L.wv, &L.w_proj, &L.w_fc, &L.w_fc_proj}) m.push_back(w);
+    m.push_back(&output_);
+    return m;
+  }
+
  private:
   TensorView wte_;   // [vocab, d]
   TensorView wpe_;   // [max_context, d]

@@ -187,6 +187,14 @@ class LlamaModel final : public Model {
     ops::MatMul(ctx, output_, hidden, rows, logits);
   }
 
+  std::vector<TensorView*> Matrices() override {
+    std::vector<TensorView*> m;
+    for (LlamaLayer& L : layers_)
+      for (TensorView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) m.push_back(w);
+    m.push_back(&output_);
+    return m;
+  }
+
  private:
   TensorView tok_embd_;              // [vocab, d_model]
   TensorView output_;                // [vocab, d_model] (the embedding when tied)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -93,12 +94,23 @@ class Model {
   DType kv_type() const { return kv_type_; }
   Status set_kv_type(DType type);
 
+  // Decoding reads every weight once per token. Weights that cannot stay in the last-level
+  // cache from one token to the next gain nothing from passing through it and push out what
+  // could stay (the KV cache, activations, a draft model): with `stream` set, the decode
+  // kernels fetch every weight matrix past the caches (TensorView::stream). LoadModel sets it
+  // when the matrices exceed half the last-level cache (ModelOptions::stream_weights).
+  void set_stream_weights(bool stream);
+  bool stream_weights() const { return stream_weights_; }
+  int64_t weight_matrix_bytes();  // what one decode step reads of the weight matrices
+
  protected:
   Model(std::unique_ptr<Checkpoint> ckpt, ThreadPool* pool) : ckpt_(std::move(ckpt)), pool_(pool) {}
   // Architecture-specific forward pass over validated input.
   virtual void ForwardImpl(const ForwardPlan& plan, KvCache& kv, LogitsMode mode,
                            std::vector<float>* logits) = 0;
   virtual void ProjectImpl(const float* hidden, int64_t rows, float* logits) = 0;
+  // The weight matrices in the order a forward pass reads them (for PlanWeightResidency).
+  virtual std::vector<TensorView*> Matrices() = 0;
 
   // Where a forward pass writes layer l's keys and values for slots [start, start + n), as
   // float32 [n, n_kv_head, head_dim]: the cache rows themselves in an F32 cache, else staging
@@ -121,12 +133,16 @@ class Model {
   int64_t max_batch_ = 512;        // tokens per micro-batch of a long chain
   std::vector<float> chunk_out_;   // [max_batch, vocab or d_model] one micro-batch's output
   DType kv_type_ = DType::kF32;
+  bool stream_weights_ = false;
   std::vector<float> kv_stage_;    // [2, n, n_kv_head * head_dim] K and V rows of a compact cache
 };
 
 struct ModelOptions {
   CheckpointOptions checkpoint;
   DType kv_type = DType::kF32;  // element type of the model's KV caches (see Model::kv_type)
+  // Model::set_stream_weights; unset: when the weight matrices exceed half the last-level
+  // cache (never when its size is unknown).
+  std::optional<bool> stream_weights;
 };
 
 // Opens `path` (model directory or GGUF file) and builds the model its config names.

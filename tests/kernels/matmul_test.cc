@@ -157,6 +157,14 @@ TEST_P(MatMulTest, MatchesReference) {
         std::vector<float> y(static_cast<size_t>(n * ldy), -7.0f), ref(y);  // [n, ldy]
         MatMul(w, x.data(), n, y.data(), ldy, pool);
         reference::MatMulRows(w, x.data(), n, ref.data(), ldy, 0, m);
+        {  // Streamed weights (TensorView::stream) change only prefetch hints: the same bits.
+          TensorView streamed = w;
+          streamed.stream = true;
+          std::vector<float> ys(y.size(), -7.0f);
+          MatMul(streamed, x.data(), n, ys.data(), ldy, pool);
+          ASSERT_EQ(0, std::memcmp(ys.data(), y.data(), y.size() * sizeof(float)))
+              << "streamed weights, k=" << k << " m=" << m << " n=" << n;
+        }
 
         std::vector<float> wf(static_cast<size_t>(k));  // [k] one dequantized row
         for (int64_t r = 0; r < m; ++r) {

@@ -2,9 +2,11 @@
 // at every prompt position within 1e-4 relative error, greedy continuations exact.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <string>
 
+#include "core/cache_info.h"
 #include "kernels/cpu/isa.h"
 #include "models/model.h"
 #include "test_util.h"
@@ -266,6 +268,41 @@ TEST(MicroBatches, LongPromptInPiecesMatchesOneBatch) {
       EXPECT_LT(RelError(last.data(), want.data() + (ids.size() - 1) * vocab, vocab), 1e-4);
       EXPECT_EQ(kv->length(), static_cast<int64_t>(ids.size()));
     }
+  }
+}
+
+// Streaming the weights past the caches (Model::set_stream_weights) changes only prefetch hints,
+// never a result: decoding with and without it gives the same logits, bit for bit. LoadModel
+// turns it on exactly when the weight matrices exceed half the last-level cache.
+TEST(WeightStreaming, SameLogitsEitherWayAndChosenBySize) {
+  for (const char* path : {"models/fg-target", "fixtures/llama", "fixtures/gpt2"}) {
+    const std::string dir = SharedPath(path);
+    std::vector<std::vector<float>> runs;
+    for (bool stream : {false, true}) {
+      ModelOptions options;
+      options.stream_weights = stream;
+      auto model = LoadModel(dir, &Pool(), options);
+      ASSERT_TRUE(model.ok()) << model.status().message();
+      EXPECT_EQ((*model)->stream_weights(), stream);
+      const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7};
+      auto kv = (*model)->NewKvCache(32);
+      std::vector<float> all, step;
+      ASSERT_TRUE((*model)->Forward(prompt, *kv, LogitsMode::kAll, &all).ok());
+      for (int32_t token : {9, 10, 11}) {  // single-token decode steps, then a 3-token chain
+        ASSERT_TRUE((*model)->Forward(std::span<const int32_t>(&token, 1), *kv, LogitsMode::kLast, &step).ok());
+        all.insert(all.end(), step.begin(), step.end());
+      }
+      ASSERT_TRUE((*model)->Forward(prompt, *kv, LogitsMode::kAll, &step).ok());
+      all.insert(all.end(), step.begin(), step.end());
+      runs.push_back(all);
+    }
+    ASSERT_EQ(runs[0].size(), runs[1].size());
+    EXPECT_EQ(0, std::memcmp(runs[0].data(), runs[1].data(), runs[0].size() * sizeof(float))) << path;
+
+    auto automatic = LoadModel(dir, &Pool());
+    ASSERT_TRUE(automatic.ok());
+    const int64_t llc = LastLevelCacheBytes();
+    EXPECT_EQ((*automatic)->stream_weights(), llc > 0 && (*automatic)->weight_matrix_bytes() > llc / 2) << path;
   }
 }
 

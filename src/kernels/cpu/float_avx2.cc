@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/act_layout.h"
 #include "kernels/cpu/kernels_avx2.h"
+#include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/vec_math_avx2.h"
 #include "kernels/reference/dequant.h"
 
@@ -78,6 +79,10 @@ void DecodeRowOneToken(const MatMulJob& job, int64_t m) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) {
+    // A streamed row is prefetched past L2 (see prefetch.h); others are left to the hardware.
+    if (job.stream)
+      for (int64_t line = 0; line < 16 * L::kBytes; line += 64)
+        PrefetchWeights(row + (i * L::kBytes + line + kDecodePrefetchBytes), true);
     acc0 = _mm256_fmadd_ps(L::Load(row, i), _mm256_loadu_ps(x + i), acc0);
     acc1 = _mm256_fmadd_ps(L::Load(row, i + 8), _mm256_loadu_ps(x + i + 8), acc1);
   }
@@ -92,7 +97,7 @@ void DecodeRowOneToken(const MatMulJob& job, int64_t m) {
 // chains in flight (at most 12 of the 16 ymm registers); transposing reductions turn them into
 // the T sums.
 template <class L, int T, int U>
-void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0) {
+void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0, bool stream) {
   const int64_t k = job.k, full = k / 8;
   const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;  // [k]
   const float* xi = reinterpret_cast<const float*>(job.act) + t0 * ((k + 7) / 8) * 8;  // [ceil(k/8), T, 8]
@@ -101,7 +106,7 @@ void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0) {
     for (int t = 0; t < T; ++t) acc[u][t] = _mm256_setzero_ps();
   int64_t b = 0;
   for (; b + U <= full; b += U) {
-    _mm_prefetch(reinterpret_cast<const char*>(row) + b * 8 * L::kBytes + kDecodePrefetchBytes, _MM_HINT_T0);
+    PrefetchWeights(row + (b * 8 * L::kBytes + kDecodePrefetchBytes), stream);
     for (int u = 0; u < U; ++u) {
       const __m256 wv = L::Load(row, (b + u) * 8);
       const float* xb = xi + (b + u) * T * 8;
@@ -134,19 +139,19 @@ void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0) {
 
 // T tokens (2..12) of one row from t0.
 template <class L>
-void DecodeTileN(const MatMulJob& job, int64_t m, int64_t t0, int64_t T) {
+void DecodeTileN(const MatMulJob& job, int64_t m, int64_t t0, int64_t T, bool stream) {
   switch (T) {
-    case 12: DecodeTile<L, 12, 1>(job, m, t0); break;
-    case 11: DecodeTile<L, 11, 1>(job, m, t0); break;
-    case 10: DecodeTile<L, 10, 1>(job, m, t0); break;
-    case 9: DecodeTile<L, 9, 1>(job, m, t0); break;
-    case 8: DecodeTile<L, 8, 1>(job, m, t0); break;
-    case 7: DecodeTile<L, 7, 1>(job, m, t0); break;
-    case 6: DecodeTile<L, 6, 1>(job, m, t0); break;
-    case 5: DecodeTile<L, 5, 1>(job, m, t0); break;
-    case 4: DecodeTile<L, 4, 2>(job, m, t0); break;
-    case 3: DecodeTile<L, 3, 3>(job, m, t0); break;
-    default: DecodeTile<L, 2, 4>(job, m, t0); break;
+    case 12: DecodeTile<L, 12, 1>(job, m, t0, stream); break;
+    case 11: DecodeTile<L, 11, 1>(job, m, t0, stream); break;
+    case 10: DecodeTile<L, 10, 1>(job, m, t0, stream); break;
+    case 9: DecodeTile<L, 9, 1>(job, m, t0, stream); break;
+    case 8: DecodeTile<L, 8, 1>(job, m, t0, stream); break;
+    case 7: DecodeTile<L, 7, 1>(job, m, t0, stream); break;
+    case 6: DecodeTile<L, 6, 1>(job, m, t0, stream); break;
+    case 5: DecodeTile<L, 5, 1>(job, m, t0, stream); break;
+    case 4: DecodeTile<L, 4, 2>(job, m, t0, stream); break;
+    case 3: DecodeTile<L, 3, 3>(job, m, t0, stream); break;
+    default: DecodeTile<L, 2, 4>(job, m, t0, stream); break;
   }
 }
 
@@ -157,8 +162,11 @@ void DecodeRows(const MatMulJob& job, int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m) DecodeRowOneToken<L>(job, m);
     return;
   }
-  ForEachFloatDecodePass(job, m0, m1, kDecodeTileTokens,
-                         [&job](int64_t m, int64_t t0, int64_t T) { DecodeTileN<L>(job, m, t0, T); });
+  // Several passes reread each row block from L2, so only a single pass may stream past it.
+  const bool stream = job.stream && FloatDecodePasses(job.n, job.k, kDecodeTileTokens).count == 1;
+  ForEachFloatDecodePass(job, m0, m1, kDecodeTileTokens, [&job, stream](int64_t m, int64_t t0, int64_t T) {
+    DecodeTileN<L>(job, m, t0, T, stream);
+  });
 }
 
 // Converts W[m0 .. m0+rows, k0 .. k0+kc] to float32 in panel[rows, kKc].

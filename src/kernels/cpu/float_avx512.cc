@@ -17,6 +17,7 @@
 
 #include "kernels/cpu/act_layout.h"
 #include "kernels/cpu/kernels_avx512.h"
+#include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/vec_math_avx512.h"
 
 namespace fastgen::kernels::cpu {
@@ -73,9 +74,15 @@ void DecodeRowOneToken(const MatMulJob& job, int64_t m) {
   __m512 acc[U];
   for (int u = 0; u < U; ++u) acc[u] = _mm512_setzero_ps();
   int64_t i = 0;
-  for (; i + 16 * U <= k; i += 16 * U)
+  for (; i + 16 * U <= k; i += 16 * U) {
+    // Only a streamed row is prefetched: the hardware prefetcher alone follows one row at full
+    // speed, but it fetches into L2, which a streamed row must not enter.
+    if (job.stream)
+      for (int64_t line = 0; line < 16 * U * L::kBytes; line += 64)
+        PrefetchWeights(row + (i * L::kBytes + line + kDecodePrefetchBytes), true);
     for (int u = 0; u < U; ++u)
       acc[u] = _mm512_fmadd_ps(L::Load(row, i + 16 * u), _mm512_loadu_ps(x + i + 16 * u), acc[u]);
+  }
   for (; i < k; i += 16) {  // whole vectors left over from the unrolling, then a masked tail
     const __mmask16 mask =
         k - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (k - i)) - 1);
@@ -90,7 +97,7 @@ void DecodeRowOneToken(const MatMulJob& job, int64_t m) {
 // vector is loaded and widened once and used for all T tokens; U accumulators per token over k
 // keep T·U FMA chains in flight; one transposing reduction turns the T accumulators into T sums.
 template <class L, int T, int U>
-void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0) {
+void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0, bool stream) {
   const int64_t k = job.k;
   const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;  // [k]
   const int64_t full = k / 16;
@@ -104,7 +111,7 @@ void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0) {
     // A pass over many tokens consumes weights too slowly for the out-of-order window alone to
     // keep enough lines in flight: the 384 -> 8192 head from DRAM ran at half its in-cache speed
     // at 10 tokens.
-    _mm_prefetch(reinterpret_cast<const char*>(row) + b * 16 * L::kBytes + kDecodePrefetchBytes, _MM_HINT_T0);
+    PrefetchWeights(row + (b * 16 * L::kBytes + kDecodePrefetchBytes), stream);
     for (int u = 0; u < U; ++u) {
       const __m512 wv = L::Load(row, (b + u) * 16);
       const float* xb = xi + (b + u) * T * 16;
@@ -134,24 +141,24 @@ void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0) {
 
 // T tokens (2..16) of one row from t0: as many FMA chains in flight as tokens, or more.
 template <class L>
-void DecodeTileN(const MatMulJob& job, int64_t m, int64_t t0, int64_t T) {
+void DecodeTileN(const MatMulJob& job, int64_t m, int64_t t0, int64_t T, bool stream) {
   switch (T) {
-    case 16: DecodeTile<L, 16, 1>(job, m, t0); break;
-    case 15: DecodeTile<L, 15, 1>(job, m, t0); break;
-    case 14: DecodeTile<L, 14, 1>(job, m, t0); break;
-    case 13: DecodeTile<L, 13, 1>(job, m, t0); break;
-    case 12: DecodeTile<L, 12, 1>(job, m, t0); break;
-    case 11: DecodeTile<L, 11, 1>(job, m, t0); break;
-    case 10: DecodeTile<L, 10, 1>(job, m, t0); break;
-    case 9: DecodeTile<L, 9, 1>(job, m, t0); break;
-    case 8: DecodeTile<L, 8, 1>(job, m, t0); break;
-    case 7: DecodeTile<L, 7, 1>(job, m, t0); break;
-    case 6: DecodeTile<L, 6, 1>(job, m, t0); break;
-    case 5: DecodeTile<L, 5, 1>(job, m, t0); break;
-    case 4: DecodeTile<L, 4, 2>(job, m, t0); break;
-    case 3: DecodeTile<L, 3, 2>(job, m, t0); break;
-    case 2: DecodeTile<L, 2, 4>(job, m, t0); break;
-    default: DecodeTile<L, 1, 4>(job, m, t0); break;
+    case 16: DecodeTile<L, 16, 1>(job, m, t0, stream); break;
+    case 15: DecodeTile<L, 15, 1>(job, m, t0, stream); break;
+    case 14: DecodeTile<L, 14, 1>(job, m, t0, stream); break;
+    case 13: DecodeTile<L, 13, 1>(job, m, t0, stream); break;
+    case 12: DecodeTile<L, 12, 1>(job, m, t0, stream); break;
+    case 11: DecodeTile<L, 11, 1>(job, m, t0, stream); break;
+    case 10: DecodeTile<L, 10, 1>(job, m, t0, stream); break;
+    case 9: DecodeTile<L, 9, 1>(job, m, t0, stream); break;
+    case 8: DecodeTile<L, 8, 1>(job, m, t0, stream); break;
+    case 7: DecodeTile<L, 7, 1>(job, m, t0, stream); break;
+    case 6: DecodeTile<L, 6, 1>(job, m, t0, stream); break;
+    case 5: DecodeTile<L, 5, 1>(job, m, t0, stream); break;
+    case 4: DecodeTile<L, 4, 2>(job, m, t0, stream); break;
+    case 3: DecodeTile<L, 3, 2>(job, m, t0, stream); break;
+    case 2: DecodeTile<L, 2, 4>(job, m, t0, stream); break;
+    default: DecodeTile<L, 1, 4>(job, m, t0, stream); break;
   }
 }
 
@@ -164,8 +171,11 @@ void DecodeRows(const MatMulJob& job, int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m) DecodeRowOneToken<L, 4>(job, m);
     return;
   }
-  ForEachFloatDecodePass(job, m0, m1, kDecodeTileTokens,
-                         [&job](int64_t m, int64_t t0, int64_t T) { DecodeTileN<L>(job, m, t0, T); });
+  // Several passes reread each row block from L2, so only a single pass may stream past it.
+  const bool stream = job.stream && FloatDecodePasses(job.n, job.k, kDecodeTileTokens).count == 1;
+  ForEachFloatDecodePass(job, m0, m1, kDecodeTileTokens, [&job, stream](int64_t m, int64_t t0, int64_t T) {
+    DecodeTileN<L>(job, m, t0, T, stream);
+  });
 }
 
 // Widens W[m0 .. m0+rows, k0 .. k0+kc] into panel[rows, kKc].

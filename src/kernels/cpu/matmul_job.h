@@ -27,6 +27,7 @@ struct MatMulJob {
   float* y = nullptr;  // [n, ldy]
   int64_t ldy = 0;
   bool gemm = false;         // cache-blocked path (prefill) rather than per-row dot products
+  bool stream = false;       // decode: prefetch the weights non-temporally (TensorView::stream)
   uint8_t* act = nullptr;    // prepared activations: act_bytes(job) bytes, 64-byte aligned
 };
 

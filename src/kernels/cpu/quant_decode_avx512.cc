@@ -21,6 +21,7 @@
 
 #include "kernels/cpu/act_layout.h"
 #include "kernels/cpu/kernels_avx512.h"
+#include "kernels/cpu/prefetch.h"
 #include "kernels/reference/quant_blocks.h"
 
 namespace fastgen::kernels::cpu {
@@ -34,8 +35,8 @@ inline float HalfToFloat(uint16_t h) { return _cvtsh_ss(h); }
 // 65-67 tok/s at 4 KiB and 77-80 at 8 KiB (16 KiB: no better), and one thread from DRAM read
 // above the plain-read bandwidth sample (matmul_bench -t 1).
 constexpr int64_t kPrefetchBytes = 8192;
-inline void PrefetchAhead(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+inline void PrefetchAhead(const void* p, bool stream) {
+  PrefetchWeights(static_cast<const char*>(p) + kPrefetchBytes, stream);
 }
 
 inline float ReduceAdd(__m256 v) {
@@ -133,7 +134,7 @@ void DotQ8_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
     const __m512 dx = _mm512_loadu_ps(x.dx_pair + 16 * p);
     for (int r = 0; r < R; ++r) {
       const block_q8_0* blk = rows[r] + 2 * p;
-      PrefetchAhead(blk);  // 68 bytes per pair: about one line
+      PrefetchAhead(blk, job.stream);  // 68 bytes per pair: about one line
       const __m512i w = _mm512_inserti64x4(
           _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0].qs))),
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1].qs)), 1);
@@ -182,7 +183,7 @@ void DotQ4_0(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
     const __m512 dx = _mm512_loadu_ps(x.dx_pair + 16 * p);
     for (int r = 0; r < R; ++r) {
       const block_q4_0* blk = rows[r] + 2 * p;
-      if (p & 1) PrefetchAhead(blk);  // 36 bytes per pair: one line every other pair
+      if (p & 1) PrefetchAhead(blk, job.stream);  // 36 bytes per pair: one line every other pair
       const __m512i q = _mm512_inserti64x4(
           _mm512_castsi256_si512(_mm256_broadcastsi128_si256(
               _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs)))),
@@ -254,8 +255,8 @@ void DotQ4_K(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
     const __m256 xsum = _mm256_loadu_ps(x.fsum32 + 8 * i);
     for (int r = 0; r < R; ++r) {
       const block_q4_K& blk = rows[r][i];
-      PrefetchAhead(&blk);  // 144 bytes per super-block: two lines and a quarter
-      PrefetchAhead(reinterpret_cast<const uint8_t*>(&blk) + 64);
+      PrefetchAhead(&blk, job.stream);  // 144 bytes per super-block: two lines and a quarter
+      PrefetchAhead(reinterpret_cast<const uint8_t*>(&blk) + 64, job.stream);
       uint32_t sm[4];
       UnpackQ4KScales(blk.scales, sm);
       const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sm));
@@ -326,7 +327,7 @@ void DotQ6_K(const MatMulJob& job, const TokenActs& x, int64_t m0, float* out /*
     for (int r = 0; r < R; ++r) {
       const block_q6_K& blk = rows[r][i];
       for (int line = 0; line < 210; line += 64)  // 210 bytes per super-block
-        PrefetchAhead(reinterpret_cast<const uint8_t*>(&blk) + line);
+        PrefetchAhead(reinterpret_cast<const uint8_t*>(&blk) + line, job.stream);
       const __m512 sc = _mm512_mul_ps(
           _mm512_cvtepi32_ps(
               _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)))),

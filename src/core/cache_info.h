@@ -1,0 +1,14 @@
+// What the CPU's caches hold, for the few decisions that depend on it (which weights a model
+// keeps cache-resident and which it streams past the caches).
+#pragma once
+
+#include <cstdint>
+
+namespace fastgen {
+
+// Bytes of the last-level cache one core sees (one CCD's L3 on AMD, the shared L3 on Intel),
+// read from sysfs; 0 when the machine does not say. (glibc's sysconf reports the whole
+// socket's L3 on multi-CCD parts, which no core can use alone.)
+int64_t LastLevelCacheBytes();
+
+}  // namespace fastgen
