@@ -83,12 +83,16 @@ TEST(Attention, FastPathMatchesReference) {
     for (int threads : {1, 2, 3}) {
       // Head sizes 16 ... 256 reach every register-resident width (32, 64, 128, 256 with 16
       // lanes; 16 ... 128 with 8) and the runtime-length loops (16 and 80 with 16 lanes, 24, 80
-      // and 256 with 8).
+      // and 256 with 8). GQA groups of 1 ... 16 heads split into calls of up to 8, 4, 2 or 1
+      // heads (by head size and ISA) and every remainder: 7 = 4 + 3 at 64 dims, 5 = 2 + 2 + 1
+      // at 128, 12 = 8 + 4 and 6 = 4 + 2 at 32.
       for (const Shape& s : {Shape{1, 6, 2, 64, 1, 0}, Shape{1, 6, 2, 64, 17, 0}, Shape{1, 32, 4, 64, 1000, 0},
                              Shape{1, 8, 8, 128, 5000, 0}, Shape{1, 4, 1, 16, 777, 100}, Shape{7, 6, 2, 64, 300, 0},
                              Shape{33, 4, 2, 32, 33, 0}, Shape{5, 4, 2, 16, 2100, 512}, Shape{1, 4, 2, 24, 50, 0},
                              Shape{64, 32, 4, 64, 64, 0}, Shape{20, 8, 2, 64, 900, 100}, Shape{12, 4, 4, 128, 12, 5},
-                             Shape{9, 16, 1, 32, 3000, 0}, Shape{3, 4, 2, 256, 200, 0}, Shape{4, 6, 3, 80, 150, 0}})
+                             Shape{9, 16, 1, 32, 3000, 0}, Shape{3, 4, 2, 256, 200, 0}, Shape{4, 6, 3, 80, 150, 0},
+                             Shape{2, 14, 2, 64, 290, 0}, Shape{1, 10, 2, 128, 400, 0}, Shape{3, 12, 1, 32, 260, 0},
+                             Shape{1, 12, 2, 32, 530, 0}})
         Compare(s, threads);
     }
     cpu::ForceIsa(saved);

@@ -13,6 +13,7 @@ struct Lanes8 {
   using Vec = __m256;
   using Mask = __m256i;  // all ones in the lanes that count
   static constexpr int kLanes = 8;
+  static constexpr int kRegisters = 16;
   static Vec Zero() { return _mm256_setzero_ps(); }
   static Vec Set1(float x) { return _mm256_set1_ps(x); }
   static Vec Load(const float* p) { return _mm256_loadu_ps(p); }

@@ -17,6 +17,7 @@ struct Lanes16 {
   using Vec = __m512;
   using Mask = __mmask16;
   static constexpr int kLanes = 16;
+  static constexpr int kRegisters = 32;
   static Vec Zero() { return _mm512_setzero_ps(); }
   static Vec Set1(float x) { return _mm512_set1_ps(x); }
   static Vec Load(const float* p) { return _mm512_loadu_ps(p); }

@@ -3,14 +3,15 @@
 // only from those files: everything here has internal linkage (see matmul_job.h).
 //
 // Slots go in blocks of kLanes. A block's K and V rows are read from memory once and from L1 by
-// every other head of the GQA group and every other query of the tile (prefill and verification
-// take up to 8 consecutive queries per work item, so a long cache streams through once per 8
-// queries rather than once per query). The block's scores for one head come out of kLanes
+// every other query of the tile (prefill and verification take up to 8 consecutive queries per
+// work item, so a long cache streams through once per 8 queries rather than once per query);
+// the heads of a GQA group go through each block together, sharing every K and V vector load
+// (AttendGroup). The block's scores for one head come out of kLanes
 // dot-product accumulators through one transposing reduction (~3 operations per slot instead of
 // a full horizontal sum each), the softmax weights through one vector exp, and the max once per
 // block; l and o are rescaled only in blocks that raise the max.
 //
-// V provides: Vec, Mask, kLanes; DecodeRows(type, src, count, n, dst) (count rows of n F16 or
+// V provides: Vec, Mask, kLanes, kRegisters (vector registers of the ISA); DecodeRows(type, src, count, n, dst) (count rows of n F16 or
 // Q8_0 elements to float32 [count, n], exactly as the reference dequantizer); Zero, Set1, Load, Store, Add, Mul, Sub, Fmadd; ReduceLanes
 // (lane j = sum of a[j]), Exp, HorizontalMax, HorizontalSum; FirstLanes(count),
 // Causal(mask, first_slot, pos, window) (lanes whose slot first_slot + lane a query at position
@@ -25,32 +26,149 @@
 namespace fastgen::kernels::cpu {
 namespace {
 
-// One block of count slots (K rows krow, V rows vrow) for one (query, head) state: scores, the
-// running max, the softmax weights, l and o. NV is head_dim / kLanes when the caller knows it
-// at compile time (q and the output row then stay in registers across the block's slots), 0
-// otherwise.
+// Rescales what a state accumulated under its old max when a block raises it, and folds the
+// block's weights w into l. After the first blocks the max rarely grows. (The skipped factor
+// would be exp(0) = 1 exactly: no result changes.)
+template <class V>
+void RaiseMax(float m_new, typename V::Vec w, int64_t d, PartialSoftmax& ps) {
+  constexpr int kBlock = V::kLanes;
+  if (m_new != ps.m) {
+    const float rescale = ps.m == -INFINITY ? 0.0f : std::exp(ps.m - m_new);
+    ps.l *= rescale;
+    const typename V::Vec rs = V::Set1(rescale);
+    for (int64_t i = 0; i < d; i += kBlock) V::Store(ps.o + i, V::Mul(V::Load(ps.o + i), rs));
+    ps.m = m_new;
+  }
+  ps.l += V::HorizontalSum(w);
+}
+
+// One block of count slots (K rows krow, V rows vrow) for G heads of one query that share a KV
+// head (GQA), their states ps[0..G): scores, the running max, the softmax weights, l and o.
+// q holds the G heads' queries one after another, head_dim = NV·kLanes floats each; the G·NV
+// query vectors stay in registers. Each K and V vector is loaded once for all G heads (one head
+// at a time loaded them G times, and its short dependency chains, dot product -> reduction ->
+// max -> exp -> P·V, left the cores idle: fg-target's decode attention over 800 slots ran at
+// ~20 cycles per slot and head). Every head's arithmetic is the same whatever G is, so the
+// result does not depend on how the group is split.
+template <class V, int NV, int G>
+void AttendGroup(const float* q, float scale, int count, const float* const* krow, const float* const* vrow,
+                 typename V::Mask visible, PartialSoftmax* ps) {
+  constexpr int kBlock = V::kLanes;
+  constexpr int64_t d = NV * kBlock;
+  // Slot j's dot-product lanes for head g: a register, stored once (see ReduceLanes).
+  typename V::Vec acc[G][kBlock];
+  {
+    typename V::Vec qv[G][NV];
+    for (int g = 0; g < G; ++g)
+      for (int i = 0; i < NV; ++i) qv[g][i] = V::Load(q + g * d + kBlock * i);
+    for (int j = 0; j < count; ++j) {
+      typename V::Vec kv[NV];
+      for (int i = 0; i < NV; ++i) kv[i] = V::Load(krow[j] + kBlock * i);
+      for (int g = 0; g < G; ++g) {
+        typename V::Vec dot = V::Mul(qv[g][0], kv[0]);
+        for (int i = 1; i < NV; ++i) dot = V::Fmadd(qv[g][i], kv[i], dot);
+        acc[g][j] = dot;
+      }
+    }
+  }
+  alignas(64) float p[G][kBlock];
+  for (int g = 0; g < G; ++g) {
+    for (int j = count; j < kBlock; ++j) acc[g][j] = V::Zero();
+    const typename V::Vec s = V::WhereOr(visible, V::Mul(V::ReduceLanes(acc[g]), V::Set1(scale)), -INFINITY);
+    const float m_new = std::max(ps[g].m, V::HorizontalMax(s));
+    const typename V::Vec w = V::ZeroOutside(visible, V::Exp(V::Sub(s, V::Set1(m_new))));
+    V::Store(p[g], w);
+    RaiseMax<V>(m_new, w, d, ps[g]);
+  }
+  // o += Σ_j p_j · v_j, slot by slot. With fewer than 8 accumulators (one head of 64 or fewer
+  // dims) even and odd slots take separate chains, halving the FMA latency; both add in the
+  // same order whatever the block, so results do not depend on where a chunk starts.
+  constexpr bool kTwoChains = G * NV < 8;
+  typename V::Vec o[G][NV], o2[kTwoChains ? G : 1][NV];
+  for (int g = 0; g < G; ++g)
+    for (int i = 0; i < NV; ++i) o[g][i] = V::Load(ps[g].o + kBlock * i);
+  if constexpr (kTwoChains) {
+    for (int g = 0; g < G; ++g)
+      for (int i = 0; i < NV; ++i) o2[g][i] = V::Zero();
+  }
+  int j = 0;
+  if constexpr (kTwoChains) {
+    for (; j + 1 < count; j += 2) {
+      typename V::Vec ve[NV], vo[NV];
+      for (int i = 0; i < NV; ++i) {
+        ve[i] = V::Load(vrow[j] + kBlock * i);
+        vo[i] = V::Load(vrow[j + 1] + kBlock * i);
+      }
+      for (int g = 0; g < G; ++g) {
+        const typename V::Vec pe = V::Set1(p[g][j]), po = V::Set1(p[g][j + 1]);
+        for (int i = 0; i < NV; ++i) {
+          o[g][i] = V::Fmadd(pe, ve[i], o[g][i]);
+          o2[g][i] = V::Fmadd(po, vo[i], o2[g][i]);
+        }
+      }
+    }
+  }
+  for (; j < count; ++j) {
+    typename V::Vec vv[NV];
+    for (int i = 0; i < NV; ++i) vv[i] = V::Load(vrow[j] + kBlock * i);
+    for (int g = 0; g < G; ++g) {
+      const typename V::Vec pj = V::Set1(p[g][j]);
+      for (int i = 0; i < NV; ++i) o[g][i] = V::Fmadd(pj, vv[i], o[g][i]);
+    }
+  }
+  for (int g = 0; g < G; ++g)
+    for (int i = 0; i < NV; ++i) {
+      if constexpr (kTwoChains) o[g][i] = V::Add(o[g][i], o2[g][i]);
+      V::Store(ps[g].o + kBlock * i, o[g][i]);
+    }
+}
+
+// Heads of one GQA group per AttendGroup call: as many as keep their query vectors in half the
+// vector registers.
 template <class V, int NV>
+constexpr int GroupHeads() {
+  constexpr int g = V::kRegisters / 2 / NV;
+  return g < 1 ? 1 : g;
+}
+
+// The group's heads [0, group) of one query in calls of up to GroupHeads() heads.
+template <class V, int NV>
+void AttendGroupHeads(const float* q, int64_t group, float scale, int count, const float* const* krow,
+                      const float* const* vrow, typename V::Mask visible, PartialSoftmax* ps) {
+  constexpr int kMax = GroupHeads<V, NV>();
+  constexpr int64_t d = NV * V::kLanes;
+  for (int64_t g0 = 0; g0 < group; g0 += kMax) {
+    const int64_t left = group - g0;
+    const float* qg = q + g0 * d;
+    PartialSoftmax* pg = ps + g0;
+    // Whole calls of kMax heads, then the rest in one call of its size.
+    if (left >= kMax) {
+      AttendGroup<V, NV, kMax>(qg, scale, count, krow, vrow, visible, pg);
+    } else if constexpr (kMax > 1) {
+      switch (left) {
+        case 1: AttendGroup<V, NV, 1>(qg, scale, count, krow, vrow, visible, pg); break;
+        case 2: if constexpr (kMax > 2) AttendGroup<V, NV, 2>(qg, scale, count, krow, vrow, visible, pg); break;
+        case 3: if constexpr (kMax > 3) AttendGroup<V, NV, 3>(qg, scale, count, krow, vrow, visible, pg); break;
+        case 4: if constexpr (kMax > 4) AttendGroup<V, NV, 4>(qg, scale, count, krow, vrow, visible, pg); break;
+        case 5: if constexpr (kMax > 5) AttendGroup<V, NV, 5>(qg, scale, count, krow, vrow, visible, pg); break;
+        case 6: if constexpr (kMax > 6) AttendGroup<V, NV, 6>(qg, scale, count, krow, vrow, visible, pg); break;
+        default: if constexpr (kMax > 7) AttendGroup<V, NV, 7>(qg, scale, count, krow, vrow, visible, pg); break;
+      }
+    }
+  }
+}
+
+// Head sizes without a compile-time vector count: one head at a time, q and o through memory.
+template <class V>
 void AttendBlock(const float* q, float scale, int64_t d, int count, const float* const* krow,
                  const float* const* vrow, typename V::Mask visible, PartialSoftmax& ps) {
   constexpr int kBlock = V::kLanes;
-  const int64_t nv = NV > 0 ? NV : d / kBlock;
-  // Each slot's dot product accumulates in a register and is stored once (accumulating into
-  // acc[j] in place kept it in memory, and every FMA waited on a store-to-load forward).
+  const int64_t nv = d / kBlock;
   typename V::Vec acc[kBlock];
-  if constexpr (NV > 0) {
-    typename V::Vec qv[NV];
-    for (int i = 0; i < NV; ++i) qv[i] = V::Load(q + kBlock * i);
-    for (int j = 0; j < count; ++j) {
-      typename V::Vec dot = V::Mul(qv[0], V::Load(krow[j]));
-      for (int i = 1; i < NV; ++i) dot = V::Fmadd(qv[i], V::Load(krow[j] + kBlock * i), dot);
-      acc[j] = dot;
-    }
-  } else {
-    for (int j = 0; j < count; ++j) {
-      typename V::Vec dot = V::Mul(V::Load(q), V::Load(krow[j]));
-      for (int64_t i = 1; i < nv; ++i) dot = V::Fmadd(V::Load(q + kBlock * i), V::Load(krow[j] + kBlock * i), dot);
-      acc[j] = dot;
-    }
+  for (int j = 0; j < count; ++j) {
+    typename V::Vec dot = V::Mul(V::Load(q), V::Load(krow[j]));
+    for (int64_t i = 1; i < nv; ++i) dot = V::Fmadd(V::Load(q + kBlock * i), V::Load(krow[j] + kBlock * i), dot);
+    acc[j] = dot;
   }
   for (int j = count; j < kBlock; ++j) acc[j] = V::Zero();
   const typename V::Vec s = V::WhereOr(visible, V::Mul(V::ReduceLanes(acc), V::Set1(scale)), -INFINITY);
@@ -58,48 +176,16 @@ void AttendBlock(const float* q, float scale, int64_t d, int count, const float*
   const typename V::Vec w = V::ZeroOutside(visible, V::Exp(V::Sub(s, V::Set1(m_new))));
   alignas(64) float p[kBlock];
   V::Store(p, w);
-  // What was accumulated under the old max is rescaled when the max grows, which after the
-  // first blocks is rare. (The skipped factor would be exp(0) = 1 exactly: no result changes.)
-  if (m_new != ps.m) {
-    const float rescale = ps.m == -INFINITY ? 0.0f : std::exp(ps.m - m_new);
-    ps.l *= rescale;
-    const typename V::Vec rs = V::Set1(rescale);
-    for (int64_t i = 0; i < nv; ++i) V::Store(ps.o + kBlock * i, V::Mul(V::Load(ps.o + kBlock * i), rs));
-    ps.m = m_new;
-  }
-  ps.l += V::HorizontalSum(w);
-  // Two chains over the slots (even, odd) halve the FMA latency; both paths add in the same
-  // order, so they give the same result.
-  if constexpr (NV > 0) {
-    typename V::Vec o[NV], o2[NV];
-    for (int i = 0; i < NV; ++i) {
-      o[i] = V::Load(ps.o + kBlock * i);
-      o2[i] = V::Zero();
-    }
+  RaiseMax<V>(m_new, w, d, ps);
+  for (int64_t i = 0; i < nv; ++i) {
+    typename V::Vec o = V::Load(ps.o + kBlock * i), o2 = V::Zero();
     int j = 0;
     for (; j + 1 < count; j += 2) {
-      const typename V::Vec pe = V::Set1(p[j]), po = V::Set1(p[j + 1]);
-      for (int i = 0; i < NV; ++i) {
-        o[i] = V::Fmadd(pe, V::Load(vrow[j] + kBlock * i), o[i]);
-        o2[i] = V::Fmadd(po, V::Load(vrow[j + 1] + kBlock * i), o2[i]);
-      }
+      o = V::Fmadd(V::Set1(p[j]), V::Load(vrow[j] + kBlock * i), o);
+      o2 = V::Fmadd(V::Set1(p[j + 1]), V::Load(vrow[j + 1] + kBlock * i), o2);
     }
-    if (j < count) {
-      const typename V::Vec pe = V::Set1(p[j]);
-      for (int i = 0; i < NV; ++i) o[i] = V::Fmadd(pe, V::Load(vrow[j] + kBlock * i), o[i]);
-    }
-    for (int i = 0; i < NV; ++i) V::Store(ps.o + kBlock * i, V::Add(o[i], o2[i]));
-  } else {
-    for (int64_t i = 0; i < nv; ++i) {
-      typename V::Vec o = V::Load(ps.o + kBlock * i), o2 = V::Zero();
-      int j = 0;
-      for (; j + 1 < count; j += 2) {
-        o = V::Fmadd(V::Set1(p[j]), V::Load(vrow[j] + kBlock * i), o);
-        o2 = V::Fmadd(V::Set1(p[j + 1]), V::Load(vrow[j + 1] + kBlock * i), o2);
-      }
-      if (j < count) o = V::Fmadd(V::Set1(p[j]), V::Load(vrow[j] + kBlock * i), o);
-      V::Store(ps.o + kBlock * i, V::Add(o, o2));
-    }
+    if (j < count) o = V::Fmadd(V::Set1(p[j]), V::Load(vrow[j] + kBlock * i), o);
+    V::Store(ps.o + kBlock * i, V::Add(o, o2));
   }
 }
 
@@ -168,9 +254,12 @@ void AttendTileNv(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, c
         visible = V::Causal(valid, static_cast<int32_t>(r.first + b0), a.q_slot[t], a.window);
         if (V::None(visible)) continue;
       }
-      for (int64_t g = 0; g < group; ++g) {
-        const float* q = a.q + (t * a.n_head + kvh * group + g) * d;
-        AttendBlock<V, NV>(q, a.scale, d, count, krow, vrow, visible, out[qi * group + g]);
+      const float* q = a.q + (t * a.n_head + kvh * group) * d;  // [group, head_dim]
+      if constexpr (NV > 0) {
+        AttendGroupHeads<V, NV>(q, group, a.scale, count, krow, vrow, visible, out + qi * group);
+      } else {
+        for (int64_t g = 0; g < group; ++g)
+          AttendBlock<V>(q + g * d, a.scale, d, count, krow, vrow, visible, out[qi * group + g]);
       }
     }
   }
