@@ -1,10 +1,15 @@
 // Helpers shared by the test binaries: paths to ../shared and reading reference files.
 #pragma once
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +17,25 @@
 namespace fastgen::testing {
 
 inline std::string SharedPath(const std::string& rel) { return std::string(FASTGEN_SHARED_DIR) + "/" + rel; }
+
+// A directory of this test process's own (TMPDIR/<prefix>_<pid>), created on first use and
+// removed with everything in it when the process exits.
+inline std::string ScratchDir(const std::string& prefix) {
+  struct Dir {
+    std::filesystem::path path;
+    ~Dir() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static std::map<std::string, Dir> dirs;
+  Dir& d = dirs[prefix];
+  if (d.path.empty()) {
+    d.path = std::filesystem::temp_directory_path() / (prefix + "_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(d.path);
+  }
+  return d.path.string();
+}
 
 inline nlohmann::json ReadJson(const std::string& path) {
   std::ifstream in(path);

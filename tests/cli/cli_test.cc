@@ -27,12 +27,7 @@ struct Result {
 };
 
 std::string TempDir() {
-  static const std::string dir = [] {
-    std::string d = (fs::temp_directory_path() / ("fastgen_cli_" + std::to_string(::getpid()))).string();
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
+  return testing::ScratchDir("fastgen_cli");
 }
 
 std::string Slurp(const std::string& path) {

@@ -33,8 +33,7 @@ std::string Slurp(const std::string& path) {
 }
 
 SpecRun Fastgen(const std::string& args) {
-  const std::string dir = (fs::temp_directory_path() / ("fastgen_spec_cli_" + std::to_string(::getpid()))).string();
-  fs::create_directories(dir);
+  const std::string dir = testing::ScratchDir("fastgen_spec_cli");
   const std::string cmd = std::string(FASTGEN_BINARY) + " " + args + " >" + dir + "/out 2>" + dir + "/err </dev/null";
   const int status = std::system(cmd.c_str());
   SpecRun r;
@@ -96,8 +95,7 @@ TEST(SpecCli, BadFlagsFailCleanly) {
 
 // The benchmark's own check (speculative greedy output == plain) and its report, as JSON.
 TEST(SpecCli, BenchSpecReportsBothSpeedsAndChecksTheOutput) {
-  const std::string dir = (fs::temp_directory_path() / ("fastgen_spec_bench_" + std::to_string(::getpid()))).string();
-  fs::create_directories(dir);
+  const std::string dir = testing::ScratchDir("fastgen_spec_bench");
   const std::string prompt = dir + "/prompt.txt";
   {
     std::ofstream(prompt) << "def add(a, b):\n    return a + b\n\n\ndef add(a, b):\n    return";

@@ -25,9 +25,7 @@ ThreadPool& Pool() {
 }
 
 std::string OutPath(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("fastgen_quantize_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
+  return testing::ScratchDir("fastgen_quantize") + "/" + name;
 }
 
 // Largest per-position relative error of the model at `path` against a reference.
