@@ -20,6 +20,9 @@ void AddModelFlags(CLI::App* cmd, ModelFlags* flags) {
   cmd->add_option("--kv-type", flags->kv_type,
                   "KV cache element type: f32 (default, exact), f16 (half the memory) or q8_0 "
                   "(~0.27x; head size a multiple of 32). Compact types round keys and values.");
+  cmd->add_option("--stream-weights", flags->stream_weights,
+                  "Fetch weights past the CPU caches while decoding: auto (when they exceed half "
+                  "the last-level cache), on, off. Changes speed only.");
 }
 
 namespace {
@@ -73,6 +76,9 @@ Expected<LoadedModel> LoadFromFlags(const ModelFlags& flags) {
   if (!kv_type || (*kv_type != DType::kF32 && *kv_type != DType::kF16 && *kv_type != DType::kQ8_0))
     return InvalidArgument("--kv-type '" + flags.kv_type + "' is not one of f32, f16, q8_0");
   opts.kv_type = *kv_type;
+  if (flags.stream_weights != "auto" && flags.stream_weights != "on" && flags.stream_weights != "off")
+    return InvalidArgument("--stream-weights '" + flags.stream_weights + "' is not one of auto, on, off");
+  if (flags.stream_weights != "auto") opts.stream_weights = flags.stream_weights == "on";
   const std::string path = flags.path.empty() ? DefaultModelPath() : flags.path;
   FG_ASSIGN_OR_RETURN(lm.model, LoadModel(path, lm.pool.get(), opts));
   return lm;

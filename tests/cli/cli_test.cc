@@ -229,6 +229,19 @@ TEST(Cli, KvTypeF16KeepsReferenceContinuation) {
   EXPECT_EQ(r.out, Join(ref["greedy_48"].get<std::vector<int32_t>>()) + "\n");
 }
 
+// Streaming the weights past the caches changes speed only: both settings give the reference.
+TEST(Cli, StreamWeightsEitherWayKeepsReferenceContinuation) {
+  const auto ref = ReadJson(SharedPath("models/fg-target/ref.json"))["refs"][1];
+  const auto ids = ref["prompt_ids"].get<std::vector<int32_t>>();
+  for (const char* mode : {"on", "off"}) {
+    Result r = Fastgen(std::string("run --stream-weights ") + mode + " --prompt-ids " + Join(ids) +
+                       " --print-ids --temp 0 -n 48 -t 2");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, Join(ref["greedy_48"].get<std::vector<int32_t>>()) + "\n") << mode;
+  }
+  ExpectCleanError(Fastgen("run --stream-weights sometimes --prompt-ids 1 --print-ids"), "--stream-weights");
+}
+
 TEST(CliErrors, NotAModel) {
   const std::string path = TempDir() + "/not_a_model.bin";
   std::ofstream(path) << "hello";
