@@ -1,5 +1,5 @@
-// What the CPU's caches hold, for the few decisions that depend on it (which weights a model
-// keeps cache-resident and which it streams past the caches).
+// What the CPU's caches hold, for the few decisions that depend on it (whether a model's
+// weights are streamed past the caches while decoding).
 #pragma once
 
 #include <cstdint>

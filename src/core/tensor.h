@@ -22,7 +22,7 @@ struct TensorView {
   // A hint for the matmul kernels: the model reads this tensor once per forward pass and cannot
   // keep it in the last-level cache, so the kernels fetch it with non-temporal prefetches that
   // do not evict what the cache can hold (the KV cache, the other weights, a draft model).
-  // Set by Model::PlanWeightResidency.
+  // Set by Model::set_stream_weights.
   bool stream = false;
 
   int64_t numel() const {

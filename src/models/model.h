@@ -109,7 +109,7 @@ class Model {
   virtual void ForwardImpl(const ForwardPlan& plan, KvCache& kv, LogitsMode mode,
                            std::vector<float>* logits) = 0;
   virtual void ProjectImpl(const float* hidden, int64_t rows, float* logits) = 0;
-  // The weight matrices in the order a forward pass reads them (for PlanWeightResidency).
+  // The weight matrices in the order a forward pass reads them (for set_stream_weights).
   virtual std::vector<TensorView*> Matrices() = 0;
 
   // Where a forward pass writes layer l's keys and values for slots [start, start + n), as

@@ -11,8 +11,9 @@
 // a full horizontal sum each), the softmax weights through one vector exp, and the max once per
 // block; l and o are rescaled only in blocks that raise the max.
 //
-// V provides: Vec, Mask, kLanes, kRegisters (vector registers of the ISA); DecodeRows(type, src, count, n, dst) (count rows of n F16 or
-// Q8_0 elements to float32 [count, n], exactly as the reference dequantizer); Zero, Set1, Load, Store, Add, Mul, Sub, Fmadd; ReduceLanes
+// V provides: Vec, Mask, kLanes, kRegisters (vector registers of the ISA); DecodeRows(type,
+// src, count, n, dst) (count rows of n F16 or Q8_0 elements to float32 [count, n], exactly as
+// the reference dequantizer); Zero, Set1, Load, Store, Add, Mul, Sub, Fmadd; ReduceLanes
 // (lane j = sum of a[j]), Exp, HorizontalMax, HorizontalSum; FirstLanes(count),
 // Causal(mask, first_slot, pos, window) (lanes whose slot first_slot + lane a query at position
 // pos sees), None(mask), WhereOr(mask, v, fill), ZeroOutside(mask, v).
@@ -136,6 +137,9 @@ template <class V, int NV>
 void AttendGroupHeads(const float* q, int64_t group, float scale, int count, const float* const* krow,
                       const float* const* vrow, typename V::Mask visible, PartialSoftmax* ps) {
   constexpr int kMax = GroupHeads<V, NV>();
+  // The remainder switch below covers 1..7 heads: enough for NV >= 2 at 32 registers (AttendTile
+  // takes no NV of 1).
+  static_assert(kMax <= 8, "AttendGroupHeads handles remainders of up to 7 heads");
   constexpr int64_t d = NV * V::kLanes;
   for (int64_t g0 = 0; g0 < group; g0 += kMax) {
     const int64_t left = group - g0;

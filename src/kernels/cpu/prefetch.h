@@ -4,9 +4,9 @@
 // A stream the model cannot keep in the last-level cache (MatMulJob::stream) is fetched with
 // the non-temporal hint: on the CPUs measured it then passes through L1 without being written
 // into L2 and L3 as it is evicted, so it does not push out what those caches can hold from one
-// token to the next: the KV cache, a draft model's weights, and the weights the model keeps
-// resident (Model::PlanWeightResidency). fg-target (31 MB of bf16 weights, 32 MB L3) decoded
-// a token after 800 in 0.77-0.85 ms with it against 1.18-1.20 ms without (forward_bench).
+// token to the next: the KV cache, activations and a draft model's weights. fg-target (30 MB
+// of bf16 matrices, 32 MB L3) decoded a token after 400 in 0.49 ms with it against 0.60 ms
+// without (forward_bench --stream off,on; Model::set_stream_weights decides which models).
 #pragma once
 
 #include <immintrin.h>
