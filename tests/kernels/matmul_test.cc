@@ -23,6 +23,7 @@
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/matmul_job.h"
 #include "kernels/matmul.h"
 #include "kernels/reference/dequant.h"
 #include "kernels/reference/quant_blocks.h"
@@ -280,6 +281,47 @@ TEST_P(MatMulTest, GroupEqualsSeparateProducts) {
       EXPECT_EQ(ga, sa) << "n=" << n << " mixed=" << mixed;
       EXPECT_EQ(gb, sb) << "n=" << n << " mixed=" << mixed;
       EXPECT_EQ(gc, sc) << "n=" << n << " mixed=" << mixed;
+    }
+  }
+}
+
+const cpu::IsaKernels& KernelsOf(Isa isa) {
+  return isa == Isa::kAvx512 ? cpu::Avx512Kernels() : cpu::Avx2Kernels();
+}
+
+// Batch invariance of the decode path: a token's outputs are the same bits whether it is
+// multiplied alone or among other tokens (up to the GEMM threshold), whatever the thread count.
+// Speculative decoding relies on it for exactness: the verifier's pass over a drafted chain then
+// computes exactly what plain decoding computes one token at a time.
+TEST_P(MatMulTest, DecodeIsBatchInvariant) {
+  const DType t = GetParam().dtype;
+  std::mt19937 rng(77);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t k : KSizes(t)) {
+    const int64_t m = 37;  // not a multiple of any tile's row count
+    const std::vector<uint8_t> rows = RandomRows(t, m, k, rng);
+    TensorView w;
+    w.dtype = t;
+    w.shape = {m, k};
+    w.data = rows.data();
+    w.nbytes = rows.size();
+    const int64_t max_n = 24;
+    std::vector<float> x(static_cast<size_t>(max_n * k));
+    for (auto& v : x) v = normal(rng);
+    for (int threads : {1, 3}) {
+      ThreadPool pool(threads);
+      std::vector<float> alone(static_cast<size_t>(max_n * m));  // [max_n, m], each token alone
+      for (int64_t tok = 0; tok < max_n; ++tok)
+        MatMul(w, x.data() + tok * k, 1, alone.data() + tok * m, pool);
+      for (int64_t n = 2; n <= max_n; ++n) {
+        if (GetParam().isa != Isa::kReference && KernelsOf(GetParam().isa).use_gemm(t, n, k)) break;
+        for (int64_t first : {int64_t{0}, max_n - n}) {
+          std::vector<float> y(static_cast<size_t>(n * m));
+          MatMul(w, x.data() + first * k, n, y.data(), pool);
+          ASSERT_EQ(0, std::memcmp(y.data(), alone.data() + first * m, y.size() * sizeof(float)))
+              << "k=" << k << " n=" << n << " tokens from " << first << " threads=" << threads;
+        }
+      }
     }
   }
 }

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/isa.h"
 #include "models/model.h"
 #include "test_util.h"
 
@@ -158,6 +160,65 @@ TEST_P(TreeForward, CompactionEqualsCacheBuiltWithoutRejectedNodes) {
         EXPECT_LT(RelError(got.data() + t * vocab, want.data() + t * vocab, vocab), type == DType::kF32 ? 1e-6 : 1e-3);
     }
   }
+}
+
+// A chain verified in one pass computes what decoding it one token at a time computes, bit for
+// bit (the decode matmuls are batch-invariant and attention treats each query alone), so greedy
+// speculative decoding reproduces plain greedy decoding exactly, not up to rounding.
+TEST_P(TreeForward, ChainPassEqualsStepsBitForBit) {
+  auto m = Load(GetParam());
+  ASSERT_TRUE(m);
+  const std::vector<int32_t> chain = {7, 42, 9, 13, 99, 5};
+  const std::vector<float> pass = ChainLogits(*m, chain);
+  auto kv = m->NewKvCache(64);
+  ASSERT_TRUE(kv.ok());
+  std::vector<float> steps, logits;
+  ASSERT_TRUE(m->Forward(Prefix(), *kv, LogitsMode::kLast, &logits).ok());
+  for (int32_t token : chain) {
+    ASSERT_TRUE(m->Forward(std::span<const int32_t>(&token, 1), *kv, LogitsMode::kLast, &logits).ok());
+    steps.insert(steps.end(), logits.begin(), logits.end());
+  }
+  ASSERT_EQ(pass.size(), steps.size());
+  const int64_t vocab = m->config().vocab_size;
+  for (size_t i = 0; i < chain.size(); ++i)
+    EXPECT_EQ(0, std::memcmp(pass.data() + i * vocab, steps.data() + i * vocab, vocab * sizeof(float)))
+        << GetParam() << ": chain position " << i;
+}
+
+// The same on the trained model over a long cache: the chain crosses the split-K attention's
+// chunk boundaries (256, 512) and the prefix spans several chunks, for every KV cache type and
+// every instruction set this CPU has.
+TEST(ChainExactness, LongCacheEveryKvTypeAndIsa) {
+  auto loaded = LoadModel(SharedPath("models/fg-target"), &Pool());
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  Model& m = **loaded;
+  const int64_t vocab = m.config().vocab_size;
+  std::vector<int32_t> prefix;
+  for (int i = 0; i < 505; ++i) prefix.push_back(static_cast<int32_t>((i * 131 + 17) % vocab));
+  const std::vector<int32_t> chain = {40, 41, 42, 300, 301, 302, 1000, 7, 8};  // slots 505..513
+  const kernels::cpu::Isa saved = kernels::cpu::ActiveIsa();
+  for (kernels::cpu::Isa isa : kernels::cpu::SupportedIsas()) {
+    ASSERT_TRUE(kernels::cpu::ForceIsa(isa));
+    for (DType kv_type : {DType::kF32, DType::kF16, DType::kQ8_0}) {
+      ASSERT_TRUE(m.set_kv_type(kv_type).ok());
+      std::vector<float> pass, steps, logits;
+      auto kv = m.NewKvCache(600);
+      ASSERT_TRUE(kv.ok());
+      ASSERT_TRUE(m.Forward(prefix, *kv, LogitsMode::kLast, &logits).ok());
+      ASSERT_TRUE(m.Forward(chain, *kv, LogitsMode::kAll, &pass).ok());
+      kv->Truncate(static_cast<int64_t>(prefix.size()));
+      for (int32_t token : chain) {
+        ASSERT_TRUE(m.Forward(std::span<const int32_t>(&token, 1), *kv, LogitsMode::kLast, &logits).ok());
+        steps.insert(steps.end(), logits.begin(), logits.end());
+      }
+      ASSERT_EQ(pass.size(), steps.size());
+      for (size_t i = 0; i < chain.size(); ++i)
+        EXPECT_EQ(0, std::memcmp(pass.data() + i * vocab, steps.data() + i * vocab, vocab * sizeof(float)))
+            << kernels::cpu::IsaName(isa) << " " << Name(kv_type) << ": chain position " << i;
+    }
+  }
+  kernels::cpu::ForceIsa(saved);
+  ASSERT_TRUE(m.set_kv_type(DType::kF32).ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TreeForward,

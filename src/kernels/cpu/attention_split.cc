@@ -15,11 +15,30 @@ constexpr int64_t kMinChunk = 256;
 constexpr int64_t kTile = 8;
 constexpr int64_t kMaxStates = 512;  // PartialSoftmax per item: tile × GQA group
 
+// Decode-sized chains (one token, or a speculative verification of up to kFixedChunkQueries)
+// split the cache at fixed slots: 256-slot chunks up to slot 4096, 1024-slot chunks beyond. A
+// query then meets the same chunks and the same 16-slot blocks whether it runs alone or in a
+// chain (the chain's other slots are masked out of its blocks), so its output is the same bits:
+// plain and speculative decoding agree exactly. (Chunks sized by the call's own span moved with
+// the chain's length.)
+constexpr int64_t kFixedChunkQueries = 32;
+constexpr int64_t kFixedChunkSmall = 256, kFixedChunkLarge = 1024, kFixedChunkSwitch = 4096;
+constexpr int64_t FixedChunkBegin(int64_t c) {
+  const int64_t small = kFixedChunkSwitch / kFixedChunkSmall;
+  return c <= small ? c * kFixedChunkSmall : kFixedChunkSwitch + (c - small) * kFixedChunkLarge;
+}
+constexpr int64_t FixedChunkOf(int64_t slot) {
+  return slot < kFixedChunkSwitch ? slot / kFixedChunkSmall
+                                  : kFixedChunkSwitch / kFixedChunkSmall + (slot - kFixedChunkSwitch) / kFixedChunkLarge;
+}
+
 struct SplitPlan {
   int64_t tile;    // queries per item
   int64_t tiles;   // ceil(n / tile)
   int64_t chunks;  // per (tile, kv head)
   int64_t items;   // tiles * n_kv_head * chunks
+  bool fixed;      // chunks at fixed slots: chunk c is [FixedChunkBegin(lo + c), FixedChunkBegin(lo + c + 1))
+  int64_t lo;      // the first fixed chunk any query sees
 };
 
 SplitPlan Plan(const AttentionArgs& a, int threads, int64_t group) {
@@ -28,10 +47,24 @@ SplitPlan Plan(const AttentionArgs& a, int threads, int64_t group) {
   p.tile = a.tree_mask ? 1 : std::max<int64_t>(1, std::min(kTile, kMaxStates / group));
   p.tiles = (a.n + p.tile - 1) / p.tile;
   const int64_t pairs = p.tiles * a.n_kv_head;
-  // Enough items to give every thread several, but chunks no shorter than kMinChunk slots.
-  p.chunks = 1;
-  const int64_t want = 4 * threads;
-  if (pairs < want) p.chunks = std::max<int64_t>(1, std::min((want + pairs - 1) / pairs, a.n_kv / kMinChunk));
+  p.fixed = a.tree_mask == nullptr && a.n <= kFixedChunkQueries;
+  p.lo = 0;
+  if (p.fixed) {
+    int64_t lo_pos = a.q_slot[0], hi_pos = a.q_slot[0];
+    for (int64_t t = 1; t < a.n; ++t) {
+      lo_pos = std::min<int64_t>(lo_pos, a.q_slot[t]);
+      hi_pos = std::max<int64_t>(hi_pos, a.q_slot[t]);
+    }
+    const int64_t first = a.window > 0 ? std::max<int64_t>(0, lo_pos - a.window + 1) : 0;
+    const int64_t last = std::max<int64_t>(first, std::min<int64_t>(hi_pos, a.n_kv - 1));
+    p.lo = FixedChunkOf(first);
+    p.chunks = FixedChunkOf(last) - p.lo + 1;
+  } else {
+    // Enough items to give every thread several, but chunks no shorter than kMinChunk slots.
+    p.chunks = 1;
+    const int64_t want = 4 * threads;
+    if (pairs < want) p.chunks = std::max<int64_t>(1, std::min((want + pairs - 1) / pairs, a.n_kv / kMinChunk));
+  }
   p.items = pairs * p.chunks;
   return p;
 }
@@ -100,9 +133,18 @@ bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
         const int64_t last = a.tree_mask ? std::min(a.tree_start, a.n_kv) - 1 : std::min(hi_pos, a.n_kv - 1);
         const int64_t pos = a.tree_mask ? a.q_slot[t0] : lo_pos;
         const int64_t first = a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0;
-        const int64_t span = std::max<int64_t>(0, last - first + 1);
-        range.first = first + span * chunk / c->prefix_chunks;
-        range.count = first + span * (chunk + 1) / c->prefix_chunks - range.first;
+        if (c->plan.fixed) {
+          // Blocks at multiples of 16 from the chunk's fixed start; the kernel masks each
+          // query's window and causal limit inside them.
+          const int64_t begin = std::max(FixedChunkBegin(c->plan.lo + chunk), first / 16 * 16);
+          const int64_t end = std::min(FixedChunkBegin(c->plan.lo + chunk + 1), last + 1);
+          range.first = begin;
+          range.count = std::max<int64_t>(0, end - begin);
+        } else {
+          const int64_t span = std::max<int64_t>(0, last - first + 1);
+          range.first = first + span * chunk / c->prefix_chunks;
+          range.count = first + span * (chunk + 1) / c->prefix_chunks - range.first;
+        }
       }
       auto state_of = [&](int64_t qi, int64_t g) {
         return ((t0 + qi) * a.n_head + kvh * c->group + g) * c->plan.chunks + chunk;

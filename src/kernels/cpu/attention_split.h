@@ -29,9 +29,9 @@ struct SlotRange {
 constexpr int64_t kMaxCompactHeadDim = 256;
 
 // Attends queries [t0, t0 + nt) of kv head `kvh`, each with its whole GQA group (out[i·group + g]
-// for query t0 + i), over the slots of `r`. With nt > 1 (chains only, `r` contiguous) the tile
-// shares `r` and each query sees the part its causal mask and sliding window allow; with nt = 1
-// `r` is exactly what the query sees. Requires head_dim % 16 == 0.
+// for query t0 + i), over the slots of `r`. For chains (`r` contiguous) the tile shares `r` and
+// each query sees the part its causal mask and sliding window allow; for a token tree's query
+// (nt = 1) `r` is exactly what it sees. Requires head_dim % 16 == 0.
 void AttendTileAvx512(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, const SlotRange& r,
                       PartialSoftmax* out);
 // The same with AVX2 + FMA; requires head_dim % 8 == 0.

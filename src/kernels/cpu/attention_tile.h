@@ -254,7 +254,9 @@ void AttendTileNv(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, c
     for (int64_t qi = 0; qi < nt; ++qi) {
       const int64_t t = t0 + qi;
       typename V::Mask visible = valid;
-      if (nt > 1) {  // a tile shares one slot range; each query sees only its causal part of it
+      if (a.tree_mask == nullptr) {
+        // A chain's range is shared by the tile and starts at a fixed block boundary (see
+        // SplitKAttention): each query sees only its causal, windowed part of it.
         visible = V::Causal(valid, static_cast<int32_t>(r.first + b0), a.q_slot[t], a.window);
         if (V::None(visible)) continue;
       }

@@ -1,7 +1,7 @@
 // AVX2 + FMA + F16C kernels for float weights, and the float32 GEMM used for every dtype on AVX2.
 //
-// Decode: one weight row at a time (one sequential DRAM stream) × up to 12 tokens per pass,
-// over activations interleaved in 8-float pieces (act_layout.h), as in float_avx512.cc.
+// Decode: tiles of a few consecutive weight rows × up to 7 tokens per pass, over activations
+// interleaved in 8-float pieces (act_layout.h), batch-invariant as in float_avx512.cc.
 // GEMM: tokens are the vector dimension, as in float_avx512.cc: a panel of weight rows is
 // converted to float32 once (F16/BF16 widened, quantized types dequantized by the reference
 // code, which is exact and amortized over all tokens), then a 6-row × 16-token micro-kernel
@@ -20,16 +20,10 @@ namespace {
 constexpr int kMicroRows = 6;
 constexpr int64_t kPanelRows = 48;  // multiple of kMicroRows
 constexpr int64_t kKc = 256;        // multiple of every block size (quantized panels)
-constexpr int64_t kDecodeTileTokens = 12;       // most tokens per decode pass over a weight row
+constexpr int64_t kDecodeTileTokens = 7;  // most tokens per decode pass over a weight row (registers)
 constexpr int64_t kDecodePrefetchBytes = 8192;  // software prefetch distance in the weight stream
 
 inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
-
-inline float ReduceAdd(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 s2 = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
-}
 
 // Widening loads of 8 consecutive weights at element i of a row (unaligned).
 struct LoadF32 {
@@ -70,103 +64,123 @@ struct LoadBF16 {
   }
 };
 
-// One token: y[m] = W[m] · x, 8-wide FMAs into 2 accumulators to hide FMA latency.
-template <class L>
-void DecodeRowOneToken(const MatMulJob& job, int64_t m) {
-  const int64_t k = job.k;
-  const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;  // [k]
-  const float* x = job.x;                                               // [k]
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= k; i += 16) {
-    // A streamed row is prefetched past L2 (see prefetch.h); others are left to the hardware.
-    if (job.stream)
-      for (int64_t line = 0; line < 16 * L::kBytes; line += 64)
-        PrefetchWeights(row + (i * L::kBytes + line + kDecodePrefetchBytes), true);
-    acc0 = _mm256_fmadd_ps(L::Load(row, i), _mm256_loadu_ps(x + i), acc0);
-    acc1 = _mm256_fmadd_ps(L::Load(row, i + 8), _mm256_loadu_ps(x + i + 8), acc1);
-  }
-  float s = ReduceAdd(_mm256_add_ps(acc0, acc1));
-  for (; i < k; ++i) s += L::Scalar(row, i) * x[i];
-  job.y[m] = s;
-}
-
-// Several tokens: y[t0 + t, m] = W[m] · x[t0 + t] for t < T <= 12, over the activations of its
-// pass, interleaved in 8-float pieces (FloatDecodePasses in act_layout.h). Each weight vector
-// is loaded and widened once and used for all T tokens; U accumulators per token keep T·U FMA
-// chains in flight (at most 12 of the 16 ymm registers); transposing reductions turn them into
-// the T sums.
-template <class L, int T, int U>
-void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0, bool stream) {
+// R consecutive weight rows × T tokens: y[t0 + t, m + r] = W[m + r] · x[t0 + t], each weight
+// vector widened once for all T tokens and each activation vector used for all R rows.
+//
+// Batch invariance, as in float_avx512.cc: every (row, token) sum has two accumulators, one
+// over the even 8-blocks of k and one over the odd ones, in order, the zero-padded tail into
+// the one its block belongs to; then their sum and ReduceLanes8, whose lane tree is the same for
+// each source. So y does not depend on R, T, the pass, the thread split or n. (Two chains, not
+// one: with a single accumulator one token's 384-wide rows waited on the FMA latency, 1.34x
+// slower, forward_bench on fg-target.)
+//
+// xi: this tile's activations, [ceil(k/8), T, 8] (FloatDecodePrepareAvx2), or for one token x
+// itself, its tail read masked.
+template <class L, int R, int T>
+void DecodeTile(const MatMulJob& job, const float* xi, int64_t m, int64_t t0, bool prefetch,
+                bool stream) {
+  static_assert(2 * R * T + R + 1 <= 16, "accumulators, weights and x must fit the 16 registers");
+  constexpr int64_t kVecBytes = 8 * L::kBytes;
   const int64_t k = job.k, full = k / 8;
-  const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;  // [k]
-  const float* xi = reinterpret_cast<const float*>(job.act) + t0 * ((k + 7) / 8) * 8;  // [ceil(k/8), T, 8]
-  __m256 acc[U][T];
-  for (int u = 0; u < U; ++u)
-    for (int t = 0; t < T; ++t) acc[u][t] = _mm256_setzero_ps();
+  const uint8_t* row[R];
+  for (int r = 0; r < R; ++r) row[r] = job.w + static_cast<size_t>(m + r) * job.row_bytes;  // [k]
+  __m256 acc[2][R][T];
+  for (int h = 0; h < 2; ++h)
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[h][r][t] = _mm256_setzero_ps();
+  auto step = [&](int h, const __m256* wv, const float* xb, bool masked, __m256i xmask) {
+    for (int t = 0; t < T; ++t) {
+      const __m256 xv = masked ? _mm256_maskload_ps(xb + 8 * t, xmask) : _mm256_loadu_ps(xb + 8 * t);
+      for (int r = 0; r < R; ++r) acc[h][r][t] = _mm256_fmadd_ps(wv[r], xv, acc[h][r][t]);
+    }
+  };
+  const __m256i all = _mm256_set1_epi32(-1);
   int64_t b = 0;
-  for (; b + U <= full; b += U) {
-    PrefetchWeights(row + (b * 8 * L::kBytes + kDecodePrefetchBytes), stream);
-    for (int u = 0; u < U; ++u) {
-      const __m256 wv = L::Load(row, (b + u) * 8);
-      const float* xb = xi + (b + u) * T * 8;
-      for (int t = 0; t < T; ++t) acc[u][t] = _mm256_fmadd_ps(wv, _mm256_load_ps(xb + 8 * t), acc[u][t]);
+  for (; b + 2 <= full; b += 2) {
+    if (prefetch)
+      for (int r = 0; r < R; ++r)
+        for (int64_t line = 0; line < 2 * kVecBytes; line += 64)
+          PrefetchWeights(row[r] + (b * kVecBytes + line + kDecodePrefetchBytes), stream);
+    for (int h = 0; h < 2; ++h) {
+      __m256 wv[R];
+      for (int r = 0; r < R; ++r) wv[r] = L::Load(row[r], (b + h) * 8);
+      step(h, wv, xi + (b + h) * T * 8, false, all);
     }
   }
-  for (; b < full; ++b) {
-    const __m256 wv = L::Load(row, b * 8);
-    const float* xb = xi + b * T * 8;
-    for (int t = 0; t < T; ++t) acc[0][t] = _mm256_fmadd_ps(wv, _mm256_load_ps(xb + 8 * t), acc[0][t]);
+  if (b < full) {  // an even block left
+    __m256 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = L::Load(row[r], b * 8);
+    step(0, wv, xi + b * T * 8, false, all);
+    ++b;
   }
-  if (full * 8 < k) {  // the weight tail through a zero-padded copy (x's padding is zero too)
-    alignas(32) uint8_t tail[32] = {};
-    __builtin_memcpy(tail, row + full * 8 * L::kBytes, static_cast<size_t>((k - full * 8) * L::kBytes));
-    const __m256 wv = L::Load(tail, 0);
-    const float* xb = xi + full * T * 8;
-    for (int t = 0; t < T; ++t) acc[0][t] = _mm256_fmadd_ps(wv, _mm256_load_ps(xb + 8 * t), acc[0][t]);
+  if (const int64_t left = k - full * 8; left > 0) {
+    // Weight tails through zero-padded copies; x's prepared padding is zero, and x used as is is
+    // read masked.
+    alignas(32) static constexpr int32_t kLanes[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    const __m256i xmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)),
+                                             _mm256_load_si256(reinterpret_cast<const __m256i*>(kLanes)));
+    __m256 wv[R];
+    for (int r = 0; r < R; ++r) {
+      alignas(32) uint8_t tail[32] = {};
+      __builtin_memcpy(tail, row[r] + full * kVecBytes, static_cast<size_t>(left * L::kBytes));
+      wv[r] = L::Load(tail, 0);
+    }
+    step(static_cast<int>(full % 2), wv, xi + full * T * 8, true, xmask);
   }
-  __m256 sums[16];
-  for (int t = 0; t < 16; ++t) sums[t] = _mm256_setzero_ps();
-  for (int t = 0; t < T; ++t) {
-    sums[t] = acc[0][t];
-    for (int u = 1; u < U; ++u) sums[t] = _mm256_add_ps(sums[t], acc[u][t]);
+  constexpr int kSums = R * T;  // 8 per transposing reduction, token-major within the tile
+  for (int s0 = 0; s0 < kSums; s0 += 8) {
+    __m256 sums[8];
+    for (int s = 0; s < 8; ++s) {
+      const int r = (s0 + s) % R, t = (s0 + s) / R;
+      sums[s] = s0 + s < kSums ? _mm256_add_ps(acc[0][r][t], acc[1][r][t]) : _mm256_setzero_ps();
+    }
+    alignas(32) float out[8];
+    _mm256_store_ps(out, ReduceLanes8(sums));
+    for (int s = 0; s < 8 && s0 + s < kSums; ++s)
+      job.y[(t0 + (s0 + s) / R) * job.ldy + m + (s0 + s) % R] = out[s];
   }
-  alignas(32) float out[16];
-  _mm256_store_ps(out, ReduceLanes8(sums));
-  if (T > 8) _mm256_store_ps(out + 8, ReduceLanes8(sums + 8));
-  for (int t = 0; t < T; ++t) job.y[(t0 + t) * job.ldy + m] = out[t];
 }
 
-// T tokens (2..12) of one row from t0.
+// Rows [m0, m1) × T tokens from t0: tiles of R rows, the rows left over one at a time. One
+// token goes one row at a time (R = 1): the weights are then read as one sequential stream,
+// which tiles of interleaved rows read 1.12x slower from DRAM.
+template <class L, int R, int T>
+void DecodeRowRange(const MatMulJob& job, const float* xi, int64_t m0, int64_t m1, int64_t t0,
+                    bool prefetch, bool stream) {
+  int64_t m = m0;
+  for (; m + R <= m1; m += R) DecodeTile<L, R, T>(job, xi, m, t0, prefetch, stream);
+  for (; m < m1; ++m) DecodeTile<L, 1, T>(job, xi, m, t0, prefetch, stream);
+}
+
+// Rows per tile for T tokens (1..kDecodeTileTokens): 2·R·T + R + 1 registers of the 16.
 template <class L>
-void DecodeTileN(const MatMulJob& job, int64_t m, int64_t t0, int64_t T, bool stream) {
+void DecodeRowRangeN(const MatMulJob& job, const float* xi, int64_t m0, int64_t m1, int64_t t0,
+                     int64_t T, bool prefetch, bool stream) {
   switch (T) {
-    case 12: DecodeTile<L, 12, 1>(job, m, t0, stream); break;
-    case 11: DecodeTile<L, 11, 1>(job, m, t0, stream); break;
-    case 10: DecodeTile<L, 10, 1>(job, m, t0, stream); break;
-    case 9: DecodeTile<L, 9, 1>(job, m, t0, stream); break;
-    case 8: DecodeTile<L, 8, 1>(job, m, t0, stream); break;
-    case 7: DecodeTile<L, 7, 1>(job, m, t0, stream); break;
-    case 6: DecodeTile<L, 6, 1>(job, m, t0, stream); break;
-    case 5: DecodeTile<L, 5, 1>(job, m, t0, stream); break;
-    case 4: DecodeTile<L, 4, 2>(job, m, t0, stream); break;
-    case 3: DecodeTile<L, 3, 3>(job, m, t0, stream); break;
-    default: DecodeTile<L, 2, 4>(job, m, t0, stream); break;
+    case 7: DecodeRowRange<L, 1, 7>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 6: DecodeRowRange<L, 1, 6>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 5: DecodeRowRange<L, 1, 5>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 4: DecodeRowRange<L, 1, 4>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 3: DecodeRowRange<L, 2, 3>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 2: DecodeRowRange<L, 2, 2>(job, xi, m0, m1, t0, prefetch, stream); break;
+    default: DecodeRowRange<L, 1, 1>(job, xi, m0, m1, t0, prefetch, stream); break;
   }
 }
 
-// One row at a time (one sequential DRAM stream per thread).
 template <class L>
 void DecodeRows(const MatMulJob& job, int64_t m0, int64_t m1) {
-  if (job.n == 1) {
-    for (int64_t m = m0; m < m1; ++m) DecodeRowOneToken<L>(job, m);
+  if (job.n == 1) {  // a streamed row is prefetched past L2 (see prefetch.h); others are left to the hardware
+    DecodeRowRangeN<L>(job, job.x, m0, m1, 0, 1, job.stream, job.stream);
     return;
   }
   // Several passes reread each row block from L2, so only a single pass may stream past it.
   const bool stream = job.stream && FloatDecodePasses(job.n, job.k, kDecodeTileTokens).count == 1;
-  ForEachFloatDecodePass(job, m0, m1, kDecodeTileTokens, [&job, stream](int64_t m, int64_t t0, int64_t T) {
-    DecodeTileN<L>(job, m, t0, T, stream);
-  });
+  const int64_t pieces = (job.k + 7) / 8;
+  ForEachFloatDecodePass(job, m0, m1, kDecodeTileTokens,
+                         [&job, stream, pieces](int64_t b0, int64_t b1, int64_t t0, int64_t T) {
+                           const float* xi = reinterpret_cast<const float*>(job.act) + t0 * pieces * 8;
+                           DecodeRowRangeN<L>(job, xi, b0, b1, t0, T, true, stream);
+                         });
 }
 
 // Converts W[m0 .. m0+rows, k0 .. k0+kc] to float32 in panel[rows, kKc].
@@ -260,7 +274,7 @@ void GemmRows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch,
 size_t FloatDecodeActBytesAvx2(const MatMulJob& job) { return FloatDecodeActBytes(job.n, job.k, 8); }
 
 void FloatDecodePrepareAvx2(const MatMulJob& job, int64_t t_begin, int64_t t_end) {
-  FloatDecodeInterleave(job.x, job.n, job.k, 8, kDecodeTileTokens, t_begin, t_end,
+  FloatDecodeInterleave(job.x, job.n, job.k, 8, kDecodeTileTokens, t_begin, t_end, false,
                         reinterpret_cast<float*>(job.act));
 }
 

@@ -1,10 +1,10 @@
 // F32 / F16 / BF16 weights with AVX-512: exact float32 products (F16 and BF16 widen exactly to
 // float32), so these paths match the reference up to summation order.
 //
-// Decode: one weight row × up to 16 tokens per pass, vectors over k; each weight vector is loaded
-// and widened once and used for every token, whose activations are interleaved in 16-float
-// pieces. (One row at a time reads the weights as a single sequential stream, which measured
-// fastest from DRAM.)
+// Decode, batch-invariant (DecodeTile): one token goes one weight row at a time (a single
+// sequential stream, fastest from DRAM); several tokens go in tiles of a few consecutive rows ×
+// up to 16 tokens per pass, vectors over k, each weight vector loaded and widened once for all
+// the tile's tokens, whose activations are interleaved in 16-float pieces.
 // GEMM: tokens are the vector dimension. A panel of kPanelRows weight rows × kKc columns is
 // widened to float once into scratch and then multiplies every token block; the micro-kernel
 // keeps 6 rows × 4 vectors (64 tokens) of accumulators in registers, broadcasting one weight
@@ -32,8 +32,15 @@ constexpr int64_t kKc = 128;  // k per panel: the x^T block [128, 64] floats = 3
 inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // Widening loads of 16 consecutive weights starting at element i of a row.
+// Decode reads weights in units of kUnit vectors: unit c holds elements [16·kUnit·c, +16·kUnit)
+// of a row, vector j of it multiplying activation piece kUnit·c + j (see DecodePieces).
 struct LoadF32 {
   static constexpr int64_t kBytes = 4;  // per weight
+  static constexpr int kUnit = 1;
+  static void LoadUnit(const uint8_t* row, int64_t c, __m512* w) { w[0] = Load(row, 16 * c); }
+  static void LoadUnitTail(const uint8_t* row, int64_t c, int64_t left, __m512* w) {
+    w[0] = LoadMasked(row, 16 * c, static_cast<__mmask16>((1u << left) - 1));
+  }
   static __m512 Load(const uint8_t* row, int64_t i) {
     return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + i);
   }
@@ -43,6 +50,11 @@ struct LoadF32 {
 };
 struct LoadF16 {
   static constexpr int64_t kBytes = 2;  // per weight
+  static constexpr int kUnit = 1;
+  static void LoadUnit(const uint8_t* row, int64_t c, __m512* w) { w[0] = Load(row, 16 * c); }
+  static void LoadUnitTail(const uint8_t* row, int64_t c, int64_t left, __m512* w) {
+    w[0] = LoadMasked(row, 16 * c, static_cast<__mmask16>((1u << left) - 1));
+  }
   static __m512 Load(const uint8_t* row, int64_t i) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * i)));
   }
@@ -50,8 +62,24 @@ struct LoadF16 {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row + 2 * i));
   }
 };
+// Decode takes BF16 in units of 32 weights split even / odd: a bf16 is the top half of its
+// float32, so one AND and one shift widen 32 weights (zero-extending and shifting 16 at a time
+// takes twice the instructions, which left the 3-token verification tile at 110 GFLOP/s from
+// L2 against 150-190 for F16's single conversion, matmul_bench --hot). Its activations are
+// prepared in the matching order, even elements of each 32 in one piece, odd in the next.
 struct LoadBF16 {
   static constexpr int64_t kBytes = 2;  // per weight
+  static constexpr int kUnit = 2;
+  static void Split(__m512i v, __m512* w) {
+    w[0] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));                               // even
+    w[1] = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));  // odd
+  }
+  static void LoadUnit(const uint8_t* row, int64_t c, __m512* w) {
+    Split(_mm512_loadu_si512(row + 64 * c), w);
+  }
+  static void LoadUnitTail(const uint8_t* row, int64_t c, int64_t left, __m512* w) {
+    Split(_mm512_maskz_loadu_epi16(static_cast<__mmask32>((1ull << left) - 1), row + 64 * c), w);
+  }
   static __m512 Widen(__m256i h) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }
@@ -63,119 +91,172 @@ struct LoadBF16 {
   }
 };
 
-// One token: y[m] = W[m] · x with U independent accumulators over k (with one chain, a short
-// row that sits in cache waits on FMA latency: fg-target's 384-wide rows ran at a third of the
-// FMA throughput, matmul_bench --hot --shapes fg-target). x is used as is.
-template <class L, int U>
-void DecodeRowOneToken(const MatMulJob& job, int64_t m) {
+// R consecutive weight rows × T tokens: y[t0 + t, m + r] = W[m + r] · x[t0 + t]. Each weight
+// vector is loaded and widened once and used for all T tokens, each activation vector for all R
+// rows, so R·T FMA chains are in flight and a k-vector costs R + T loads for R·T FMAs (one row
+// at a time, 3 tokens ran at a third of the FMA peak from cache, matmul_bench --hot).
+//
+// Batch invariance: every (row, token) sum is one accumulator over k in order, the masked tail
+// last, then ReduceLanes16, whose lane tree is the same for each of its 16 sources. So y does
+// not depend on R, T, the pass, the thread split or n: a token's outputs are the same bits
+// whether it is decoded alone or verified among drafted tokens (and plain and speculative
+// decoding compute the same logits).
+//
+// xi: the activations of this tile's tokens, [DecodePieces, T, 16] (FloatDecodePrepareAvx512;
+// for one token of F32 / F16, x itself, its tail read masked).
+template <class L, int R, int T>
+void DecodeTile(const MatMulJob& job, const float* xi, int64_t m, int64_t t0, bool prefetch,
+                bool stream) {
+  static_assert(R * T <= 24, "accumulators, weights and x must fit the 32 vector registers");
+  constexpr int U = L::kUnit;
+  constexpr int64_t kUnitElems = 16 * U;
+  constexpr int64_t kUnitBytes = kUnitElems * L::kBytes;
   const int64_t k = job.k;
-  const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;  // [k]
-  const float* x = job.x;                                               // [k]
-  __m512 acc[U];
-  for (int u = 0; u < U; ++u) acc[u] = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 * U <= k; i += 16 * U) {
-    // Only a streamed row is prefetched: the hardware prefetcher alone follows one row at full
-    // speed, but it fetches into L2, which a streamed row must not enter.
-    if (job.stream)
-      for (int64_t line = 0; line < 16 * U * L::kBytes; line += 64)
-        PrefetchWeights(row + (i * L::kBytes + line + kDecodePrefetchBytes), true);
-    for (int u = 0; u < U; ++u)
-      acc[u] = _mm512_fmadd_ps(L::Load(row, i + 16 * u), _mm512_loadu_ps(x + i + 16 * u), acc[u]);
-  }
-  for (; i < k; i += 16) {  // whole vectors left over from the unrolling, then a masked tail
-    const __mmask16 mask =
-        k - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (k - i)) - 1);
-    acc[0] = _mm512_fmadd_ps(L::LoadMasked(row, i, mask), _mm512_maskz_loadu_ps(mask, x + i), acc[0]);
-  }
-  for (int u = 1; u < U; ++u) acc[0] = _mm512_add_ps(acc[0], acc[u]);
-  job.y[m] = _mm512_reduce_add_ps(acc[0]);
-}
-
-// Several tokens: y[t0 + t, m] = W[m] · x[t0 + t] for t < T <= 16, over the activations of
-// its pass, interleaved in 16-float pieces (FloatDecodePasses in act_layout.h). Each weight
-// vector is loaded and widened once and used for all T tokens; U accumulators per token over k
-// keep T·U FMA chains in flight; one transposing reduction turns the T accumulators into T sums.
-template <class L, int T, int U>
-void DecodeTile(const MatMulJob& job, int64_t m, int64_t t0, bool stream) {
-  const int64_t k = job.k;
-  const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;  // [k]
-  const int64_t full = k / 16;
-  // This pass's activations: [ceil(k/16), T, 16] (FloatDecodePrepareAvx512).
-  const float* xi = reinterpret_cast<const float*>(job.act) + t0 * ((k + 15) / 16) * 16;
-  __m512 acc[U][T];
-  for (int u = 0; u < U; ++u)
-    for (int t = 0; t < T; ++t) acc[u][t] = _mm512_setzero_ps();
-  int64_t b = 0;
-  for (; b + U <= full; b += U) {
-    // A pass over many tokens consumes weights too slowly for the out-of-order window alone to
-    // keep enough lines in flight: the 384 -> 8192 head from DRAM ran at half its in-cache speed
-    // at 10 tokens.
-    PrefetchWeights(row + (b * 16 * L::kBytes + kDecodePrefetchBytes), stream);
-    for (int u = 0; u < U; ++u) {
-      const __m512 wv = L::Load(row, (b + u) * 16);
-      const float* xb = xi + (b + u) * T * 16;
-      for (int t = 0; t < T; ++t) acc[u][t] = _mm512_fmadd_ps(wv, _mm512_load_ps(xb + 16 * t), acc[u][t]);
+  const int64_t full = k / kUnitElems;
+  const uint8_t* row[R];
+  for (int r = 0; r < R; ++r) row[r] = job.w + static_cast<size_t>(m + r) * job.row_bytes;  // [k]
+  __m512 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < full; ++c) {
+    // Once per cache line of each row. A pass over several tokens consumes weights too slowly
+    // for the out-of-order window alone to keep enough lines in flight (the 384 -> 8192 head
+    // from DRAM ran at half its in-cache speed at 10 tokens).
+    if (prefetch && (c * kUnitBytes) % 64 == 0)
+      for (int r = 0; r < R; ++r) PrefetchWeights(row[r] + (c * kUnitBytes + kDecodePrefetchBytes), stream);
+    __m512 wv[R][U];
+    for (int r = 0; r < R; ++r) L::LoadUnit(row[r], c, wv[r]);
+    for (int j = 0; j < U; ++j) {
+      const float* xb = xi + (c * U + j) * T * 16;
+      for (int t = 0; t < T; ++t) {
+        const __m512 xv = _mm512_loadu_ps(xb + 16 * t);
+        for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r][j], xv, acc[r][t]);
+      }
     }
   }
-  for (; b < full; ++b) {
-    const __m512 wv = L::Load(row, b * 16);
-    const float* xb = xi + b * T * 16;
-    for (int t = 0; t < T; ++t) acc[0][t] = _mm512_fmadd_ps(wv, _mm512_load_ps(xb + 16 * t), acc[0][t]);
+  if (const int64_t left = k - full * kUnitElems; left > 0) {
+    // Masked weight tails. x: the prepared layout is zero-padded; x used as is (one token,
+    // kUnit 1) is read masked too.
+    const __mmask16 xmask = U == 1 ? static_cast<__mmask16>((1u << left) - 1) : static_cast<__mmask16>(0xffff);
+    __m512 wv[R][U];
+    for (int r = 0; r < R; ++r) L::LoadUnitTail(row[r], full, left, wv[r]);
+    for (int j = 0; j < U; ++j) {
+      const float* xb = xi + (full * U + j) * T * 16;
+      for (int t = 0; t < T; ++t) {
+        const __m512 xv = _mm512_maskz_loadu_ps(xmask, xb + 16 * t);
+        for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r][j], xv, acc[r][t]);
+      }
+    }
   }
-  if (full * 16 < k) {  // masked weight tail; x's padding is zero
-    const __m512 wv = L::LoadMasked(row, full * 16, static_cast<__mmask16>((1u << (k - full * 16)) - 1));
-    const float* xb = xi + full * T * 16;
-    for (int t = 0; t < T; ++t) acc[0][t] = _mm512_fmadd_ps(wv, _mm512_load_ps(xb + 16 * t), acc[0][t]);
+  // 16 sums per transposing reduction, token-major within the tile.
+  constexpr int kSums = R * T;
+  for (int s0 = 0; s0 < kSums; s0 += 16) {
+    __m512 sums[16];
+    for (int s = 0; s < 16; ++s) sums[s] = s0 + s < kSums ? acc[(s0 + s) % R][(s0 + s) / R] : _mm512_setzero_ps();
+    alignas(64) float out[16];
+    _mm512_store_ps(out, ReduceLanes16(sums));
+    for (int s = 0; s < 16 && s0 + s < kSums; ++s)
+      job.y[(t0 + (s0 + s) / R) * job.ldy + m + (s0 + s) % R] = out[s];
   }
-  __m512 sums[16];
-  for (int t = 0; t < 16; ++t) sums[t] = _mm512_setzero_ps();
-  for (int t = 0; t < T; ++t) {
-    sums[t] = acc[0][t];
-    for (int u = 1; u < U; ++u) sums[t] = _mm512_add_ps(sums[t], acc[u][t]);
-  }
-  alignas(64) float out[16];
-  _mm512_store_ps(out, ReduceLanes16(sums));
-  for (int t = 0; t < T; ++t) job.y[(t0 + t) * job.ldy + m] = out[t];
 }
 
-// T tokens (2..16) of one row from t0: as many FMA chains in flight as tokens, or more.
+// Rows [m0, m1) × T tokens from t0: tiles of R rows, the rows left over one at a time.
+template <class L, int R, int T>
+void DecodeRowRange(const MatMulJob& job, const float* xi, int64_t m0, int64_t m1, int64_t t0,
+                    bool prefetch, bool stream) {
+  int64_t m = m0;
+  for (; m + R <= m1; m += R) DecodeTile<L, R, T>(job, xi, m, t0, prefetch, stream);
+  for (; m < m1; ++m) DecodeTile<L, 1, T>(job, xi, m, t0, prefetch, stream);
+}
+
+// Rows per tile for T tokens (2..16): R·T >= 8 chains keep both FMA pipes busy through the FMA latency,
+// with at most 24 accumulators (the weight vectors and x take the other registers).
 template <class L>
-void DecodeTileN(const MatMulJob& job, int64_t m, int64_t t0, int64_t T, bool stream) {
+void DecodeRowRangeN(const MatMulJob& job, const float* xi, int64_t m0, int64_t m1, int64_t t0,
+                     int64_t T, bool prefetch, bool stream) {
   switch (T) {
-    case 16: DecodeTile<L, 16, 1>(job, m, t0, stream); break;
-    case 15: DecodeTile<L, 15, 1>(job, m, t0, stream); break;
-    case 14: DecodeTile<L, 14, 1>(job, m, t0, stream); break;
-    case 13: DecodeTile<L, 13, 1>(job, m, t0, stream); break;
-    case 12: DecodeTile<L, 12, 1>(job, m, t0, stream); break;
-    case 11: DecodeTile<L, 11, 1>(job, m, t0, stream); break;
-    case 10: DecodeTile<L, 10, 1>(job, m, t0, stream); break;
-    case 9: DecodeTile<L, 9, 1>(job, m, t0, stream); break;
-    case 8: DecodeTile<L, 8, 1>(job, m, t0, stream); break;
-    case 7: DecodeTile<L, 7, 1>(job, m, t0, stream); break;
-    case 6: DecodeTile<L, 6, 1>(job, m, t0, stream); break;
-    case 5: DecodeTile<L, 5, 1>(job, m, t0, stream); break;
-    case 4: DecodeTile<L, 4, 2>(job, m, t0, stream); break;
-    case 3: DecodeTile<L, 3, 2>(job, m, t0, stream); break;
-    case 2: DecodeTile<L, 2, 4>(job, m, t0, stream); break;
-    default: DecodeTile<L, 1, 4>(job, m, t0, stream); break;
+    case 16: DecodeRowRange<L, 1, 16>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 15: DecodeRowRange<L, 1, 15>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 14: DecodeRowRange<L, 1, 14>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 13: DecodeRowRange<L, 1, 13>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 12: DecodeRowRange<L, 2, 12>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 11: DecodeRowRange<L, 2, 11>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 10: DecodeRowRange<L, 2, 10>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 9: DecodeRowRange<L, 2, 9>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 8: DecodeRowRange<L, 2, 8>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 7: DecodeRowRange<L, 3, 7>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 6: DecodeRowRange<L, 4, 6>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 5: DecodeRowRange<L, 4, 5>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 4: DecodeRowRange<L, 4, 4>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 3: DecodeRowRange<L, 4, 3>(job, xi, m0, m1, t0, prefetch, stream); break;
+    default: DecodeRowRange<L, 6, 2>(job, xi, m0, m1, t0, prefetch, stream); break;
   }
 }
+
+// One token, rows [m0, m1): each row's dot product runs to its end before the next row starts,
+// so the weights are read as one sequential stream (interleaving tiles of 8 rows ran the
+// 384 -> 8192 head 1.2-1.4x slower from DRAM), and the out-of-order window overlaps the rows'
+// independent chains. The sums of up to 16 rows share one ReduceLanes16: the same arithmetic,
+// per row, as DecodeTile's, which keeps the path batch-invariant.
+template <class L>
+void DecodeOneToken(const MatMulJob& job, const float* x, int64_t m0, int64_t m1) {
+  constexpr int U = L::kUnit;
+  constexpr int64_t kUnitElems = 16 * U;
+  constexpr int64_t kUnitBytes = kUnitElems * L::kBytes;
+  const int64_t k = job.k;
+  const int64_t full = k / kUnitElems, left = k - full * kUnitElems;
+  const __mmask16 xmask = U == 1 && left > 0 ? static_cast<__mmask16>((1u << left) - 1) : static_cast<__mmask16>(0xffff);
+  for (int64_t g = m0; g < m1; g += 16) {
+    const int rows = static_cast<int>(Min(16, m1 - g));
+    __m512 sums[16];
+    for (int r = 0; r < rows; ++r) {
+      const uint8_t* row = job.w + static_cast<size_t>(g + r) * job.row_bytes;  // [k]
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t c = 0; c < full; ++c) {
+        // Only a streamed row is prefetched: the hardware prefetcher alone follows one row at
+        // full speed, but it fetches into L2, which a streamed row must not enter.
+        if (job.stream && (c * kUnitBytes) % 64 == 0) PrefetchWeights(row + (c * kUnitBytes + kDecodePrefetchBytes), true);
+        __m512 wv[U];
+        L::LoadUnit(row, c, wv);
+        for (int j = 0; j < U; ++j) acc = _mm512_fmadd_ps(wv[j], _mm512_loadu_ps(x + (c * U + j) * 16), acc);
+      }
+      if (left > 0) {
+        __m512 wv[U];
+        L::LoadUnitTail(row, full, left, wv);
+        for (int j = 0; j < U; ++j) acc = _mm512_fmadd_ps(wv[j], _mm512_maskz_loadu_ps(xmask, x + (full * U + j) * 16), acc);
+      }
+      sums[r] = acc;
+    }
+    for (int r = rows; r < 16; ++r) sums[r] = _mm512_setzero_ps();
+    alignas(64) float out[16];
+    _mm512_store_ps(out, ReduceLanes16(sums));
+    for (int r = 0; r < rows; ++r) job.y[g + r] = out[r];
+  }
+}
+
+// Activation pieces of 16 floats per token for k-wide rows of a dtype: whole units.
+int64_t DecodePieces(DType dtype, int64_t k) {
+  const int64_t unit = dtype == DType::kBF16 ? LoadBF16::kUnit : 1;
+  return (k + 16 * unit - 1) / (16 * unit) * unit;
+}
+
+// Whether x is used as is: one token of a dtype whose units are single vectors.
+bool DecodeUsesXAsIs(const MatMulJob& job) { return job.n == 1 && job.dtype != DType::kBF16; }
 
 template <class L>
 void DecodeRows(const MatMulJob& job, int64_t m0, int64_t m1) {
-  // One row at a time: the weights are read as a single sequential stream, which measured
-  // fastest from DRAM (see QuantDecodeRowsAvx512). Two rows sharing each x load ran 1.4-1.8x
-  // slower on fg-target's shapes from DRAM at 5 tokens, though 1.5x faster from cache.
   if (job.n == 1) {
-    for (int64_t m = m0; m < m1; ++m) DecodeRowOneToken<L, 4>(job, m);
+    DecodeOneToken<L>(job, DecodeUsesXAsIs(job) ? job.x : reinterpret_cast<const float*>(job.act), m0, m1);
     return;
   }
   // Several passes reread each row block from L2, so only a single pass may stream past it.
   const bool stream = job.stream && FloatDecodePasses(job.n, job.k, kDecodeTileTokens).count == 1;
-  ForEachFloatDecodePass(job, m0, m1, kDecodeTileTokens, [&job, stream](int64_t m, int64_t t0, int64_t T) {
-    DecodeTileN<L>(job, m, t0, T, stream);
-  });
+  const int64_t pieces = DecodePieces(job.dtype, job.k);
+  ForEachFloatDecodePass(job, m0, m1, kDecodeTileTokens,
+                         [&job, stream, pieces](int64_t b0, int64_t b1, int64_t t0, int64_t T) {
+                           const float* xi = reinterpret_cast<const float*>(job.act) + t0 * pieces * 16;
+                           DecodeRowRangeN<L>(job, xi, b0, b1, t0, T, true, stream);
+                         });
 }
 
 // Widens W[m0 .. m0+rows, k0 .. k0+kc] into panel[rows, kKc].
@@ -268,11 +349,14 @@ void GemmRows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
 
 }  // namespace
 
-size_t FloatDecodeActBytesAvx512(const MatMulJob& job) { return FloatDecodeActBytes(job.n, job.k, 16); }
+size_t FloatDecodeActBytesAvx512(const MatMulJob& job) {
+  if (DecodeUsesXAsIs(job)) return 0;
+  return AlignUp(static_cast<size_t>(DecodePieces(job.dtype, job.k) * job.n * 16) * 4);
+}
 
 void FloatDecodePrepareAvx512(const MatMulJob& job, int64_t t_begin, int64_t t_end) {
   FloatDecodeInterleave(job.x, job.n, job.k, 16, kDecodeTileTokens, t_begin, t_end,
-                        reinterpret_cast<float*>(job.act));
+                        job.dtype == DType::kBF16, reinterpret_cast<float*>(job.act));
 }
 
 void FloatDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1) {

@@ -31,7 +31,8 @@ size_t ActBytes(const MatMulJob& job) {
 }
 
 int64_t PrepareUnits(const MatMulJob& job) {
-  return job.gemm ? GemmTokenBlocks(job.n) : (IsFloat(job.dtype) && job.n < 2 ? 0 : job.n);
+  if (job.gemm) return GemmTokenBlocks(job.n);
+  return IsFloat(job.dtype) && FloatDecodeActBytesAvx512(job) == 0 ? 0 : job.n;
 }
 
 void Prepare(const MatMulJob& job, int64_t u0, int64_t u1) {
