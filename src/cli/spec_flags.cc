@@ -11,6 +11,10 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f, bool run) {
   SpecFlags& sp = *f;
   cmd->add_option("--spec", sp.mode, "Speculative decoding: draft | lookup | jacobi | layerskip (lossless: same output as plain)");
   cmd->add_option("--draft-model", sp.draft_model, "Draft model for --spec draft (same tokenizer as the target)");
+  cmd->add_option("--draft-weights", sp.draft_weights,
+                  "Weight type the draft model runs in: q8_0 (default: half of bf16's bytes, the "
+                  "same acceptance on fg-draft), f16, bf16, q4_0, ..., or keep (the file's). Never "
+                  "changes the output, only how often drafts are accepted");
   cmd->add_option("--draft-max", sp.draft.max_length, "Longest draft chain / tree depth (default 12)");
   cmd->add_option("--draft-init", sp.draft.initial_length, "Initial draft length before adapting (default 5)");
   cmd->add_flag("--draft-fixed", [&sp](int64_t) { sp.draft.adaptive_length = false; }, "Keep the draft length fixed at --draft-init");
@@ -45,6 +49,11 @@ Expected<SpecSetup> SetUpSpeculation(SpecFlags& f, Model& target, ThreadPool* po
     if (f.draft_model.empty()) return InvalidArgument("--spec draft needs --draft-model PATH");
     ModelOptions draft_options;
     draft_options.kv_type = target.kv_type();  // --kv-type applies to both models
+    if (f.draft_weights != "keep") {
+      const std::optional<DType> type = DTypeFromName(f.draft_weights);
+      if (!type) return InvalidArgument("--draft-weights '" + f.draft_weights + "' is not a weight type or keep");
+      draft_options.weight_type = *type;
+    }
     FG_ASSIGN_OR_RETURN(out.draft, LoadModel(f.draft_model, pool, draft_options));
     pc.draft = out.draft.get();
   }

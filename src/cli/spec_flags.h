@@ -23,6 +23,7 @@ namespace fastgen::cli {
 struct SpecFlags {
   std::string mode;                 // empty = plain decoding
   std::string draft_model;
+  std::string draft_weights = "q8_0";  // --draft-weights: the draft's matrices re-encoded, or "keep"
   std::string skip_layers;          // "2,5" or "auto"
   std::string calibration_file;     // text for --skip-layers auto (default: the prompt)
   speculative::DraftModelOptions draft;

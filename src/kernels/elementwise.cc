@@ -19,4 +19,10 @@ void SiluMul(float* gate, const float* up, int64_t n, int64_t m, int64_t ldg, in
   reference::SiluMul(gate, up, n, m, ldg, ldu);
 }
 
+float MaxSumExp(const float* x, int64_t n, float* max) {
+  if (cpu::ActiveIsa() == cpu::Isa::kAvx512) return cpu::MaxSumExpAvx512(x, n, max);
+  if (cpu::ActiveIsa() == cpu::Isa::kAvx2) return cpu::MaxSumExpAvx2(x, n, max);
+  return reference::MaxSumExp(x, n, max);
+}
+
 }  // namespace fastgen::kernels

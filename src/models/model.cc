@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/cache_info.h"
+#include "kernels/reference/dequant.h"
 #include "models/gpt2.h"
 #include "models/llama.h"
 
@@ -149,6 +150,33 @@ int64_t Model::weight_matrix_bytes() {
   return total;
 }
 
+Expected<int> Model::ConvertMatrices(DType type) {
+  if (type != DType::kF32 && type != DType::kF16 && type != DType::kBF16 && type != DType::kQ8_0 &&
+      type != DType::kQ4_0 && type != DType::kQ4_K && type != DType::kQ6_K)
+    return InvalidArgument("weights cannot be converted to " + std::string(Name(type)) +
+                           "; use f32, f16, bf16, q8_0, q4_0, q4_k or q6_k");
+  std::vector<float> row;
+  int converted = 0;
+  for (TensorView* w : Matrices()) {
+    const bool is_float = w->dtype == DType::kF32 || w->dtype == DType::kF16 || w->dtype == DType::kBF16;
+    const int64_t cols = w->cols(), rows = w->rows();
+    if (!is_float || w->dtype == type || cols % Info(type).block_elems != 0) continue;
+    const size_t row_bytes = *RowBytes(type, cols);  // cols is a whole number of blocks
+    std::vector<uint8_t> data(row_bytes * static_cast<size_t>(rows));
+    row.resize(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      kernels::reference::DequantizeRow(w->dtype, w->row(r), row.data(), cols);
+      kernels::reference::QuantizeRow(type, row.data(), data.data() + static_cast<size_t>(r) * row_bytes, cols);
+    }
+    w->dtype = type;
+    w->data = data.data();
+    w->nbytes = data.size();
+    converted_.push_back(std::move(data));  // the vector's buffer does not move with it
+    ++converted;
+  }
+  return converted;
+}
+
 Expected<std::unique_ptr<Model>> LoadModel(const std::string& path, ThreadPool* pool,
                                            const ModelOptions& options) {
   FG_ASSIGN_OR_RETURN(auto ckpt, OpenCheckpoint(path, options.checkpoint));
@@ -159,6 +187,7 @@ Expected<std::unique_ptr<Model>> LoadModel(const std::string& path, ThreadPool* 
     FG_ASSIGN_OR_RETURN(model, CreateLlamaFamilyModel(std::move(ckpt), pool));
   }
   FG_RETURN_IF_ERROR(model->set_kv_type(options.kv_type));
+  if (options.weight_type) FG_RETURN_IF_ERROR(model->ConvertMatrices(*options.weight_type).status());
   bool stream = false;
   if (options.stream_weights) {
     stream = *options.stream_weights;

@@ -103,6 +103,14 @@ class Model {
   bool stream_weights() const { return stream_weights_; }
   int64_t weight_matrix_bytes();  // what one decode step reads of the weight matrices
 
+  // Re-encodes the float (F32 / F16 / BF16) weight matrices as `type` (Q8_0, Q4_0, ...) in
+  // memory: the loaded file is untouched, norms and the embedding lookup keep their types, and
+  // matrices whose rows do not split into the type's blocks stay as they are. For a draft
+  // model, whose precision moves only the acceptance rate, never the output: fg-draft as Q8_0
+  // reads half the bytes and agrees with fg-target exactly as often as in bf16. Returns the
+  // number of matrices converted.
+  Expected<int> ConvertMatrices(DType type);
+
  protected:
   Model(std::unique_ptr<Checkpoint> ckpt, ThreadPool* pool) : ckpt_(std::move(ckpt)), pool_(pool) {}
   // Architecture-specific forward pass over validated input.
@@ -135,6 +143,7 @@ class Model {
   DType kv_type_ = DType::kF32;
   bool stream_weights_ = false;
   std::vector<float> kv_stage_;    // [2, n, n_kv_head * head_dim] K and V rows of a compact cache
+  std::vector<std::vector<uint8_t>> converted_;  // matrices re-encoded by ConvertMatrices
 };
 
 struct ModelOptions {
@@ -143,6 +152,9 @@ struct ModelOptions {
   // Model::set_stream_weights; unset: when the weight matrices exceed half the last-level
   // cache (never when its size is unknown).
   std::optional<bool> stream_weights;
+  // Model::ConvertMatrices to this type after loading (before the streaming choice); unset:
+  // the file's types.
+  std::optional<DType> weight_type;
 };
 
 // Opens `path` (model directory or GGUF file) and builds the model its config names.

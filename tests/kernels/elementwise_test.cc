@@ -64,6 +64,28 @@ TEST_P(ElementwiseTest, RmsNormMatchesReference) {
   }
 }
 
+TEST_P(ElementwiseTest, MaxSumExpMatchesReference) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  for (int64_t n : {1, 5, 16, 17, 63, 64, 100, 8192, 8195}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (auto& v : x) v = normal(rng);
+    x[static_cast<size_t>(n / 2)] = 30.0f;  // a confident row: the sum is close to 1
+    if (n > 3) x[1] = -INFINITY;            // masked logits (logit bias) add nothing
+    float got_max = 0, want_max = 0;
+    const float got = MaxSumExp(x.data(), n, &got_max);
+    const float want = reference::MaxSumExp(x.data(), n, &want_max);
+    EXPECT_EQ(got_max, want_max) << n;
+    EXPECT_NEAR(got, want, 1e-5f * want) << n;
+    EXPECT_GE(got, 1.0f) << n;
+  }
+  const std::vector<float> masked(20, -INFINITY);
+  float mx = 0;
+  EXPECT_EQ(MaxSumExp(masked.data(), 20, &mx), 0.0f);
+  EXPECT_EQ(mx, -INFINITY);
+  EXPECT_EQ(MaxSumExp(masked.data(), 0, &mx), 0.0f);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllIsas, ElementwiseTest,
                          ::testing::Values(cpu::Isa::kReference, cpu::Isa::kAvx2, cpu::Isa::kAvx512),
                          [](const auto& info) { return std::string(cpu::IsaName(info.param)); });

@@ -221,6 +221,33 @@ TEST(ChainExactness, LongCacheEveryKvTypeAndIsa) {
   ASSERT_TRUE(m.set_kv_type(DType::kF32).ok());
 }
 
+// A draft model re-encoded in memory (--draft-weights): every matrix converted, logits close to
+// the file's, a type without a quantizer refused by name.
+TEST(ConvertMatrices, DraftModelAsQ8_0) {
+  auto bf16 = LoadModel(SharedPath("models/fg-draft"), &Pool());
+  ModelOptions options;
+  options.weight_type = DType::kQ8_0;
+  auto q8 = LoadModel(SharedPath("models/fg-draft"), &Pool(), options);
+  ASSERT_TRUE(bf16.ok() && q8.ok());
+  EXPECT_EQ((*q8)->weight_matrix_bytes() * 64, (*bf16)->weight_matrix_bytes() * 34);  // 34 B per 32 weights
+  const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7};
+  std::vector<float> a, b;
+  auto kv_a = (*bf16)->NewKvCache(16);
+  auto kv_b = (*q8)->NewKvCache(16);
+  ASSERT_TRUE((*bf16)->Forward(prompt, *kv_a, LogitsMode::kAll, &a).ok());
+  ASSERT_TRUE((*q8)->Forward(prompt, *kv_b, LogitsMode::kAll, &b).ok());
+  ASSERT_EQ(a.size(), b.size());
+  const double rel = RelError(b.data(), a.data(), a.size());
+  EXPECT_LT(rel, 2e-2);
+  EXPECT_GT(rel, 0.0);
+  auto again = (*q8)->ConvertMatrices(DType::kQ8_0);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0);  // already Q8_0
+  auto bad = (*bf16)->ConvertMatrices(DType::kQ2_K);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("Q2_K"), std::string::npos);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, TreeForward,
                          ::testing::Values("llama", "mistral", "qwen3", "gemma", "phi3", "gpt2"),
                          [](const auto& info) { return info.param; });

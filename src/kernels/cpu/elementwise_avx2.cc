@@ -2,6 +2,7 @@
 // vector exp per 8 elements) and RMSNorm (sum of squares in double, like the reference).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cpu/kernels_avx2.h"
@@ -56,6 +57,37 @@ void RmsNormAvx2(const float* x, const float* w, int64_t n, int64_t d, float eps
       _mm256_maskstore_ps(ot + i, k, _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(xt + i, k), inv), wi));
     }
   }
+}
+
+float MaxSumExpAvx2(const float* x, int64_t n, float* max) {
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  __m256 mv = ninf;
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i k = TailMask(n - i >= 8 ? 8 : n - i);
+    mv = _mm256_max_ps(mv, _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + i, k), _mm256_castsi256_ps(k)));
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mv);
+  float mx = lanes[0];
+  for (int l = 1; l < 8; ++l) mx = std::max(mx, lanes[l]);
+  *max = mx;
+  if (mx == -INFINITY) return 0.0f;
+  const __m256 shift = _mm256_set1_ps(mx);
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_add_ps(s0, Exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), shift)));
+    s1 = _mm256_add_ps(s1, Exp(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), shift)));
+  }
+  for (; i < n; i += 8) {
+    const __m256i k = TailMask(n - i >= 8 ? 8 : n - i);
+    const __m256 e = Exp(_mm256_sub_ps(_mm256_maskload_ps(x + i, k), shift));
+    s0 = _mm256_add_ps(s0, _mm256_and_ps(e, _mm256_castsi256_ps(k)));
+  }
+  _mm256_store_ps(lanes, _mm256_add_ps(s0, s1));
+  float sum = 0.0f;
+  for (int l = 0; l < 8; ++l) sum += lanes[l];
+  return sum;
 }
 
 }  // namespace fastgen::kernels::cpu

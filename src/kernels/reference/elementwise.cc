@@ -95,4 +95,14 @@ void Softmax(float* x, int64_t count) {
   for (int64_t i = 0; i < count; ++i) x[i] *= inv;
 }
 
+float MaxSumExp(const float* x, int64_t n, float* max) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  *max = mx;
+  if (mx == -INFINITY) return 0.0f;
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i]) - mx);
+  return static_cast<float>(sum);
+}
+
 }  // namespace fastgen::kernels::reference

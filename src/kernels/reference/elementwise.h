@@ -23,5 +23,7 @@ void Add(float* x, const float* y, int64_t count);
 void Scale(float* x, float s, int64_t count);
 // In-place softmax of one row.
 void Softmax(float* x, int64_t count);
+// *max = max of x[0, n); returns Σ exp(x[i] − max), summed in double (0 for n = 0 or all -inf).
+float MaxSumExp(const float* x, int64_t n, float* max);
 
 }  // namespace fastgen::kernels::reference
