@@ -151,8 +151,7 @@ int64_t Model::weight_matrix_bytes() {
 }
 
 Expected<int> Model::ConvertMatrices(DType type) {
-  if (type != DType::kF32 && type != DType::kF16 && type != DType::kBF16 && type != DType::kQ8_0 &&
-      type != DType::kQ4_0 && type != DType::kQ4_K && type != DType::kQ6_K)
+  if (!kernels::reference::CanQuantize(type))
     return InvalidArgument("weights cannot be converted to " + std::string(Name(type)) +
                            "; use f32, f16, bf16, q8_0, q4_0, q4_k or q6_k");
   std::vector<float> row;

@@ -188,13 +188,9 @@ uint32_t GgufFileType(DType t) {
 }
 
 Expected<QuantizeReport> QuantizeCheckpoint(const QuantizeOptions& o) {
-  switch (o.type) {
-    case DType::kF32: case DType::kF16: case DType::kBF16: case DType::kQ8_0:
-    case DType::kQ4_0: case DType::kQ4_K: case DType::kQ6_K: break;
-    default:
-      return InvalidArgument(std::string("quantize: type ") + std::string(Name(o.type)) +
-                             " is not a target type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)");
-  }
+  if (!kernels::reference::CanQuantize(o.type))
+    return InvalidArgument(std::string("quantize: type ") + std::string(Name(o.type)) +
+                           " is not a target type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)");
   FG_ASSIGN_OR_RETURN(auto ckpt, OpenCheckpoint(o.input));
   const ModelConfig& c = ckpt->config;
   const bool from_hf = ckpt->format == CheckpointFormat::kSafetensors;

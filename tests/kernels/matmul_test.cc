@@ -93,6 +93,16 @@ std::vector<uint8_t> RandomRows(DType t, int64_t m, int64_t k, std::mt19937& rng
   return buf;
 }
 
+// A [m, k] weight tensor of type t over `rows` (RandomRows' layout).
+TensorView ViewOf(DType t, const std::vector<uint8_t>& rows, int64_t m, int64_t k) {
+  TensorView w;
+  w.dtype = t;
+  w.shape = {m, k};
+  w.data = rows.data();
+  w.nbytes = rows.size();
+  return w;
+}
+
 struct Case {
   Isa isa;
   DType dtype;
@@ -229,11 +239,7 @@ TEST_P(MatMulTest, DoesNotAllocateAfterWarmUp) {
   std::mt19937 rng(5);
   const int64_t m = 96, k = 1024;  // at 64 tokens every dtype takes the GEMM path
   const std::vector<uint8_t> rows = RandomRows(t, m, k, rng);
-  TensorView w;
-  w.dtype = t;
-  w.shape = {m, k};
-  w.data = rows.data();
-  w.nbytes = rows.size();
+  const TensorView w = ViewOf(t, rows, m, k);
   std::vector<float> x(static_cast<size_t>(64 * k), 0.5f), y(static_cast<size_t>(64 * m));
   ThreadPool pool(2);
   for (int64_t n : {1, 64}) MatMul(w, x.data(), n, y.data(), pool);  // warm-up
@@ -253,14 +259,7 @@ TEST_P(MatMulTest, GroupEqualsSeparateProducts) {
   const int64_t k = 256;
   const std::vector<uint8_t> a = RandomRows(t, 40, k, rng), b = RandomRows(t, 5, k, rng),
                              c = RandomRows(t, 17, k, rng), f = RandomRows(DType::kF32, 9, k, rng);
-  auto view = [&](DType dtype, const std::vector<uint8_t>& rows, int64_t m) {
-    TensorView w;
-    w.dtype = dtype;
-    w.shape = {m, k};
-    w.data = rows.data();
-    w.nbytes = rows.size();
-    return w;
-  };
+  auto view = [k](DType dtype, const std::vector<uint8_t>& rows, int64_t m) { return ViewOf(dtype, rows, m, k); };
   const TensorView wa = view(t, a, 40), wb = view(t, b, 5), wc = view(t, c, 17),
                    wf = view(DType::kF32, f, 9);
   ThreadPool pool(3);
@@ -300,11 +299,7 @@ TEST_P(MatMulTest, DecodeIsBatchInvariant) {
   for (int64_t k : KSizes(t)) {
     const int64_t m = 37;  // not a multiple of any tile's row count
     const std::vector<uint8_t> rows = RandomRows(t, m, k, rng);
-    TensorView w;
-    w.dtype = t;
-    w.shape = {m, k};
-    w.data = rows.data();
-    w.nbytes = rows.size();
+    const TensorView w = ViewOf(t, rows, m, k);
     const int64_t max_n = 24;
     std::vector<float> x(static_cast<size_t>(max_n * k));
     for (auto& v : x) v = normal(rng);

@@ -54,6 +54,16 @@ std::vector<float> ChainLogits(Model& m, const std::vector<int32_t>& chain) {
   return logits;
 }
 
+// Logits of decoding `chain` one token at a time into kv: [chain.size(), vocab].
+std::vector<float> StepLogits(Model& m, KvCache& kv, const std::vector<int32_t>& chain) {
+  std::vector<float> steps, logits;
+  for (int32_t token : chain) {
+    EXPECT_TRUE(m.Forward(std::span<const int32_t>(&token, 1), kv, LogitsMode::kLast, &logits).ok());
+    steps.insert(steps.end(), logits.begin(), logits.end());
+  }
+  return steps;
+}
+
 class TreeForward : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TreeForward, EveryBranchMatchesItsChain) {
@@ -172,12 +182,9 @@ TEST_P(TreeForward, ChainPassEqualsStepsBitForBit) {
   const std::vector<float> pass = ChainLogits(*m, chain);
   auto kv = m->NewKvCache(64);
   ASSERT_TRUE(kv.ok());
-  std::vector<float> steps, logits;
+  std::vector<float> logits;
   ASSERT_TRUE(m->Forward(Prefix(), *kv, LogitsMode::kLast, &logits).ok());
-  for (int32_t token : chain) {
-    ASSERT_TRUE(m->Forward(std::span<const int32_t>(&token, 1), *kv, LogitsMode::kLast, &logits).ok());
-    steps.insert(steps.end(), logits.begin(), logits.end());
-  }
+  const std::vector<float> steps = StepLogits(*m, *kv, chain);
   ASSERT_EQ(pass.size(), steps.size());
   const int64_t vocab = m->config().vocab_size;
   for (size_t i = 0; i < chain.size(); ++i)
@@ -201,16 +208,13 @@ TEST(ChainExactness, LongCacheEveryKvTypeAndIsa) {
     ASSERT_TRUE(kernels::cpu::ForceIsa(isa));
     for (DType kv_type : {DType::kF32, DType::kF16, DType::kQ8_0}) {
       ASSERT_TRUE(m.set_kv_type(kv_type).ok());
-      std::vector<float> pass, steps, logits;
+      std::vector<float> pass, logits;
       auto kv = m.NewKvCache(600);
       ASSERT_TRUE(kv.ok());
       ASSERT_TRUE(m.Forward(prefix, *kv, LogitsMode::kLast, &logits).ok());
       ASSERT_TRUE(m.Forward(chain, *kv, LogitsMode::kAll, &pass).ok());
       kv->Truncate(static_cast<int64_t>(prefix.size()));
-      for (int32_t token : chain) {
-        ASSERT_TRUE(m.Forward(std::span<const int32_t>(&token, 1), *kv, LogitsMode::kLast, &logits).ok());
-        steps.insert(steps.end(), logits.begin(), logits.end());
-      }
+      const std::vector<float> steps = StepLogits(m, *kv, chain);
       ASSERT_EQ(pass.size(), steps.size());
       for (size_t i = 0; i < chain.size(); ++i)
         EXPECT_EQ(0, std::memcmp(pass.data() + i * vocab, steps.data() + i * vocab, vocab * sizeof(float)))

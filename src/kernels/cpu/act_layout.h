@@ -129,13 +129,10 @@ inline size_t FloatDecodeActBytes(int64_t n, int64_t k, int64_t lanes) {
   return n < 2 ? 0 : AlignUp(static_cast<size_t>((k + lanes - 1) / lanes * n * lanes) * 4);
 }
 
-// Writes tokens [t_begin, t_end) of x into the interleaved layout above. even_odd (AVX-512
-// BF16 weights, which widen 2·lanes at a time split even / odd): pieces go in pairs over
-// 2·lanes elements, the even ones first, the odd ones in the next piece; the pieces then
-// number a whole count of pairs. (n = 1 takes this layout too, with one pass.)
+// Writes tokens [t_begin, t_end) of x into the interleaved layout above.
 inline void FloatDecodeInterleave(const float* x, int64_t n, int64_t k, int64_t lanes, int64_t max_tile,
-                                  int64_t t_begin, int64_t t_end, bool even_odd, float* act) {
-  const int64_t pieces = even_odd ? (k + 2 * lanes - 1) / (2 * lanes) * 2 : (k + lanes - 1) / lanes;
+                                  int64_t t_begin, int64_t t_end, float* act) {
+  const int64_t pieces = (k + lanes - 1) / lanes;
   const FloatDecodePasses passes(n, k, max_tile);
   for (int64_t p = 0; p < passes.count; ++p) {
     const int64_t t0 = passes.Begin(p), t1 = passes.Begin(p + 1);
@@ -144,10 +141,7 @@ inline void FloatDecodeInterleave(const float* x, int64_t n, int64_t k, int64_t 
       const float* xt = x + t * k;
       for (int64_t b = 0; b < pieces; ++b) {
         float* dst = xi + (b * (t1 - t0) + t - t0) * lanes;
-        for (int64_t l = 0; l < lanes; ++l) {
-          const int64_t i = even_odd ? (b / 2) * 2 * lanes + 2 * l + (b % 2) : b * lanes + l;
-          dst[l] = i < k ? xt[i] : 0.0f;
-        }
+        for (int64_t l = 0; l < lanes; ++l) dst[l] = b * lanes + l < k ? xt[b * lanes + l] : 0.0f;
       }
     }
   }

@@ -274,7 +274,7 @@ void GemmRows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch,
 size_t FloatDecodeActBytesAvx2(const MatMulJob& job) { return FloatDecodeActBytes(job.n, job.k, 8); }
 
 void FloatDecodePrepareAvx2(const MatMulJob& job, int64_t t_begin, int64_t t_end) {
-  FloatDecodeInterleave(job.x, job.n, job.k, 8, kDecodeTileTokens, t_begin, t_end, false,
+  FloatDecodeInterleave(job.x, job.n, job.k, 8, kDecodeTileTokens, t_begin, t_end,
                         reinterpret_cast<float*>(job.act));
 }
 

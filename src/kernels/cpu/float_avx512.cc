@@ -15,6 +15,8 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "kernels/cpu/act_layout.h"
 #include "kernels/cpu/kernels_avx512.h"
 #include "kernels/cpu/prefetch.h"
@@ -355,8 +357,35 @@ size_t FloatDecodeActBytesAvx512(const MatMulJob& job) {
 }
 
 void FloatDecodePrepareAvx512(const MatMulJob& job, int64_t t_begin, int64_t t_end) {
-  FloatDecodeInterleave(job.x, job.n, job.k, 16, kDecodeTileTokens, t_begin, t_end,
-                        job.dtype == DType::kBF16, reinterpret_cast<float*>(job.act));
+  if (job.dtype != DType::kBF16) {
+    FloatDecodeInterleave(job.x, job.n, job.k, 16, kDecodeTileTokens, t_begin, t_end, reinterpret_cast<float*>(job.act));
+    return;
+  }
+  // BF16's layout (LoadBF16): per 32 elements, the even ones in one piece and the odd ones in the
+  // next, zero-padded to whole pairs; the passes as in FloatDecodeInterleave. One token is
+  // prepared for every decode matmul, so this is two permutes per 32 floats, not a scalar loop.
+  const int64_t k = job.k, pieces = DecodePieces(job.dtype, k);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const FloatDecodePasses passes(job.n, k, kDecodeTileTokens);
+  float* act = reinterpret_cast<float*>(job.act);
+  for (int64_t p = 0; p < passes.count; ++p) {
+    const int64_t p0 = passes.Begin(p), p1 = passes.Begin(p + 1), width = p1 - p0;
+    for (int64_t t = std::max(p0, t_begin); t < std::min(p1, t_end); ++t) {
+      const float* xt = job.x + t * k;
+      float* dst = act + (p0 * pieces + (t - p0)) * 16;  // piece b of token t at dst + b·width·16
+      for (int64_t c = 0; c < pieces / 2; ++c) {
+        const int64_t left = std::min<int64_t>(32, k - 32 * c);
+        const __mmask16 m0 = left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+        const __mmask16 m1 = left >= 32 ? static_cast<__mmask16>(0xffff)
+                             : left > 16 ? static_cast<__mmask16>((1u << (left - 16)) - 1)
+                                         : static_cast<__mmask16>(0);
+        const __m512 lo = _mm512_maskz_loadu_ps(m0, xt + 32 * c), hi = _mm512_maskz_loadu_ps(m1, xt + 32 * c + 16);
+        _mm512_storeu_ps(dst + (2 * c) * width * 16, _mm512_permutex2var_ps(lo, even, hi));
+        _mm512_storeu_ps(dst + (2 * c + 1) * width * 16, _mm512_permutex2var_ps(lo, odd, hi));
+      }
+    }
+  }
 }
 
 void FloatDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1) {

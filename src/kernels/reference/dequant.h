@@ -15,5 +15,7 @@ void DequantizeRow(DType t, const void* src, float* dst, int64_t n);
 // Converts n float32 values to type t (round-to-nearest as llama.cpp's reference quantizers do).
 // Supported for F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K; returns false for other types.
 bool QuantizeRow(DType t, const float* src, void* dst, int64_t n);
+// Whether QuantizeRow writes type t.
+bool CanQuantize(DType t);
 
 }  // namespace fastgen::kernels::reference

@@ -290,6 +290,14 @@ void QuantizeQ6_K(const float* x, void* dst, int64_t blocks) {
 
 }  // namespace
 
+bool CanQuantize(DType t) {
+  switch (t) {
+    case DType::kF32: case DType::kF16: case DType::kBF16: case DType::kQ8_0:
+    case DType::kQ4_0: case DType::kQ4_K: case DType::kQ6_K: return true;
+    default: return false;
+  }
+}
+
 bool QuantizeRow(DType t, const float* src, void* dst, int64_t n) {
   if (n < 0 || n % Info(t).block_elems != 0) return false;
   const int64_t blocks = n / Info(t).block_elems;
