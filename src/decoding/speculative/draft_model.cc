@@ -72,6 +72,7 @@ Status DraftModelProposer::Start(const GenerationSetup& setup) {
   so.seed = setup.sampler.seed ^ 0x9e3779b97f4a7c15ull;  // its own stream, reproducible per seed
   sampler_ = std::make_unique<Sampler>(so, setup.vocab_size);
   greedy_ = sampler_->greedy();
+  tree_ = opts_.tree_width > 1 && greedy_;
   length_ = std::min(opts_.initial_length, opts_.max_length);
   return Status::Ok();
 }
@@ -96,12 +97,12 @@ Status DraftModelProposer::Propose(const ProposeRequest& request, Draft* draft) 
   history_.assign(request.context.begin(), request.context.end());
   // Trees are top-k (deterministic) children: greedy only, since a sampled chain with its q is
   // accepted with min(1, p/q), more often than a one-hot child's p(x).
-  if (opts_.tree_width > 1 && greedy_) return ProposeTree(request, draft);
+  if (tree_) return ProposeTree(request, draft);
   return ProposeChain(request, draft);
 }
 
 Status DraftModelProposer::ProposeChain(const ProposeRequest& request, Draft* draft) {
-  const int32_t n = std::min(request.max_nodes, length_);
+  const int32_t n = std::min(request.max_nodes, Plannable().max > 0 ? opts_.max_length : length_);
   const int64_t vocab = model_.config().vocab_size;
   BatchLayout layout;
   layout.skip_layers = opts_.skip_layers;
@@ -182,8 +183,13 @@ Status DraftModelProposer::ProposeTree(const ProposeRequest& request, Draft* dra
   return Status::Ok();
 }
 
+PlannableLength DraftModelProposer::Plannable() const {
+  if (!opts_.adaptive_length || tree_) return {};
+  return {std::min(opts_.initial_length, opts_.max_length), opts_.max_length};
+}
+
 void DraftModelProposer::Observe(int32_t drafted, int32_t accepted) {
-  if (!opts_.adaptive_length) return;
+  if (!opts_.adaptive_length || !tree_) return;
   length_ = accepted >= drafted ? std::min(opts_.max_length, length_ + 2) : std::max(1, length_ - 1);
 }
 

@@ -12,9 +12,10 @@
 namespace fastgen::speculative {
 
 struct DraftModelOptions {
-  // Chain length: starts at initial_length; when adaptive, +2 after a step whose whole draft was
-  // kept and -1 otherwise (the schedule Hugging Face's assisted generation uses), so the length
-  // follows the running acceptance rate.
+  // Chain length: starts at initial_length. When adaptive, a chain's length is chosen by the
+  // verifier each step from measured acceptance and costs (LengthPlanner, up to max_length and
+  // the verifier's budget); a tree's depth goes +2 after a step whose whole deepest path was
+  // kept and -1 otherwise (the schedule Hugging Face's assisted generation uses).
   int32_t max_length = 12;
   int32_t initial_length = 5;
   bool adaptive_length = true;
@@ -41,6 +42,7 @@ class DraftModelProposer final : public Proposer {
   Status Prefill(std::span<const int32_t> prompt) override { return Sync(prompt); }
   Status Propose(const ProposeRequest& request, Draft* draft) override;
   void Observe(int32_t drafted, int32_t accepted) override;
+  PlannableLength Plannable() const override;
 
   int32_t length() const { return length_; }
 
@@ -57,6 +59,7 @@ class DraftModelProposer final : public Proposer {
   std::vector<int32_t> cached_;        // tokens whose K/V the draft cache holds, in order
   std::unique_ptr<Sampler> sampler_;   // the target's settings, its own RNG stream
   bool greedy_ = true;
+  bool tree_ = false;                  // drafting token trees (tree_width > 1, greedy)
   int32_t length_ = 0;
   std::vector<float> logits_;          // [rows, vocab] of the last draft pass
   std::vector<float> probs_;           // [vocab]

@@ -88,6 +88,14 @@ struct Verification {
   int32_t committed;  // tokens committed by this step (kept drafts + the target's own)
 };
 
+// Chain lengths a proposer can draft on request (see LengthPlanner); max 0: it cannot, its
+// drafts are whatever it finds (a lookup match, a tree), and the verifier only decides between
+// them and a plain step.
+struct PlannableLength {
+  int32_t initial = 0;  // the first length to try
+  int32_t max = 0;
+};
+
 class Proposer {
  public:
   virtual ~Proposer() = default;
@@ -100,6 +108,10 @@ class Proposer {
   // Fills `draft` (cleared by the caller) with at most max_nodes nodes; an empty draft means no
   // guess this step, and the verifier does a plain decode step.
   virtual Status Propose(const ProposeRequest& request, Draft* draft) = 0;
+  // Nonzero max: Propose drafts a chain of request.max_nodes tokens (fewer only when it cannot
+  // go on, or by its own confidence rule), so the verifier chooses each step's length. Valid
+  // after Start.
+  virtual PlannableLength Plannable() const { return {}; }
   // After verification: `accepted` of the deepest path's nodes were kept (adaptive lengths).
   virtual void Observe(int32_t drafted, int32_t accepted) {}
   // After verification of a non-empty draft, before Observe; only for proposers that ask for

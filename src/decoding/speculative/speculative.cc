@@ -1,5 +1,7 @@
 #include "decoding/speculative/speculative.h"
 
+#include "decoding/speculative/step_control.h"
+
 #include <algorithm>
 #include <chrono>
 #include <string>
@@ -12,50 +14,6 @@ using Clock = std::chrono::steady_clock;
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
-
-// Chooses, step by step, between drafting and a plain decode step from the tokens per second
-// each has been committing lately (exponential moving averages). Starts with two plain steps
-// for a baseline and three speculative ones, then follows the faster mode and probes the other
-// now and then so a change (a run of copyable text, say) is noticed. Probes of a losing mode
-// back off exponentially (probe_every, doubling up to 64x): a proposer that never pays costs
-// a few failed probes per generation, one that pays again is back in use within one interval.
-class FallbackController {
- public:
-  explicit FallbackController(const SpeculativeOptions& o)
-      : enabled_(o.adaptive_fallback), probe_every_(std::max(1, o.probe_every)), interval_(probe_every_) {}
-
-  bool Speculate() {
-    if (!enabled_) return true;
-    if (plain_.n < 2) return false;
-    if (spec_.n < 3) return true;
-    const bool spec_better = spec_.rate >= plain_.rate;
-    if (spec_better != last_better_) interval_ = probe_every_;  // the leader changed: probe soon
-    last_better_ = spec_better;
-    if (++since_probe_ < interval_) return spec_better;
-    since_probe_ = 0;
-    interval_ = std::min(interval_ * 2, 64 * probe_every_);
-    return !spec_better;
-  }
-
-  void Record(bool spec, int64_t tokens, double seconds) {
-    Rate& r = spec ? spec_ : plain_;
-    const double rate = static_cast<double>(tokens) / std::max(seconds, 1e-9);
-    r.rate = r.n == 0 ? rate : 0.7 * r.rate + 0.3 * rate;
-    ++r.n;
-  }
-
- private:
-  struct Rate {
-    double rate = 0;  // tokens per second
-    int64_t n = 0;
-  };
-  bool enabled_;
-  int64_t probe_every_;
-  int64_t interval_;
-  int64_t since_probe_ = 0;
-  bool last_better_ = true;
-  Rate spec_, plain_;
-};
 
 // Checks a proposer's draft against the budget and the verifier's needs, trimming what it may
 // (nodes past the budget, branches of a draft that carries q).
@@ -163,7 +121,13 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     return true;
   };
 
-  FallbackController controller(spec);
+  // Chains of any length on request: the planner picks each step's length (0 = plain); other
+  // proposers draft what they find and the fallback decides between that and a plain step.
+  const PlannableLength plannable = proposer.Plannable();
+  const bool planned = plannable.max > 0 && spec.max_draft > 0;
+  LengthPlanner planner(spec.adaptive_fallback ? 0 : 1, std::min(spec.max_draft, plannable.max), plannable.initial,
+                        spec.probe_every);
+  FallbackController controller(spec.adaptive_fallback, spec.probe_every);
   Draft draft;
   std::vector<int32_t> batch, parents, path, commit, children, scratch_tokens;
   std::vector<float> p, scratch, row_logits;  // [vocab]
@@ -178,9 +142,10 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     // Invariant: history.back() is committed but not yet in the cache (kv.length() slots are).
     const auto t_step = Clock::now();
     const int64_t remaining = options.max_new_tokens - static_cast<int64_t>(result.tokens.size());
-    const int64_t budget = std::min<int64_t>({spec.max_draft, kv.capacity() - kv.length() - 1, remaining - 1});
+    const int64_t room = std::min<int64_t>({spec.max_draft, kv.capacity() - kv.length() - 1, remaining - 1});
+    const int64_t budget = planned && room > 0 ? std::min<int64_t>(room, planner.Choose()) : room;
     draft.Clear();
-    const bool speculate = budget > 0 && controller.Speculate();
+    const bool speculate = budget > 0 && (planned || controller.Speculate());
     if (speculate) {
       ProposeRequest req{history, static_cast<int32_t>(budget)};
       FG_RETURN_IF_ERROR(proposer.Propose(req, &draft).WithContext(std::string(proposer.name()) + " proposer"));
@@ -284,12 +249,13 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     stats.accepted += accepted;
     stats.propose_seconds += Seconds(t_step, t_proposed);
     stats.verify_seconds += Seconds(t_proposed, t_verified);
-    if (!speculate && budget > 0) {
+    if (!speculate && room > 0) {
       ++stats.plain_steps;
       const double s = Seconds(t_step, t_end);
       stats.plain_step_seconds = stats.plain_step_seconds == 0 ? s : 0.8 * stats.plain_step_seconds + 0.2 * s;
     }
-    if (budget > 0) controller.Record(speculate, static_cast<int64_t>(commit.size()), Seconds(t_step, t_end));
+    if (room > 0 && planned) planner.Record(depth, accepted, Seconds(t_step, t_proposed), Seconds(t_proposed, t_end));
+    if (room > 0 && !planned) controller.Record(speculate, static_cast<int64_t>(commit.size()), Seconds(t_step, t_end));
     for (int32_t token : commit) {
       ++stats.generated;
       if (!(running = emit(token))) break;

@@ -27,9 +27,11 @@ struct SpeculativeOptions {
   bool bild = false;
   float bild_rollback = 2.0f;       // nats
   // "Never much slower than plain": times speculative and plain steps as they run and decodes
-  // plainly while speculation commits fewer tokens per second, probing it again now and then.
+  // plainly while speculation commits fewer tokens per second, probing it again now and then
+  // (step_control.h: LengthPlanner for proposers of chains of any length, which also picks the
+  // length, FallbackController for the others). Off: every step drafts.
   bool adaptive_fallback = true;
-  int32_t probe_every = 4;          // steps between probes of the mode not in use (backs off)
+  int32_t probe_every = 4;          // steps between probes of the mode or length not in use
 };
 
 struct SpeculativeStats {
