@@ -16,7 +16,7 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f, bool run) {
                   "same acceptance on fg-draft), f16, bf16, q4_0, ..., or keep (the file's). Never "
                   "changes the output, only how often drafts are accepted");
   cmd->add_option("--draft-max", sp.draft.max_length, "Longest draft chain / tree depth (default 12)");
-  cmd->add_option("--draft-init", sp.draft.initial_length, "Initial draft length before adapting (default 5)");
+  cmd->add_option("--draft-init", sp.draft.initial_length, "Initial draft length before adapting (default 2)");
   cmd->add_flag("--draft-fixed", [&sp](int64_t) { sp.draft.adaptive_length = false; }, "Keep the draft length fixed at --draft-init");
   cmd->add_option("--draft-min-conf", sp.draft.min_confidence, "Stop drafting when the draft's top probability falls below this (BiLD fallback threshold; default 0 = off)");
   cmd->add_option("--draft-tree", sp.draft.tree_width, "Token tree: children kept per level (greedy only; 1 = chain, default)");

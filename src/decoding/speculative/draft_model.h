@@ -17,7 +17,7 @@ struct DraftModelOptions {
   // the verifier's budget); a tree's depth goes +2 after a step whose whole deepest path was
   // kept and -1 otherwise (the schedule Hugging Face's assisted generation uses).
   int32_t max_length = 12;
-  int32_t initial_length = 5;
+  int32_t initial_length = 2;
   bool adaptive_length = true;
   // Stop drafting once the draft's top probability (softmax of its logits) falls below this:
   // BiLD's fallback threshold, and a cheap guard against drafting tokens that will be rejected.

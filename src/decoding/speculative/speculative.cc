@@ -121,12 +121,14 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     return true;
   };
 
-  // Chains of any length on request: the planner picks each step's length (0 = plain); other
-  // proposers draft what they find and the fallback decides between that and a plain step.
+  // Proposers that draft chains of any length on request: the planner picks the length and the
+  // gate whether to draft (step_control.h). The others draft what they find, and the fallback
+  // decides between that and a plain step. The planner probes neighbouring lengths half as
+  // often as the fallback probes modes: a neighbour is a near-optimal step, but one all the same.
   const PlannableLength plannable = proposer.Plannable();
   const bool planned = plannable.max > 0 && spec.max_draft > 0;
-  LengthPlanner planner(spec.adaptive_fallback ? 0 : 1, std::min(spec.max_draft, plannable.max), plannable.initial,
-                        spec.probe_every);
+  LengthPlanner planner(std::min(spec.max_draft, plannable.max), plannable.initial, 2 * spec.probe_every);
+  DraftGate gate(spec.adaptive_fallback, spec.probe_every);
   FallbackController controller(spec.adaptive_fallback, spec.probe_every);
   Draft draft;
   std::vector<int32_t> batch, parents, path, commit, children, scratch_tokens;
@@ -143,9 +145,9 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     const auto t_step = Clock::now();
     const int64_t remaining = options.max_new_tokens - static_cast<int64_t>(result.tokens.size());
     const int64_t room = std::min<int64_t>({spec.max_draft, kv.capacity() - kv.length() - 1, remaining - 1});
-    const int64_t budget = planned && room > 0 ? std::min<int64_t>(room, planner.Choose()) : room;
+    const bool speculate = room > 0 && (planned ? gate.Speculate(planner.BestTokensPerUnit()) : controller.Speculate());
+    const int64_t budget = speculate && planned ? std::min<int64_t>(room, planner.Choose()) : room;
     draft.Clear();
-    const bool speculate = budget > 0 && (planned || controller.Speculate());
     if (speculate) {
       ProposeRequest req{history, static_cast<int32_t>(budget)};
       FG_RETURN_IF_ERROR(proposer.Propose(req, &draft).WithContext(std::string(proposer.name()) + " proposer"));
@@ -254,8 +256,16 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
       const double s = Seconds(t_step, t_end);
       stats.plain_step_seconds = stats.plain_step_seconds == 0 ? s : 0.8 * stats.plain_step_seconds + 0.2 * s;
     }
-    if (room > 0 && planned) planner.Record(depth, accepted, Seconds(t_step, t_proposed), Seconds(t_proposed, t_end));
-    if (room > 0 && !planned) controller.Record(speculate, static_cast<int64_t>(commit.size()), Seconds(t_step, t_end));
+    const double step_seconds = Seconds(t_step, t_end);
+    if (planned && speculate && depth > 0) {
+      planner.Record(depth, accepted, step_seconds);
+      gate.RecordSpec(step_seconds / std::max(1e-9, planner.RelativeCost(depth)));
+    } else if (planned) {
+      planner.Interrupt();
+      if (room > 0) gate.RecordPlain(step_seconds);
+    } else if (room > 0) {
+      controller.Record(speculate, static_cast<int64_t>(commit.size()), step_seconds);
+    }
     for (int32_t token : commit) {
       ++stats.generated;
       if (!(running = emit(token))) break;

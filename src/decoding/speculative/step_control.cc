@@ -6,99 +6,16 @@ namespace fastgen::speculative {
 namespace {
 
 // Per-depth acceptance counts decay by this on every observation of their depth: about the
-// last 20 observations count, so the chain length follows a change of text within a few lines.
-constexpr double kAcceptDecay = 0.95;
+// last 10 observations count, so the chain length follows the text within a line or two.
+constexpr double kAcceptDecay = 0.9;
 // Weight of the prior (the depth above's rate; 0.5 at depth 1) in pseudo-observations.
 constexpr double kAcceptPrior = 1.0;
-// Moving-average weight of a new step time. Step times on a shared CPU jitter by 10-20% from
-// step to step; 0.15 averages about the last dozen measurements of each length.
-constexpr double kTimeAlpha = 0.15;
+// Moving-average weights: a relative cost averages about its last dozen measurements (step
+// times jitter by 10-20% from step to step), the pace about its last three.
+constexpr double kCostAlpha = 0.15;
+constexpr double kPaceAlpha = 0.3;
 
 }  // namespace
-
-LengthPlanner::LengthPlanner(int32_t min_length, int32_t max_length, int32_t initial, int32_t probe_every)
-    : min_length_(std::clamp(min_length, 0, std::max(0, max_length))),
-      max_length_(std::max(0, max_length)),
-      initial_(std::clamp(initial, std::min(1, max_length_), max_length_)),
-      probe_every_(std::max(1, probe_every)),
-      interval_(probe_every_),
-      kept_(static_cast<size_t>(max_length_) + 1, 0.0),
-      reached_(static_cast<size_t>(max_length_) + 1, 0.0),
-      verify_(static_cast<size_t>(max_length_) + 2) {}
-
-double LengthPlanner::Acceptance(int32_t depth) const {
-  const double prior = depth <= 1 ? 0.5 : Acceptance(depth - 1);
-  if (depth < 1 || depth > max_length_) return prior;
-  const auto d = static_cast<size_t>(depth);
-  return (kept_[d] + kAcceptPrior * prior) / (reached_[d] + kAcceptPrior);
-}
-
-double LengthPlanner::VerifySeconds(int32_t tokens) const {
-  const auto last = static_cast<int32_t>(verify_.size()) - 1;
-  tokens = std::clamp(tokens, 1, last);
-  if (verify_[static_cast<size_t>(tokens)].n > 0) return verify_[static_cast<size_t>(tokens)].value;
-  // Nearest measured counts on either side; two below when there is none above.
-  int32_t lo = tokens - 1, hi = tokens + 1;
-  while (lo >= 1 && verify_[static_cast<size_t>(lo)].n == 0) --lo;
-  while (hi <= last && verify_[static_cast<size_t>(hi)].n == 0) ++hi;
-  const auto at = [&](int32_t n) { return verify_[static_cast<size_t>(n)].value; };
-  if (lo >= 1 && hi <= last) return at(lo) + (at(hi) - at(lo)) * (tokens - lo) / (hi - lo);
-  if (hi <= last) return at(hi);  // nothing shorter measured: a longer pass bounds it
-  if (lo < 1) return 0;           // nothing measured
-  int32_t lo2 = lo - 1;
-  while (lo2 >= 1 && verify_[static_cast<size_t>(lo2)].n == 0) --lo2;
-  if (lo2 < 1) return at(lo);
-  return at(lo) + std::max(0.0, (at(lo) - at(lo2)) / (lo - lo2)) * (tokens - lo);
-}
-
-double LengthPlanner::ExpectedRate(int32_t length) const {
-  double tokens = 1, reach = 1;
-  for (int32_t j = 1; j <= length; ++j) {
-    reach *= Acceptance(j);
-    tokens += reach;
-  }
-  const double cost = VerifySeconds(length + 1) + length * draft_per_token_.value;
-  return cost > 0 ? tokens / cost : 0.0;
-}
-
-int32_t LengthPlanner::Choose() {
-  if (max_length_ == 0) return 0;
-  // Warm-up: a plain baseline, then the initial length, each measured twice.
-  if (min_length_ == 0 && verify_[1].n < 2) return 0;
-  if (verify_[static_cast<size_t>(initial_) + 1].n < 2) return initial_;
-  int32_t best = min_length_;
-  double best_rate = ExpectedRate(best);
-  for (int32_t l = best + 1; l <= max_length_; ++l) {
-    const double r = ExpectedRate(l);
-    if (r > best_rate) best = l, best_rate = r;
-  }
-  // Probes: a neighbour of the best length, alternately shorter and longer. While the shortest
-  // allowed length (plain decoding, usually) wins they back off, doubling up to 8x (a proposer that never pays costs a few probes per
-  // generation); once drafting wins they come every probe_every steps again.
-  if (best > min_length_) interval_ = probe_every_;
-  if (++since_probe_ < interval_) return best;
-  since_probe_ = 0;
-  if (best == min_length_) interval_ = std::min(interval_ * 2, 8 * probe_every_);
-  probe_longer_ = !probe_longer_;
-  int32_t probe = probe_longer_ ? best + 1 : best - 1;
-  if (probe < min_length_) probe = best + 1;
-  if (probe > max_length_) probe = best - 1;
-  return std::clamp(probe, min_length_, max_length_);
-}
-
-void LengthPlanner::Record(int32_t drafted, int32_t accepted, double propose_seconds, double verify_seconds) {
-  drafted = std::clamp(drafted, 0, max_length_);
-  accepted = std::clamp(accepted, 0, drafted);
-  verify_[static_cast<size_t>(drafted) + 1].Add(verify_seconds, kTimeAlpha);
-  if (drafted == 0) return;
-  draft_per_token_.Add(propose_seconds / drafted, kTimeAlpha);
-  // Depth j was reached when tokens 1..j-1 were kept; it counts as kept when j <= accepted.
-  for (int32_t j = 1; j <= std::min(accepted + 1, drafted); ++j) {
-    const auto d = static_cast<size_t>(j);
-    reached_[d] = kAcceptDecay * reached_[d] + 1;
-    kept_[d] = kAcceptDecay * kept_[d] + (j <= accepted ? 1 : 0);
-  }
-}
 
 FallbackController::FallbackController(bool enabled, int32_t probe_every)
     : enabled_(enabled), probe_every_(std::max(1, probe_every)), interval_(probe_every_) {}
@@ -122,5 +39,172 @@ void FallbackController::Record(bool spec, int64_t tokens, double seconds) {
   r.rate = r.n == 0 ? rate : 0.7 * r.rate + 0.3 * rate;
   ++r.n;
 }
+
+LengthPlanner::LengthPlanner(int32_t max_length, int32_t initial, int32_t probe_every)
+    : max_length_(std::max(1, max_length)),
+      anchor_(std::clamp(initial, 1, max_length_)),
+      probe_every_(std::max(1, probe_every)),
+      kept_(static_cast<size_t>(max_length_) + 1, 0.0),
+      reached_(static_cast<size_t>(max_length_) + 1, 0.0),
+      cost_(static_cast<size_t>(max_length_) + 1),
+      explored_(static_cast<size_t>(max_length_) + 1, false) {}
+
+double LengthPlanner::Acceptance(int32_t depth) const {
+  const double prior = depth <= 1 ? 0.5 : Acceptance(depth - 1);
+  if (depth < 1 || depth > max_length_) return prior;
+  const auto d = static_cast<size_t>(depth);
+  return (kept_[d] + kAcceptPrior * prior) / (reached_[d] + kAcceptPrior);
+}
+
+bool LengthPlanner::Measured(int32_t length) const {
+  return length == anchor_ ? pace_.n > 0 : cost_[static_cast<size_t>(length)].n > 0;
+}
+
+double LengthPlanner::RelativeCost(int32_t length) const {
+  length = std::clamp(length, 1, max_length_);
+  const auto at = [&](int32_t l) { return l == anchor_ ? 1.0 : cost_[static_cast<size_t>(l)].value; };
+  if (Measured(length)) return at(length);
+  // Nearest measured lengths on either side; two below when there is none above.
+  int32_t lo = length - 1, hi = length + 1;
+  while (lo >= 1 && !Measured(lo)) --lo;
+  while (hi <= max_length_ && !Measured(hi)) ++hi;
+  if (lo >= 1 && hi <= max_length_) return at(lo) + (at(hi) - at(lo)) * (length - lo) / (hi - lo);
+  if (hi <= max_length_) return at(hi);  // nothing shorter measured: a longer step bounds it
+  if (lo < 1) return 0;                  // nothing measured
+  int32_t lo2 = lo - 1;
+  while (lo2 >= 1 && !Measured(lo2)) --lo2;
+  if (lo2 < 1) return at(lo);
+  return at(lo) + std::max(0.0, (at(lo) - at(lo2)) / (lo - lo2)) * (length - lo);
+}
+
+double LengthPlanner::StepSeconds(int32_t length) const { return pace_.value * RelativeCost(length); }
+
+double LengthPlanner::ExpectedRate(int32_t length) const {
+  length = std::clamp(length, 1, max_length_);
+  double tokens = 1, reach = 1;
+  for (int32_t j = 1; j <= length; ++j) {
+    reach *= Acceptance(j);
+    tokens += reach;
+  }
+  const double cost = StepSeconds(length);
+  return cost > 0 ? tokens / cost : 0.0;
+}
+
+double LengthPlanner::BestTokensPerUnit() const {
+  double best = 0, tokens = 1, reach = 1;
+  for (int32_t l = 1; l <= max_length_; ++l) {
+    reach *= Acceptance(l);
+    tokens += reach;
+    const double c = RelativeCost(l);
+    if (c > 0) best = std::max(best, tokens / c);
+  }
+  return best;
+}
+
+int32_t LengthPlanner::Choose() {
+  if (pace_.n < 2) return anchor_;  // the unit first
+  int32_t best = 1;
+  double best_rate = ExpectedRate(1);
+  for (int32_t l = 2; l <= max_length_; ++l) {
+    const double r = ExpectedRate(l);
+    if (r > best_rate) best = l, best_rate = r;
+  }
+  best_ = best;
+  // The best length's neighbours are measured once before anything else: until then their
+  // costs are interpolated, and past the longest measured length flatly (optimistically).
+  for (int32_t l : {best + 1, best - 1}) {
+    if (l < 1 || l > max_length_ || Measured(l) || explored_[static_cast<size_t>(l)]) continue;
+    explored_[static_cast<size_t>(l)] = true;  // once: a pair with an unmeasured length sets nothing
+    return l;
+  }
+  if (++since_probe_ < probe_every_ || max_length_ == 1) return best;
+  since_probe_ = 0;
+  probe_longer_ = !probe_longer_;
+  if (best == max_length_ || (!probe_longer_ && best > 1)) return best - 1;
+  return best + 1;
+}
+
+void LengthPlanner::Record(int32_t drafted, int32_t accepted, double seconds) {
+  if (drafted < 1) {
+    Interrupt();
+    return;
+  }
+  drafted = std::min(drafted, max_length_);
+  accepted = std::clamp(accepted, 0, drafted);
+  // Depth j was reached when tokens 1..j-1 were kept; it counts as kept when j <= accepted.
+  for (int32_t j = 1; j <= std::min(accepted + 1, drafted); ++j) {
+    const auto d = static_cast<size_t>(j);
+    reached_[d] = kAcceptDecay * reached_[d] + 1;
+    kept_[d] = kAcceptDecay * kept_[d] + (j <= accepted ? 1 : 0);
+  }
+  // r = T / T_prev of consecutive steps of different lengths estimates c(this) / c(prev): the
+  // pace is the same for both. A pair with the anchor sets the other length's cost; a pair of
+  // two other lengths sets the probe's from the best length's, never the other way round
+  // (costs derived from each other in turn would wander off). A run of one length moves only
+  // the pace: it cannot tell a change of pace from a change of its own cost.
+  const int32_t prev = last_drafted_;
+  const double prev_seconds = last_seconds_;
+  last_drafted_ = drafted;
+  last_seconds_ = seconds;
+  const auto cost = [&](int32_t l) -> Average& { return cost_[static_cast<size_t>(l)]; };
+  if (prev >= 1 && prev != drafted && prev_seconds > 0 && seconds > 0) {
+    const double r = seconds / prev_seconds;
+    if (prev == anchor_) {
+      cost(drafted).Add(r, kCostAlpha);
+    } else if (drafted == anchor_) {
+      cost(prev).Add(1 / r, kCostAlpha);
+    } else if (drafted != best_ && cost(prev).n > 0) {
+      cost(drafted).Add(r * cost(prev).value, kCostAlpha);
+    } else if (prev != best_ && cost(drafted).n > 0) {
+      cost(prev).Add(cost(drafted).value / r, kCostAlpha);
+    }
+  }
+  const double c = drafted == anchor_ ? 1.0 : RelativeCost(drafted);
+  if (c > 0) pace_.Add(seconds / c, kPaceAlpha);
+}
+
+DraftGate::DraftGate(bool enabled, int32_t probe_every)
+    : enabled_(enabled), probe_every_(std::max(1, probe_every)), interval_(probe_every_) {}
+
+bool DraftGate::Speculate(double tokens_per_unit) {
+  if (!enabled_) return true;
+  if (burst_left_ > 0) {
+    --burst_left_;
+    return burst_spec_;
+  }
+  if (plain_.n < 2) return false;  // warm-up: a plain baseline, then drafting
+  if (unit_.n < 2 || ratio_.n == 0) return true;
+  const double value = tokens_per_unit * ratio_.value;  // drafting's rate / plain's
+  const bool spec_better = value >= (last_better_ ? 0.95 : 1.0);
+  if (spec_better != last_better_) interval_ = probe_every_;  // the leader changed: probe soon
+  last_better_ = spec_better;
+  if (++since_probe_ < interval_) return spec_better;
+  since_probe_ = 0;
+  const bool far = value < 0.8;
+  interval_ = far ? std::min(std::max(interval_ * 2, 4 * probe_every_), 64 * probe_every_)
+                  : std::min(interval_ * 2, 16 * probe_every_);
+  burst_spec_ = !spec_better;
+  burst_left_ = burst_spec_ && !far ? 2 : 1;  // the burst's steps after this one
+  return burst_spec_;
+}
+
+void DraftGate::Step(bool spec, double seconds) {
+  const bool transition = spec != last_spec_;
+  last_spec_ = spec;
+  ++step_;
+  if (transition || seconds <= 0) return;
+  if (spec) {
+    unit_.Add(seconds, kPaceAlpha);
+    spec_step_ = step_;
+  } else {
+    plain_.Add(seconds, kPaceAlpha);
+    plain_step_ = step_;
+  }
+  if (unit_.n > 0 && plain_.n > 0 && step_ - std::min(plain_step_, spec_step_) <= 16)
+    ratio_.Add(plain_.value / unit_.value, 0.1);
+}
+
+void DraftGate::RecordPlain(double seconds) { Step(false, seconds); }
+void DraftGate::RecordSpec(double unit_seconds) { Step(true, unit_seconds); }
 
 }  // namespace fastgen::speculative
