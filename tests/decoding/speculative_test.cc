@@ -272,9 +272,18 @@ TEST(Bild, ThresholdsBoundWhatIsKept) {
 }
 
 TEST(LayerSkipSearch, PicksLayersAndPredictsSpeed) {
-  EXPECT_DOUBLE_EQ(PredictedSpeedup(0.0, 0.5, 8), 1.0);
-  EXPECT_GT(PredictedSpeedup(0.9, 0.25, 8), 2.0);  // ~2.09 at k = 5
-  EXPECT_GT(PredictedSpeedup(0.8, 0.25, 8), PredictedSpeedup(0.6, 0.25, 8));
+  // Verification costing one decode step, the draft a quarter of one (the textbook setting).
+  const PassCosts ideal{std::vector<double>(9, 1.0), 0.25};
+  EXPECT_DOUBLE_EQ(PredictedSpeedup(0.0, ideal), 1.0);
+  EXPECT_GT(PredictedSpeedup(0.9, ideal), 2.0);  // ~2.09 at k = 5
+  EXPECT_GT(PredictedSpeedup(0.8, ideal), PredictedSpeedup(0.6, ideal));
+  // A CPU: a pass over k + 1 tokens costs 1.2 + 0.1 k decode steps past k = 0. An agreement of
+  // 0.6 pays with a cheap draft; 0.23, fg-target's best layer subset on code, does not.
+  PassCosts cpu{{1.0}, 0.15};
+  for (int k = 1; k <= 8; ++k) cpu.verify.push_back(1.2 + 0.1 * k);
+  EXPECT_GT(PredictedSpeedup(0.6, cpu), 1.1);
+  EXPECT_DOUBLE_EQ(PredictedSpeedup(0.23, cpu), 1.0);
+  EXPECT_DOUBLE_EQ(PredictedSpeedup(0.9, PassCosts{}), 1.0);  // nothing measured: no claim
   Model& target = Get("models/fg-target");
   const auto ref = ReadJson(SharedPath("models/fg-target/ref.json"));
   std::vector<int32_t> calibration;

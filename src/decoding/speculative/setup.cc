@@ -1,6 +1,7 @@
 #include "decoding/speculative/setup.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 namespace fastgen::speculative {
@@ -16,6 +17,23 @@ double Agreement(const std::vector<float>& a, const std::vector<float>& b, int64
     same += std::max_element(x, x + vocab) - x == std::max_element(y, y + vocab) - y;
   }
   return rows > 0 ? static_cast<double>(same) / static_cast<double>(rows) : 0.0;
+}
+
+// Seconds of a pass over the first n tokens of `tokens` after the first `base` cache rows,
+// median of 7 (the cache is truncated back after each).
+Expected<double> TimePass(Model& m, KvCache& kv, int64_t base, std::span<const int32_t> tokens, int64_t n,
+                          const BatchLayout& layout) {
+  std::vector<double> times;
+  std::vector<float> out;
+  for (int rep = 0; rep < 7; ++rep) {
+    kv.Truncate(base);
+    const auto t0 = std::chrono::steady_clock::now();
+    FG_RETURN_IF_ERROR(m.Forward(tokens.first(static_cast<size_t>(n)), layout, kv, LogitsMode::kAll, &out));
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  kv.Truncate(base);
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
 }
 
 }  // namespace
@@ -57,12 +75,14 @@ Expected<std::unique_ptr<Proposer>> MakeProposer(Model& target, const ProposerCo
   return Internal("unhandled speculative mode");
 }
 
-double PredictedSpeedup(double agreement, double cost_ratio, int32_t max_draft) {
+double PredictedSpeedup(double agreement, const PassCosts& costs) {
   double best = 1.0;
+  if (costs.verify.empty() || costs.verify[0] <= 0) return best;
   const double a = std::min(agreement, 0.999999);
-  for (int32_t k = 1; k <= max_draft; ++k) {
-    const double tokens = (1.0 - std::pow(a, k + 1)) / (1.0 - a);
-    best = std::max(best, tokens / (k * cost_ratio + 1.0));
+  for (size_t k = 1; k < costs.verify.size(); ++k) {
+    const double tokens = (1.0 - std::pow(a, static_cast<double>(k) + 1)) / (1.0 - a);
+    const double seconds = static_cast<double>(k) * costs.draft + costs.verify[k];
+    if (seconds > 0) best = std::max(best, tokens * costs.verify[0] / seconds);
   }
   return best;
 }
@@ -74,9 +94,19 @@ Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_
   if (calibration.size() < 8) return InvalidArgument("the layer-skip calibration text needs at least 8 tokens");
   if (n_layer < 2) return InvalidArgument("layer skipping needs a model with at least 2 layers");
   const int32_t max_skipped = options.max_skipped < 0 ? n_layer - 1 : std::min(options.max_skipped, n_layer - 1);
-  FG_ASSIGN_OR_RETURN(KvCache kv, target.NewKvCache(static_cast<int64_t>(calibration.size())));
+  const int32_t max_draft = std::max(1, options.max_draft);
+  const auto length = static_cast<int64_t>(calibration.size());
+  FG_ASSIGN_OR_RETURN(KvCache kv, target.NewKvCache(length + max_draft + 1));
   std::vector<float> full, skipped;
   FG_RETURN_IF_ERROR(target.Forward(calibration, kv, LogitsMode::kAll, &full));
+  // What verification costs here: passes over 1..max_draft + 1 tokens after the calibration text
+  // (the verifier projects every row of a short chain, as timed).
+  PassCosts costs;
+  const std::span<const int32_t> probe_tokens = calibration.first(static_cast<size_t>(std::min<int64_t>(length, max_draft + 1)));
+  for (int64_t n = 1; n <= static_cast<int64_t>(probe_tokens.size()); ++n) {
+    FG_ASSIGN_OR_RETURN(double t, TimePass(target, kv, length, probe_tokens, n, BatchLayout{}));
+    costs.verify.push_back(t);
+  }
 
   LayerSkipChoice best;
   best.agreement = 1.0;
@@ -96,8 +126,13 @@ Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_
       if (agreement > best_agreement) best_agreement = agreement, best_layer = l;
     }
     current.push_back(best_layer);
-    const double cost = static_cast<double>(n_layer - size) / n_layer;
-    const double speedup = PredictedSpeedup(best_agreement, cost, options.max_draft);
+    // The draft's cost: a one-token pass with these layers skipped (the head and embedding are
+    // not skipped, so it is more than kept/n_layer of a plain step).
+    // The cache holds the calibration text (the last candidate's pass): only its length matters.
+    BatchLayout skip;
+    skip.skip_layers = current;
+    FG_ASSIGN_OR_RETURN(costs.draft, TimePass(target, kv, length, probe_tokens, 1, skip));
+    const double speedup = PredictedSpeedup(best_agreement, costs);
     if (speedup > best.predicted_speedup) {
       best.layers = current;
       best.agreement = best_agreement;

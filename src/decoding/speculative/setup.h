@@ -45,16 +45,24 @@ struct LayerSkipChoice {
   double predicted_speedup = 1.0;  // of the speed model below; <= 1 means "do not bother"
 };
 
+// Pass costs for the speed model, in seconds: verify[k] is a target pass over k + 1 tokens
+// (verify[0] a plain decode step), draft a one-token pass of the draft.
+struct PassCosts {
+  std::vector<double> verify;
+  double draft = 0;
+};
+
 // Greedy search on a calibration text: starting from no skipped layers, repeatedly skip the
 // layer whose removal keeps the skipped model's next-token argmax agreeing most often with the
 // full model's (one forward pass over the text per candidate), and return the subset with the
-// best predicted speedup. Speed model: a draft costing c = kept/n_layer of a target pass and
-// agreeing at rate a yields (1 - a^(k+1)) / (1 - a) tokens per k*c + 1 passes, best over k
-// (Leviathan et al. 2023, assuming verification costs one decode step).
+// best predicted speedup, the pass costs timed on this machine after the calibration text.
 Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_t> calibration,
                                            const LayerSkipSearchOptions& options);
 
-// The speed model alone.
-double PredictedSpeedup(double agreement, double cost_ratio, int32_t max_draft);
+// The speed model alone: a draft agreeing at rate a with the target yields, drafting k tokens,
+// (1 - a^(k+1)) / (1 - a) tokens per k·draft + verify[k] seconds (Leviathan et al. 2023, with
+// the verification's cost measured instead of taken as one decode step: on a CPU a pass over 3
+// tokens costs ~1.2 decode steps), against one token per verify[0]; best over k, at least 1.
+double PredictedSpeedup(double agreement, const PassCosts& costs);
 
 }  // namespace fastgen::speculative
