@@ -26,7 +26,7 @@ for task in code edit; do
   for mode in "${modes[@]}"; do
     # A layer-skip search that finds nothing paying makes fastgen bench stop with that message.
     line=$("$bin" bench -m "$models/fg-target" -f "$here/${task}_prompt.txt" -n "$n" -r "$reps" -t "$threads" \
-           $mode "${extra[@]}" 2>&1 | grep -E '^speedup|no layer subset pays' | sed 's/^fastgen: error: //')
+           $mode "${extra[@]}" 2>&1 | grep -E '^speedup|no layer subset pays' | sed 's/^fastgen: error: //' || true)
     printf '%-5s %-50s %s\n' "$task" "${mode/$models\//}" "$line"
   done
 done

@@ -55,7 +55,9 @@ struct PassCosts {
 // Greedy search on a calibration text: starting from no skipped layers, repeatedly skip the
 // layer whose removal keeps the skipped model's next-token argmax agreeing most often with the
 // full model's (one forward pass over the text per candidate), and return the subset with the
-// best predicted speedup, the pass costs timed on this machine after the calibration text.
+// best predicted speedup, the pass costs timed on this machine after the calibration text; a
+// subset predicted to gain less than 10% is not chosen (see the .cc), and no subset means
+// "decode plainly".
 Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_t> calibration,
                                            const LayerSkipSearchOptions& options);
 
