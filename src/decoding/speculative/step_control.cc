@@ -180,11 +180,12 @@ bool DraftGate::Speculate(double tokens_per_unit) {
   last_better_ = spec_better;
   if (++since_probe_ < interval_) return spec_better;
   since_probe_ = 0;
-  const bool far = value < 0.8;
-  interval_ = far ? std::min(std::max(interval_ * 2, 4 * probe_every_), 64 * probe_every_)
-                  : std::min(interval_ * 2, 16 * probe_every_);
+  // Far from break-even a probe is unlikely to change the choice: back off further.
+  const bool behind = value < 0.8, ahead = value > 1.25;
+  interval_ = behind || ahead ? std::min(std::max(interval_ * 2, 4 * probe_every_), 64 * probe_every_)
+                              : std::min(interval_ * 2, 16 * probe_every_);
   burst_spec_ = !spec_better;
-  burst_left_ = burst_spec_ && !far ? 2 : 1;  // the burst's steps after this one
+  burst_left_ = burst_spec_ && !behind ? 2 : 1;  // the burst's steps after this one
   return burst_spec_;
 }
 

@@ -125,8 +125,8 @@ class LengthPlanner {
 // Warm-up: two plain steps, then drafting until two drafting steps (after the transition) are
 // measured. Probes: bursts of the other mode (drafting: 3 steps, or 2 when it is more than 20%
 // behind; plain: 2), backing off exponentially (probe_every, doubling up to 16x; from 4x up to
-// 64x while drafting is far behind), reset to probe_every when the leader changes. Drafting is
-// left only once it falls 5% behind, entered once it is ahead.
+// 64x while drafting is more than 20% behind or 25% ahead), reset to probe_every when the
+// leader changes. Drafting is left only once it falls 5% behind, entered once it is ahead.
 class DraftGate {
  public:
   DraftGate(bool enabled, int32_t probe_every);
