@@ -68,9 +68,15 @@ Expected<SpecSetup> SetUpSpeculation(SpecFlags& f, Model& target, ThreadPool* po
       if (static_cast<int64_t>(calibration.size()) > target.config().max_context)
         calibration.resize(static_cast<size_t>(target.config().max_context));
       FG_ASSIGN_OR_RETURN(auto choice, speculative::SearchSkipLayers(target, calibration, {}));
+      if (choice.layers.empty()) {  // nothing pays: decode plainly
+        std::fprintf(stderr,
+                     "layer-skip search: no subset is predicted to gain %.0f%% (best: skip [%s], %.2fx); "
+                     "decoding plainly\n",
+                     (choice.min_gain - 1) * 100, FormatIdList(choice.best_candidate).c_str(), choice.best_prediction);
+        return out;
+      }
       std::fprintf(stderr, "layer-skip search: skip [%s], agreement %.3f, predicted speedup %.2fx\n",
                    FormatIdList(choice.layers).c_str(), choice.agreement, choice.predicted_speedup);
-      if (choice.layers.empty()) return out;  // nothing pays: decode plainly
       pc.draft_options.skip_layers = choice.layers;
     } else {
       FG_ASSIGN_OR_RETURN(pc.draft_options.skip_layers, ParseIdList(f.skip_layers));

@@ -19,21 +19,35 @@ double Agreement(const std::vector<float>& a, const std::vector<float>& b, int64
   return rows > 0 ? static_cast<double>(same) / static_cast<double>(rows) : 0.0;
 }
 
-// Seconds of a pass over the first n tokens of `tokens` after the first `base` cache rows,
-// median of 7 (the cache is truncated back after each).
-Expected<double> TimePass(Model& m, KvCache& kv, int64_t base, std::span<const int32_t> tokens, int64_t n,
-                          const BatchLayout& layout) {
-  std::vector<double> times;
+struct TimedPass {
+  int64_t tokens;       // a pass over the first `tokens` tokens
+  BatchLayout layout;
+};
+
+// Median seconds of each pass after the first `base` cache rows (the cache is truncated back
+// after each). The passes are timed in interleaved rounds, so a slow stretch of the machine
+// hits all of them alike and their ratios hold.
+Expected<std::vector<double>> TimePasses(Model& m, KvCache& kv, int64_t base, std::span<const int32_t> tokens,
+                                         const std::vector<TimedPass>& passes) {
+  constexpr int kRounds = 9;
+  std::vector<std::vector<double>> times(passes.size());
   std::vector<float> out;
-  for (int rep = 0; rep < 7; ++rep) {
-    kv.Truncate(base);
-    const auto t0 = std::chrono::steady_clock::now();
-    FG_RETURN_IF_ERROR(m.Forward(tokens.first(static_cast<size_t>(n)), layout, kv, LogitsMode::kAll, &out));
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  for (int round = 0; round < kRounds; ++round) {
+    for (size_t p = 0; p < passes.size(); ++p) {
+      kv.Truncate(base);
+      const auto t0 = std::chrono::steady_clock::now();
+      FG_RETURN_IF_ERROR(m.Forward(tokens.first(static_cast<size_t>(passes[p].tokens)), passes[p].layout, kv,
+                                   LogitsMode::kAll, &out));
+      times[p].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
   }
   kv.Truncate(base);
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  std::vector<double> medians;
+  for (auto& t : times) {
+    std::sort(t.begin(), t.end());
+    medians.push_back(t[t.size() / 2]);
+  }
+  return medians;
 }
 
 }  // namespace
@@ -87,7 +101,7 @@ double PredictedSpeedup(double agreement, const PassCosts& costs) {
   return best;
 }
 
-constexpr double kMinGain = 1.1;
+constexpr double kMinGain = 1.2;
 
 Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_t> calibration,
                                            const LayerSkipSearchOptions& options) {
@@ -105,10 +119,9 @@ Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_
   // (the verifier projects every row of a short chain, as timed).
   PassCosts costs;
   const std::span<const int32_t> probe_tokens = calibration.first(static_cast<size_t>(std::min<int64_t>(length, max_draft + 1)));
-  for (int64_t n = 1; n <= static_cast<int64_t>(probe_tokens.size()); ++n) {
-    FG_ASSIGN_OR_RETURN(double t, TimePass(target, kv, length, probe_tokens, n, BatchLayout{}));
-    costs.verify.push_back(t);
-  }
+  std::vector<TimedPass> verify_passes;
+  for (int64_t n = 1; n <= static_cast<int64_t>(probe_tokens.size()); ++n) verify_passes.push_back({n, BatchLayout{}});
+  FG_ASSIGN_OR_RETURN(costs.verify, TimePasses(target, kv, length, probe_tokens, verify_passes));
 
   LayerSkipChoice best;
   best.agreement = 1.0;
@@ -129,15 +142,23 @@ Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_
     }
     current.push_back(best_layer);
     // The draft's cost: a one-token pass with these layers skipped (the head and embedding are
-    // not skipped, so it is more than kept/n_layer of a plain step).
-    // The cache holds the calibration text (the last candidate's pass): only its length matters.
+    // not skipped, so it is more than kept/n_layer of a plain step), timed against a plain pass
+    // beside it and scaled to the plain step above. The cache holds the calibration text (the
+    // last candidate's pass): only its length matters.
     BatchLayout skip;
     skip.skip_layers = current;
-    FG_ASSIGN_OR_RETURN(costs.draft, TimePass(target, kv, length, probe_tokens, 1, skip));
+    FG_ASSIGN_OR_RETURN(const std::vector<double> pair,
+                        TimePasses(target, kv, length, probe_tokens, {{1, BatchLayout{}}, {1, skip}}));
+    costs.draft = costs.verify[0] * pair[1] / std::max(pair[0], 1e-12);
     const double speedup = PredictedSpeedup(best_agreement, costs);
     // A subset must be predicted to gain kMinGain: the model leaves out what drafting does to
     // the target's caches (a plain step amid drafting costs 10-30% more on this machine) and the
-    // draft's catch-up after rejections, so a prediction of a few percent is a loss in practice.
+    // draft's catch-up after rejections, and its timings are single passes on a noisy machine.
+    // On fg-target, subsets predicted at 1.03-1.15x measured 0.84-1.08x.
+    if (speedup > best.best_prediction) {
+      best.best_prediction = speedup;
+      best.best_candidate = current;
+    }
     if (speedup >= kMinGain && speedup > best.predicted_speedup) {
       best.layers = current;
       best.agreement = best_agreement;
@@ -145,6 +166,8 @@ Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_
     }
   }
   std::sort(best.layers.begin(), best.layers.end());
+  std::sort(best.best_candidate.begin(), best.best_candidate.end());
+  best.min_gain = kMinGain;
   return best;
 }
 

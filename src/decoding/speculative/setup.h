@@ -43,6 +43,11 @@ struct LayerSkipChoice {
   std::vector<int32_t> layers;     // ascending
   double agreement = 0;            // teacher-forced greedy agreement with the full model
   double predicted_speedup = 1.0;  // of the speed model below; <= 1 means "do not bother"
+  // The subset with the best prediction, chosen or not (for the report when none is), and the
+  // gain a subset must be predicted to reach.
+  std::vector<int32_t> best_candidate;
+  double best_prediction = 1.0;
+  double min_gain = 1.0;
 };
 
 // Pass costs for the speed model, in seconds: verify[k] is a target pass over k + 1 tokens
@@ -56,7 +61,7 @@ struct PassCosts {
 // layer whose removal keeps the skipped model's next-token argmax agreeing most often with the
 // full model's (one forward pass over the text per candidate), and return the subset with the
 // best predicted speedup, the pass costs timed on this machine after the calibration text; a
-// subset predicted to gain less than 10% is not chosen (see the .cc), and no subset means
+// subset predicted to gain less than 20% is not chosen (see the .cc), and no subset means
 // "decode plainly".
 Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_t> calibration,
                                            const LayerSkipSearchOptions& options);
