@@ -14,16 +14,15 @@ struct Ranked {
   int32_t id;
 };
 
-// The k most likely ids of softmax(row), best first (ties to the lower id).
+// The k most likely ids of softmax(row), best first (ties to the lower id). Ranked on the
+// logits (softmax is monotonic); only the k kept get a probability, from one vectorized
+// max / sum-of-exp pass (an exp in double per vocabulary entry cost about what the draft
+// model's forward pass does, once per expanded tree node).
 void TopK(std::span<const float> row, int32_t k, std::vector<Ranked>* out) {
-  float max = -INFINITY;
-  for (float v : row) max = std::max(max, v);
-  double sum = 0;
-  for (float v : row) sum += std::exp(static_cast<double>(v) - max);
   out->clear();
   const auto better = [](const Ranked& a, const Ranked& b) { return a.prob > b.prob || (a.prob == b.prob && a.id < b.id); };
   for (size_t i = 0; i < row.size(); ++i) {
-    const Ranked r{static_cast<float>(std::exp(static_cast<double>(row[i]) - max) / sum), static_cast<int32_t>(i)};
+    const Ranked r{row[i], static_cast<int32_t>(i)};  // .prob holds the logit until the end
     if (static_cast<int32_t>(out->size()) < k) {
       out->push_back(r);
       std::push_heap(out->begin(), out->end(), better);  // min-heap on "better": worst on top
@@ -34,6 +33,9 @@ void TopK(std::span<const float> row, int32_t k, std::vector<Ranked>* out) {
     }
   }
   std::sort_heap(out->begin(), out->end(), better);
+  float max = 0.0f;
+  const float sum = kernels::MaxSumExp(row.data(), static_cast<int64_t>(row.size()), &max);
+  for (Ranked& r : *out) r.prob = sum > 0.0f ? std::exp(r.prob - max) / sum : 0.0f;
 }
 
 // softmax(row)'s largest probability: 1 / Σ exp(row − max), one vectorized pass (the draft's
