@@ -160,6 +160,18 @@ TEST(LengthPlanner, FollowsAChangeOfText) {
   EXPECT_GT(on.rate, 0.9 * good.BestRate(6));
 }
 
+// Budgets come from the command line and may be anything: the planner caps its lengths.
+TEST(LengthPlanner, HugeBudgetsAreCapped) {
+  LengthPlanner planner(1 << 20, 1 << 20, 4);
+  for (int s = 0; s < 200; ++s) {
+    const int32_t l = planner.Choose();
+    ASSERT_GE(l, 1);
+    ASSERT_LE(l, 64);
+    planner.Record(l, l, 1e-3 * (1 + 0.01 * l));
+  }
+  EXPECT_GT(planner.BestTokensPerUnit(), 1.0);
+}
+
 // DraftGate against a simulated proposer: a drafting step of unit cost commits `tokens_per_unit`
 // tokens and takes `unit` seconds, a plain step one token in `plain` seconds; the first step
 // after a change of mode takes `transition` times as long.

@@ -14,6 +14,9 @@ constexpr double kAcceptPrior = 1.0;
 // times jitter by 10-20% from step to step), the pace about its last three.
 constexpr double kCostAlpha = 0.15;
 constexpr double kPaceAlpha = 0.3;
+// Longest chain planned, whatever the budget (--spec-budget and --draft-max take any size): each
+// step's choice costs O(length^2), and no draft model is kept whole for dozens of tokens.
+constexpr int32_t kMaxLength = 64;
 
 }  // namespace
 
@@ -41,7 +44,7 @@ void FallbackController::Record(bool spec, int64_t tokens, double seconds) {
 }
 
 LengthPlanner::LengthPlanner(int32_t max_length, int32_t initial, int32_t probe_every)
-    : max_length_(std::max(1, max_length)),
+    : max_length_(std::clamp(max_length, 1, kMaxLength)),
       anchor_(std::clamp(initial, 1, max_length_)),
       probe_every_(std::max(1, probe_every)),
       kept_(static_cast<size_t>(max_length_) + 1, 0.0),
@@ -49,11 +52,15 @@ LengthPlanner::LengthPlanner(int32_t max_length, int32_t initial, int32_t probe_
       cost_(static_cast<size_t>(max_length_) + 1),
       explored_(static_cast<size_t>(max_length_) + 1, false) {}
 
-double LengthPlanner::Acceptance(int32_t depth) const {
-  const double prior = depth <= 1 ? 0.5 : Acceptance(depth - 1);
-  if (depth < 1 || depth > max_length_) return prior;
+double LengthPlanner::AcceptanceGiven(int32_t depth, double prior) const {
   const auto d = static_cast<size_t>(depth);
   return (kept_[d] + kAcceptPrior * prior) / (reached_[d] + kAcceptPrior);
+}
+
+double LengthPlanner::Acceptance(int32_t depth) const {
+  double a = 0.5;  // the prior at depth 1; each depth's estimate is the next one's prior
+  for (int32_t j = 1; j <= std::min(depth, max_length_); ++j) a = AcceptanceGiven(j, a);
+  return a;
 }
 
 bool LengthPlanner::Measured(int32_t length) const {
@@ -81,9 +88,10 @@ double LengthPlanner::StepSeconds(int32_t length) const { return pace_.value * R
 
 double LengthPlanner::ExpectedRate(int32_t length) const {
   length = std::clamp(length, 1, max_length_);
-  double tokens = 1, reach = 1;
+  double tokens = 1, reach = 1, a = 0.5;
   for (int32_t j = 1; j <= length; ++j) {
-    reach *= Acceptance(j);
+    a = AcceptanceGiven(j, a);
+    reach *= a;
     tokens += reach;
   }
   const double cost = StepSeconds(length);
@@ -91,9 +99,10 @@ double LengthPlanner::ExpectedRate(int32_t length) const {
 }
 
 double LengthPlanner::BestTokensPerUnit() const {
-  double best = 0, tokens = 1, reach = 1;
+  double best = 0, tokens = 1, reach = 1, a = 0.5;
   for (int32_t l = 1; l <= max_length_; ++l) {
-    reach *= Acceptance(l);
+    a = AcceptanceGiven(l, a);
+    reach *= a;
     tokens += reach;
     const double c = RelativeCost(l);
     if (c > 0) best = std::max(best, tokens / c);

@@ -66,7 +66,7 @@ class FallbackController {
 // interpolated, flatly past the longest measured one, which would favour it blindly).
 class LengthPlanner {
  public:
-  // Lengths 1..max_length; `initial` is measured first and is the cost unit.
+  // Lengths 1..max_length (at most 64); `initial` is measured first and is the cost unit.
   LengthPlanner(int32_t max_length, int32_t initial, int32_t probe_every);
 
   int32_t Choose();
@@ -95,6 +95,7 @@ class LengthPlanner {
     }
   };
   bool Measured(int32_t length) const;
+  double AcceptanceGiven(int32_t depth, double prior) const;  // a_depth with a_{depth-1} = prior
 
   int32_t max_length_;
   int32_t anchor_;                      // the initial length: c = 1
