@@ -47,7 +47,7 @@ SimRun Simulate(LengthPlanner& planner, const World& world, int32_t max_length, 
   run.chosen.assign(static_cast<size_t>(max_length) + 1, 0);
   double tokens = 0, seconds = 0;
   for (int s = 0; s < steps; ++s) {
-    const int32_t l = planner.Choose();
+    const int32_t l = planner.Choose(planner.Best());
     EXPECT_GE(l, 0);
     EXPECT_LE(l, max_length);
     ++run.chosen[static_cast<size_t>(l)];
@@ -164,12 +164,12 @@ TEST(LengthPlanner, FollowsAChangeOfText) {
 TEST(LengthPlanner, HugeBudgetsAreCapped) {
   LengthPlanner planner(1 << 20, 1 << 20, 4);
   for (int s = 0; s < 200; ++s) {
-    const int32_t l = planner.Choose();
+    const int32_t l = planner.Choose(planner.Best());
     ASSERT_GE(l, 1);
     ASSERT_LE(l, 64);
     planner.Record(l, l, 1e-3 * (1 + 0.01 * l));
   }
-  EXPECT_GT(planner.BestTokensPerUnit(), 1.0);
+  EXPECT_GT(planner.Best().tokens_per_unit, 1.0);
 }
 
 // DraftGate against a simulated proposer: a drafting step of unit cost commits `tokens_per_unit`

@@ -145,8 +145,9 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     const auto t_step = Clock::now();
     const int64_t remaining = options.max_new_tokens - static_cast<int64_t>(result.tokens.size());
     const int64_t room = std::min<int64_t>({spec.max_draft, kv.capacity() - kv.length() - 1, remaining - 1});
-    const bool speculate = room > 0 && (planned ? gate.Speculate(planner.BestTokensPerUnit()) : controller.Speculate());
-    const int64_t budget = speculate && planned ? std::min<int64_t>(room, planner.Choose()) : room;
+    const LengthPlanner::Plan plan = planned && room > 0 ? planner.Best() : LengthPlanner::Plan{};
+    const bool speculate = room > 0 && (planned ? gate.Speculate(plan.tokens_per_unit) : controller.Speculate());
+    const int64_t budget = speculate && planned ? std::min<int64_t>(room, planner.Choose(plan)) : room;
     draft.Clear();
     if (speculate) {
       ProposeRequest req{history, static_cast<int32_t>(budget)};

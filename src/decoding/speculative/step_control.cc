@@ -86,38 +86,24 @@ double LengthPlanner::RelativeCost(int32_t length) const {
 
 double LengthPlanner::StepSeconds(int32_t length) const { return pace_.value * RelativeCost(length); }
 
-double LengthPlanner::ExpectedRate(int32_t length) const {
-  length = std::clamp(length, 1, max_length_);
+LengthPlanner::Plan LengthPlanner::Best() const {
+  // E(L) / c(L) for every L in one pass; the pace is common to all lengths, so this ranks them
+  // as E(L) / C(L) does.
+  Plan plan;
   double tokens = 1, reach = 1, a = 0.5;
-  for (int32_t j = 1; j <= length; ++j) {
-    a = AcceptanceGiven(j, a);
-    reach *= a;
-    tokens += reach;
-  }
-  const double cost = StepSeconds(length);
-  return cost > 0 ? tokens / cost : 0.0;
-}
-
-double LengthPlanner::BestTokensPerUnit() const {
-  double best = 0, tokens = 1, reach = 1, a = 0.5;
   for (int32_t l = 1; l <= max_length_; ++l) {
     a = AcceptanceGiven(l, a);
     reach *= a;
     tokens += reach;
     const double c = RelativeCost(l);
-    if (c > 0) best = std::max(best, tokens / c);
+    if (c > 0 && tokens / c > plan.tokens_per_unit) plan = {l, tokens / c};
   }
-  return best;
+  return plan;
 }
 
-int32_t LengthPlanner::Choose() {
+int32_t LengthPlanner::Choose(const Plan& plan) {
   if (pace_.n < 2) return anchor_;  // the unit first
-  int32_t best = 1;
-  double best_rate = ExpectedRate(1);
-  for (int32_t l = 2; l <= max_length_; ++l) {
-    const double r = ExpectedRate(l);
-    if (r > best_rate) best = l, best_rate = r;
-  }
+  const int32_t best = plan.best;
   best_ = best;
   // The best length's neighbours are measured once before anything else: until then their
   // costs are interpolated, and past the longest measured length flatly (optimistically).
@@ -155,7 +141,7 @@ void LengthPlanner::Record(int32_t drafted, int32_t accepted, double seconds) {
   const double prev_seconds = last_seconds_;
   last_drafted_ = drafted;
   last_seconds_ = seconds;
-  const auto cost = [&](int32_t l) -> Average& { return cost_[static_cast<size_t>(l)]; };
+  const auto cost = [&](int32_t l) -> MovingAverage& { return cost_[static_cast<size_t>(l)]; };
   if (prev >= 1 && prev != drafted && prev_seconds > 0 && seconds > 0) {
     const double r = seconds / prev_seconds;
     if (prev == anchor_) {

@@ -18,6 +18,18 @@
 
 namespace fastgen::speculative {
 
+// An exponential moving average whose first sample is replaced by the second: a generation's
+// first steps of each kind run from cold caches (the draft's weights, new cache rows) and would
+// bias it for long.
+struct MovingAverage {
+  double value = 0;
+  int64_t n = 0;
+  void Add(double x, double alpha) {
+    value = n <= 1 ? x : (1 - alpha) * value + alpha * x;
+    ++n;
+  }
+};
+
 // Chooses, step by step, between drafting and a plain decode step from the tokens per second
 // each has been committing lately (exponential moving averages). Starts with two plain steps
 // for a baseline and three speculative ones, then follows the faster mode and probes the other
@@ -69,7 +81,16 @@ class LengthPlanner {
   // Lengths 1..max_length (at most 64); `initial` is measured first and is the cost unit.
   LengthPlanner(int32_t max_length, int32_t initial, int32_t probe_every);
 
-  int32_t Choose();
+  // The best length and its expected tokens per unit of cost, E(L) / c(L) (0 before any cost
+  // is measured): what the gate weighs against plain decoding.
+  struct Plan {
+    int32_t best = 1;
+    double tokens_per_unit = 0;
+  };
+  Plan Best() const;
+  // The length to draft this step, given Best(): the best one, an unmeasured neighbour, or a
+  // probe.
+  int32_t Choose(const Plan& plan);
   // A drafting step: `drafted` tokens (fewer than chosen when the proposer stopped early),
   // `accepted` of them kept, `seconds` from drafting to the compacted cache.
   void Record(int32_t drafted, int32_t accepted, double seconds);
@@ -80,20 +101,8 @@ class LengthPlanner {
   double Acceptance(int32_t depth) const;      // a_depth, depth >= 1
   double RelativeCost(int32_t length) const;   // c(length), 1 <= length <= max; 0 if nothing measured
   double StepSeconds(int32_t length) const;    // s · c(length)
-  double ExpectedRate(int32_t length) const;   // E(L) / C(L), tokens per second
-  double BestTokensPerUnit() const;            // max over L of E(L) / c(L); 0 before costs exist
 
  private:
-  struct Average {
-    double value = 0;
-    int64_t n = 0;
-    // The first sample is replaced by the second: a generation's first steps of each kind run
-    // from cold caches (the draft's weights, the new cache rows) and would bias it for long.
-    void Add(double x, double alpha) {
-      value = n <= 1 ? x : (1 - alpha) * value + alpha * x;
-      ++n;
-    }
-  };
   bool Measured(int32_t length) const;
   double AcceptanceGiven(int32_t depth, double prior) const;  // a_depth with a_{depth-1} = prior
 
@@ -103,9 +112,9 @@ class LengthPlanner {
   int64_t since_probe_ = 0;
   bool probe_longer_ = false;
   std::vector<double> kept_, reached_;  // [max_length + 1] decayed counts per depth (index 0 unused)
-  std::vector<Average> cost_;           // [max_length + 1] c(L) (index 0 unused)
+  std::vector<MovingAverage> cost_;     // [max_length + 1] c(L) (index 0 unused)
   std::vector<bool> explored_;          // [max_length + 1] tried once as an unmeasured neighbour
-  Average pace_;                        // s, seconds per anchor-length step
+  MovingAverage pace_;                  // s, seconds per anchor-length step
   int32_t best_ = -1;                   // the best length at the last Choose
   int32_t last_drafted_ = -1;           // the previous step's length (-1: none to compare with)
   double last_seconds_ = 0;             // ... and its time
@@ -132,7 +141,7 @@ class DraftGate {
  public:
   DraftGate(bool enabled, int32_t probe_every);
 
-  // tokens_per_unit: LengthPlanner::BestTokensPerUnit().
+  // tokens_per_unit: LengthPlanner::Best().tokens_per_unit.
   bool Speculate(double tokens_per_unit);
   void RecordPlain(double seconds);
   // A drafting step's time divided by the relative cost of its length.
@@ -140,14 +149,6 @@ class DraftGate {
   double CostRatio() const { return ratio_.value; }  // R; 0 before both modes were measured
 
  private:
-  struct Average {
-    double value = 0;
-    int64_t n = 0;
-    void Add(double x, double alpha) {
-      value = n == 0 ? x : (1 - alpha) * value + alpha * x;
-      ++n;
-    }
-  };
   void Step(bool spec, double seconds);
 
   bool enabled_;
@@ -159,7 +160,7 @@ class DraftGate {
   int32_t burst_left_ = 0;
   int64_t step_ = 0;
   bool last_spec_ = false;
-  Average plain_, unit_, ratio_;
+  MovingAverage plain_, unit_, ratio_;
   int64_t plain_step_ = -1000, spec_step_ = -1000;  // step_ of each mode's last measurement
 };
 
