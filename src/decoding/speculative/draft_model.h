@@ -44,8 +44,6 @@ class DraftModelProposer final : public Proposer {
   void Observe(int32_t drafted, int32_t accepted) override;
   PlannableLength Plannable() const override;
 
-  int32_t length() const { return length_; }
-
  private:
   // Brings the draft cache to `context` (reusing the longest common prefix it already holds)
   // and leaves the logits after its last token in logits_.
@@ -60,7 +58,7 @@ class DraftModelProposer final : public Proposer {
   std::unique_ptr<Sampler> sampler_;   // the target's settings, its own RNG stream
   bool greedy_ = true;
   bool tree_ = false;                  // drafting token trees (tree_width > 1, greedy)
-  int32_t length_ = 0;
+  int32_t length_ = 0;                 // fixed chains' length, trees' adaptive depth
   std::vector<float> logits_;          // [rows, vocab] of the last draft pass
   std::vector<float> probs_;           // [vocab]
   std::vector<int32_t> history_;       // context + drafted tokens, for the penalties
