@@ -167,11 +167,38 @@ struct TrainedCase {
   std::string name;
   std::string model_path;
   std::string ref_json;
-  int min_prompts_whole;  // prompts whose 48 tokens must all match
+  // 0: every continuation must equal the reference. Otherwise the model rounds (quantized
+  // weights, a compact KV cache) and may leave the reference only at a near-tie: where it
+  // first diverges, the reference's token must be within `tie_margin` (logits) of the top one.
+  float tie_margin;
   DType kv_type = DType::kF32;
 };
 
-void PrintTo(const TrainedCase& c, std::ostream* os) { *os << c.name; }
+// Decodes greedily as Greedy does, alongside the reference continuation `want`: where the two
+// first part, how far (in logits) the reference's token stood under the top one.
+struct Divergence {
+  size_t at = 0;    // tokens equal before it; want.size() when none differs
+  float gap = 0;    // max(logits) − logits[want[at]] at that step
+};
+Divergence FirstDivergence(Model& model, const std::vector<int32_t>& prompt,
+                           const std::vector<int32_t>& want) {
+  auto kv = model.NewKvCache(static_cast<int64_t>(prompt.size() + want.size()));
+  EXPECT_TRUE(kv.ok()) << kv.status().message();
+  std::vector<float> logits;
+  Status st = model.Forward(prompt, *kv, LogitsMode::kLast, &logits);
+  const int64_t vocab = model.config().vocab_size;
+  Divergence d;
+  for (; d.at < want.size() && st.ok(); ++d.at) {
+    const int32_t next = Argmax(logits.data(), vocab);
+    if (next != want[d.at]) {
+      d.gap = logits[next] - logits[want[d.at]];
+      return d;
+    }
+    st = model.Forward(std::span<const int32_t>(&next, 1), *kv, LogitsMode::kLast, &logits);
+  }
+  EXPECT_TRUE(st.ok()) << st.message();
+  return d;
+}
 
 class TrainedGolden : public ::testing::TestWithParam<TrainedCase> {};
 
@@ -187,29 +214,35 @@ TEST_P(TrainedGolden, GreedyContinuations) {
     const auto prompt = r["prompt_ids"].get<std::vector<int32_t>>();
     const auto want = r["greedy_48"].get<std::vector<int32_t>>();
     const auto got = Greedy(**model, prompt, 48);
+    ASSERT_EQ(got.size(), want.size());
     whole += got == want;
-    if (c.min_prompts_whole == 5) {
+    if (c.tie_margin == 0) {
       EXPECT_EQ(got, want) << c.name << ": " << r["prompt"];
+      continue;
     }
+    const Divergence d = FirstDivergence(**model, prompt, want);
+    if (d.at == want.size()) continue;
+    std::cout << "[ info ] " << c.name << ": leaves the reference at token " << d.at
+              << ", where its logit is " << d.gap << " under the top one\n";
+    EXPECT_LE(d.gap, c.tie_margin) << c.name << ": " << r["prompt"] << " diverges at token " << d.at;
   }
-  EXPECT_GE(whole, c.min_prompts_whole) << c.name;
   std::cout << "[ info ] " << c.name << ": " << whole << " of 5 prompts kept whole\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Shared, TrainedGolden,
     ::testing::Values(
-        TrainedCase{"fg_target_safetensors", "models/fg-target", "models/fg-target/ref.json", 5},
-        TrainedCase{"fg_target_bf16_gguf", "gguf/fg-target.bf16.gguf", "models/fg-target/ref.json", 5},
-        TrainedCase{"fg_target_q8_0_gguf", "gguf/fg-target.q8_0.gguf", "models/fg-target/ref.json", 3},
-        TrainedCase{"fg_draft_safetensors", "models/fg-draft", "models/fg-draft/ref.json", 5},
-        TrainedCase{"fg_draft_bf16_gguf", "gguf/fg-draft.bf16.gguf", "models/fg-draft/ref.json", 5},
-        TrainedCase{"fg_draft_q8_0_gguf", "gguf/fg-draft.q8_0.gguf", "models/fg-draft/ref.json", 1},
+        TrainedCase{"fg_target_safetensors", "models/fg-target", "models/fg-target/ref.json", 0},
+        TrainedCase{"fg_target_bf16_gguf", "gguf/fg-target.bf16.gguf", "models/fg-target/ref.json", 0},
+        TrainedCase{"fg_target_q8_0_gguf", "gguf/fg-target.q8_0.gguf", "models/fg-target/ref.json", 0.1f},
+        TrainedCase{"fg_draft_safetensors", "models/fg-draft", "models/fg-draft/ref.json", 0},
+        TrainedCase{"fg_draft_bf16_gguf", "gguf/fg-draft.bf16.gguf", "models/fg-draft/ref.json", 0},
+        TrainedCase{"fg_draft_q8_0_gguf", "gguf/fg-draft.q8_0.gguf", "models/fg-draft/ref.json", 0.1f},
         // Compact KV caches round keys and values (f16: 2^-11 relative; q8_0: a block's max / 254).
-        TrainedCase{"fg_target_kv_f16", "models/fg-target", "models/fg-target/ref.json", 4, DType::kF16},
-        TrainedCase{"fg_target_kv_q8_0", "models/fg-target", "models/fg-target/ref.json", 3, DType::kQ8_0},
-        TrainedCase{"fg_draft_kv_f16", "models/fg-draft", "models/fg-draft/ref.json", 4, DType::kF16},
-        TrainedCase{"fg_draft_kv_q8_0", "models/fg-draft", "models/fg-draft/ref.json", 3, DType::kQ8_0}),
+        TrainedCase{"fg_target_kv_f16", "models/fg-target", "models/fg-target/ref.json", 0.1f, DType::kF16},
+        TrainedCase{"fg_target_kv_q8_0", "models/fg-target", "models/fg-target/ref.json", 0.1f, DType::kQ8_0},
+        TrainedCase{"fg_draft_kv_f16", "models/fg-draft", "models/fg-draft/ref.json", 0.1f, DType::kF16},
+        TrainedCase{"fg_draft_kv_q8_0", "models/fg-draft", "models/fg-draft/ref.json", 0.1f, DType::kQ8_0}),
     [](const auto& info) { return info.param.name; });
 
 }  // namespace
