@@ -1,7 +1,8 @@
 // AVX2 + FMA + F16C kernels for float weights, and the float32 GEMM used for every dtype on AVX2.
 //
-// Decode: tiles of a few consecutive weight rows × up to 7 tokens per pass, over activations
-// interleaved in 8-float pieces (act_layout.h), batch-invariant as in float_avx512.cc.
+// Decode: one weight row × up to 7 tokens per pass (DecodeTile takes R rows; one measured
+// fastest, see DecodeRowRange), over activations interleaved in 8-float pieces (act_layout.h),
+// batch-invariant as in float_avx512.cc.
 // GEMM: tokens are the vector dimension, as in float_avx512.cc: a panel of weight rows is
 // converted to float32 once (F16/BF16 widened, quantized types dequantized by the reference
 // code, which is exact and amortized over all tokens), then a 6-row × 16-token micro-kernel
@@ -141,29 +142,29 @@ void DecodeTile(const MatMulJob& job, const float* xi, int64_t m, int64_t t0, bo
   }
 }
 
-// Rows [m0, m1) × T tokens from t0: tiles of R rows, the rows left over one at a time. One
-// token goes one row at a time (R = 1): the weights are then read as one sequential stream,
-// which tiles of interleaved rows read 1.12x slower from DRAM.
-template <class L, int R, int T>
+// Rows [m0, m1) × T tokens from t0, one row at a time (2·T + 2 registers of the 16): the
+// weights are then read as one sequential stream. Tiles of two interleaved rows read it 1.12x
+// slower from DRAM at one token, and at 2 and 3 tokens (fg-target's 384-wide rows) made a
+// verification pass cost 1.21-1.39x and 1.45-1.50x of a one-token pass, against 1.02-1.12x and
+// 1.17-1.24x row by row (forward_bench fg-target -d 600, AVX2 EPYC, 3 runs each).
+template <class L, int T>
 void DecodeRowRange(const MatMulJob& job, const float* xi, int64_t m0, int64_t m1, int64_t t0,
                     bool prefetch, bool stream) {
-  int64_t m = m0;
-  for (; m + R <= m1; m += R) DecodeTile<L, R, T>(job, xi, m, t0, prefetch, stream);
-  for (; m < m1; ++m) DecodeTile<L, 1, T>(job, xi, m, t0, prefetch, stream);
+  for (int64_t m = m0; m < m1; ++m) DecodeTile<L, 1, T>(job, xi, m, t0, prefetch, stream);
 }
 
-// Rows per tile for T tokens (1..kDecodeTileTokens): 2·R·T + R + 1 registers of the 16.
+// T tokens: 1..kDecodeTileTokens.
 template <class L>
 void DecodeRowRangeN(const MatMulJob& job, const float* xi, int64_t m0, int64_t m1, int64_t t0,
                      int64_t T, bool prefetch, bool stream) {
   switch (T) {
-    case 7: DecodeRowRange<L, 1, 7>(job, xi, m0, m1, t0, prefetch, stream); break;
-    case 6: DecodeRowRange<L, 1, 6>(job, xi, m0, m1, t0, prefetch, stream); break;
-    case 5: DecodeRowRange<L, 1, 5>(job, xi, m0, m1, t0, prefetch, stream); break;
-    case 4: DecodeRowRange<L, 1, 4>(job, xi, m0, m1, t0, prefetch, stream); break;
-    case 3: DecodeRowRange<L, 2, 3>(job, xi, m0, m1, t0, prefetch, stream); break;
-    case 2: DecodeRowRange<L, 2, 2>(job, xi, m0, m1, t0, prefetch, stream); break;
-    default: DecodeRowRange<L, 1, 1>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 7: DecodeRowRange<L, 7>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 6: DecodeRowRange<L, 6>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 5: DecodeRowRange<L, 5>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 4: DecodeRowRange<L, 4>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 3: DecodeRowRange<L, 3>(job, xi, m0, m1, t0, prefetch, stream); break;
+    case 2: DecodeRowRange<L, 2>(job, xi, m0, m1, t0, prefetch, stream); break;
+    default: DecodeRowRange<L, 1>(job, xi, m0, m1, t0, prefetch, stream); break;
   }
 }
 

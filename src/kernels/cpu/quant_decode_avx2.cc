@@ -81,18 +81,6 @@ inline __m256i LoadBytes(const void* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
-float DotQ8_0(const block_q8_0* row, const TokenActs& x, int64_t k) {
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < k / 32; ++b) {
-    const __m256i w = LoadBytes(row[b].qs);
-    const __m256i xv = LoadBytes(x.qs + 32 * b);
-    const __m256i dot = DotU8S8(_mm256_abs_epi8(w), _mm256_sign_epi8(xv, w));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(HalfToFloat(row[b].d) * x.d[b]),
-                          acc);
-  }
-  return ReduceAdd(acc);
-}
-
 float DotQ4_0(const block_q4_0* row, const TokenActs& x, int64_t k) {
   __m256 acc = _mm256_setzero_ps();
   const __m256i low4 = _mm256_set1_epi8(0x0f);
@@ -185,10 +173,55 @@ float DotQ6_K(const block_q6_K* row, const TokenActs& x, int64_t k) {
   return ReduceAdd(acc) - 32.0f * corr;
 }
 
+// Q8_0 row m × tokens [t0, t0 + T). Each (row, token) sum has two accumulators, one over the
+// even 32-blocks of k and one over the odd ones, in order, then their sum and ReduceAdd — the
+// same arithmetic whatever T, so a token's bits do not depend on the batch (batch invariance).
+// A weight block is loaded, its |w| taken and its scale widened once for all T tokens; the two
+// chains hide the FMA latency that a single one waited on (fg-draft's matrices stay in the
+// caches and were bound by it). One row at a time: the weights are read as one sequential
+// stream, which two interleaved rows read up to 1.7x slower from DRAM (matmul_bench, TinyLlama
+// shapes).
+template <int T>
+void DotQ8_0Tile(const MatMulJob& job, int64_t m, const DecodeActs& a, int64_t t0) {
+  const int64_t k = job.k, blocks = k / 32;
+  const auto* row = reinterpret_cast<const block_q8_0*>(job.w + static_cast<size_t>(m) * job.row_bytes);
+  __m256 acc[2][T];
+  for (int h = 0; h < 2; ++h)
+    for (int t = 0; t < T; ++t) acc[h][t] = _mm256_setzero_ps();
+  auto step = [&](int h, int64_t b) {
+    const __m256i w = LoadBytes(row[b].qs);
+    const __m256i aw = _mm256_abs_epi8(w);
+    const float dw = HalfToFloat(row[b].d);
+    for (int t = 0; t < T; ++t) {
+      const int64_t tt = t0 + t;
+      const __m256i dot = DotU8S8(aw, _mm256_sign_epi8(LoadBytes(a.qs + tt * k + 32 * b), w));
+      acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * a.d[tt * blocks + b]),
+                                  acc[h][t]);
+    }
+  };
+  int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    step(0, b);
+    step(1, b + 1);
+  }
+  if (b < blocks) step(0, b);
+  for (int t = 0; t < T; ++t) job.y[(t0 + t) * job.ldy + m] = ReduceAdd(_mm256_add_ps(acc[0][t], acc[1][t]));
+}
+
+void DotQ8_0Row(const MatMulJob& job, int64_t m, const DecodeActs& a) {
+  int64_t t0 = 0;
+  for (; t0 + 4 <= job.n; t0 += 4) DotQ8_0Tile<4>(job, m, a, t0);
+  switch (job.n - t0) {
+    case 3: DotQ8_0Tile<3>(job, m, a, t0); break;
+    case 2: DotQ8_0Tile<2>(job, m, a, t0); break;
+    case 1: DotQ8_0Tile<1>(job, m, a, t0); break;
+    default: break;
+  }
+}
+
 float DotRow(const MatMulJob& job, int64_t m, const TokenActs& x) {
   const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;
   switch (job.dtype) {
-    case DType::kQ8_0: return DotQ8_0(reinterpret_cast<const block_q8_0*>(row), x, job.k);
     case DType::kQ4_0: return DotQ4_0(reinterpret_cast<const block_q4_0*>(row), x, job.k);
     case DType::kQ4_K: return DotQ4_K(reinterpret_cast<const block_q4_K*>(row), x, job.k);
     case DType::kQ6_K: return DotQ6_K(reinterpret_cast<const block_q6_K*>(row), x, job.k);
@@ -210,6 +243,10 @@ void QuantizeActsAvx2(const MatMulJob& job, int64_t t0, int64_t t1) {
 void QuantDecodeRowsAvx2(const MatMulJob& job, int64_t m0, int64_t m1) {
   const DecodeActs a = DecodeActsAt(job.act, job.n, job.k);
   const int64_t k = job.k;
+  if (job.dtype == DType::kQ8_0) {
+    for (int64_t m = m0; m < m1; ++m) DotQ8_0Row(job, m, a);
+    return;
+  }
   for (int64_t m = m0; m < m1; ++m) {
     for (int64_t t = 0; t < job.n; ++t) {
       const TokenActs x = {a.qs + t * k, a.d + t * (k / 32), a.isum16 + t * (k / 16),
