@@ -263,7 +263,9 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
       gate.RecordSpec(step_seconds / std::max(1e-9, planner.RelativeCost(depth)));
     } else if (planned) {
       planner.Interrupt();
-      if (room > 0) gate.RecordPlain(step_seconds);
+      // A proposer that drafted nothing when asked (--draft-min-conf) still ran its model: the
+      // step is neither mode's cost, so the gate learns from neither.
+      if (room > 0 && !speculate) gate.RecordPlain(step_seconds);
     } else if (room > 0) {
       controller.Record(speculate, static_cast<int64_t>(commit.size()), step_seconds);
     }
