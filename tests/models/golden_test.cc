@@ -174,6 +174,8 @@ struct TrainedCase {
   DType kv_type = DType::kF32;
 };
 
+void PrintTo(const TrainedCase& c, std::ostream* os) { *os << c.name; }
+
 // Decodes greedily as Greedy does, alongside the reference continuation `want`: where the two
 // first part, how far (in logits) the reference's token stood under the top one.
 struct Divergence {
@@ -213,14 +215,14 @@ TEST_P(TrainedGolden, GreedyContinuations) {
   for (const auto& r : ref["refs"]) {
     const auto prompt = r["prompt_ids"].get<std::vector<int32_t>>();
     const auto want = r["greedy_48"].get<std::vector<int32_t>>();
-    const auto got = Greedy(**model, prompt, 48);
-    ASSERT_EQ(got.size(), want.size());
-    whole += got == want;
     if (c.tie_margin == 0) {
+      const auto got = Greedy(**model, prompt, 48);
+      whole += got == want;
       EXPECT_EQ(got, want) << c.name << ": " << r["prompt"];
       continue;
     }
     const Divergence d = FirstDivergence(**model, prompt, want);
+    whole += d.at == want.size();
     if (d.at == want.size()) continue;
     std::cout << "[ info ] " << c.name << ": leaves the reference at token " << d.at
               << ", where its logit is " << d.gap << " under the top one\n";
