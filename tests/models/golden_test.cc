@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 #include <map>
+#include <span>
 #include <string>
 
 #include "core/cache_info.h"
@@ -25,8 +27,12 @@ ThreadPool& Pool() {
   return pool;
 }
 
-// Greedy continuation of `prompt` for `steps` tokens, one decode step at a time.
-std::vector<int32_t> Greedy(Model& model, const std::vector<int32_t>& prompt, int steps) {
+// Greedy continuation of `prompt` for `steps` tokens, one decode step at a time. `step`, if
+// given, sees each step's logits and chosen token before it is appended, and stops the
+// continuation by returning false.
+using GreedyStep = std::function<bool(std::span<const float> logits, int32_t next)>;
+std::vector<int32_t> Greedy(Model& model, const std::vector<int32_t>& prompt, int steps,
+                            const GreedyStep& step = {}) {
   auto kv = model.NewKvCache(static_cast<int64_t>(prompt.size()) + steps);
   EXPECT_TRUE(kv.ok()) << kv.status().message();
   std::vector<float> logits;
@@ -36,9 +42,11 @@ std::vector<int32_t> Greedy(Model& model, const std::vector<int32_t>& prompt, in
   const int64_t vocab = model.config().vocab_size;
   for (int i = 0; i < steps && st.ok(); ++i) {
     const int32_t next = Argmax(logits.data(), vocab);
+    if (step && !step(std::span<const float>(logits.data(), static_cast<size_t>(vocab)), next)) break;
     out.push_back(next);
     if (i + 1 < steps) st = model.Forward(std::span<const int32_t>(&next, 1), *kv, LogitsMode::kLast, &logits);
   }
+  EXPECT_TRUE(st.ok()) << st.message();
   return out;
 }
 
@@ -176,29 +184,24 @@ struct TrainedCase {
 
 void PrintTo(const TrainedCase& c, std::ostream* os) { *os << c.name; }
 
-// Decodes greedily as Greedy does, alongside the reference continuation `want`: where the two
-// first part, how far (in logits) the reference's token stood under the top one.
+// Greedy decoding beside the reference continuation `want`: where the two first part, how far
+// (in logits) the reference's token stood under the top one.
 struct Divergence {
   size_t at = 0;    // tokens equal before it; want.size() when none differs
   float gap = 0;    // max(logits) − logits[want[at]] at that step
 };
 Divergence FirstDivergence(Model& model, const std::vector<int32_t>& prompt,
                            const std::vector<int32_t>& want) {
-  auto kv = model.NewKvCache(static_cast<int64_t>(prompt.size() + want.size()));
-  EXPECT_TRUE(kv.ok()) << kv.status().message();
-  std::vector<float> logits;
-  Status st = model.Forward(prompt, *kv, LogitsMode::kLast, &logits);
-  const int64_t vocab = model.config().vocab_size;
   Divergence d;
-  for (; d.at < want.size() && st.ok(); ++d.at) {
-    const int32_t next = Argmax(logits.data(), vocab);
-    if (next != want[d.at]) {
-      d.gap = logits[next] - logits[want[d.at]];
-      return d;
-    }
-    st = model.Forward(std::span<const int32_t>(&next, 1), *kv, LogitsMode::kLast, &logits);
-  }
-  EXPECT_TRUE(st.ok()) << st.message();
+  size_t i = 0;  // the step Greedy is at
+  const auto same = Greedy(model, prompt, static_cast<int>(want.size()),
+                           [&](std::span<const float> logits, int32_t next) {
+                             const int32_t ref = want[i++];
+                             if (next == ref) return true;
+                             d.gap = logits[static_cast<size_t>(next)] - logits[static_cast<size_t>(ref)];
+                             return false;
+                           });
+  d.at = same.size();
   return d;
 }
 
