@@ -96,7 +96,7 @@ LengthPlanner::Plan LengthPlanner::Best() const {
     reach *= a;
     tokens += reach;
     const double c = RelativeCost(l);
-    if (c > 0 && tokens / c > plan.tokens_per_unit) plan = {l, tokens / c};
+    if (c > 0 && tokens / c > plan.tokens_per_unit) plan = {l, tokens / c, reach};
   }
   return plan;
 }
@@ -117,9 +117,7 @@ int32_t LengthPlanner::Choose(const Plan& plan) {
   // Probes alternate longer and shorter, except while whole drafts of the best length are
   // mostly kept: then only a longer one can find out how far the agreement goes (code turning
   // predictable made the planner take ~50 steps to climb from 1 to 4 tokens, fg-draft).
-  double whole = 1;  // P(a draft of the best length is kept whole)
-  for (int32_t j = 1; j <= best; ++j) whole *= Acceptance(j);
-  probe_longer_ = whole >= 0.5 || !probe_longer_;
+  probe_longer_ = plan.whole >= 0.5 || !probe_longer_;
   if (best == max_length_ || (!probe_longer_ && best > 1)) return best - 1;
   return best + 1;
 }

@@ -86,6 +86,7 @@ class LengthPlanner {
   struct Plan {
     int32_t best = 1;
     double tokens_per_unit = 0;
+    double whole = 0;  // estimated P(a draft of length `best` is kept whole)
   };
   Plan Best() const;
   // The length to draft this step, given Best(): the best one, an unmeasured neighbour, or a
