@@ -1,8 +1,7 @@
 // AVX2 + FMA + F16C kernels for float weights, and the float32 GEMM used for every dtype on AVX2.
 //
-// Decode: one weight row × up to 7 tokens per pass (DecodeTile takes R rows; one measured
-// fastest, see DecodeRowRange), over activations interleaved in 8-float pieces (act_layout.h),
-// batch-invariant as in float_avx512.cc.
+// Decode: one weight row × up to 7 tokens per pass (DecodeRow), over activations interleaved in
+// 8-float pieces (act_layout.h), batch-invariant as in float_avx512.cc.
 // GEMM: tokens are the vector dimension, as in float_avx512.cc: a panel of weight rows is
 // converted to float32 once (F16/BF16 widened, quantized types dequantized by the reference
 // code, which is exact and amortized over all tokens), then a 6-row × 16-token micro-kernel
@@ -65,92 +64,72 @@ struct LoadBF16 {
   }
 };
 
-// R consecutive weight rows × T tokens: y[t0 + t, m + r] = W[m + r] · x[t0 + t], each weight
-// vector widened once for all T tokens and each activation vector used for all R rows.
+// One weight row × T tokens: y[t0 + t, m] = W[m] · x[t0 + t], each weight vector widened once
+// for all T tokens. One row at a time (2·T + 2 registers of the 16) reads the weights as one
+// sequential stream: tiles of two interleaved rows read it 1.12x slower from DRAM at one token,
+// and at 2 and 3 tokens (fg-target's 384-wide rows) made a verification pass cost 1.21-1.39x and
+// 1.45-1.50x of a one-token pass, against 1.02-1.12x and 1.17-1.24x row by row (forward_bench
+// fg-target -d 600, AVX2 EPYC, 3 runs each).
 //
 // Batch invariance, as in float_avx512.cc: every (row, token) sum has two accumulators, one
 // over the even 8-blocks of k and one over the odd ones, in order, the zero-padded tail into
 // the one its block belongs to; then their sum and ReduceLanes8, whose lane tree is the same for
-// each source. So y does not depend on R, T, the pass, the thread split or n. (Two chains, not
+// each source. So y does not depend on T, the pass, the thread split or n. (Two chains, not
 // one: with a single accumulator one token's 384-wide rows waited on the FMA latency, 1.34x
 // slower, forward_bench on fg-target.)
 //
 // xi: this tile's activations, [ceil(k/8), T, 8] (FloatDecodePrepareAvx2), or for one token x
 // itself, its tail read masked.
-template <class L, int R, int T>
-void DecodeTile(const MatMulJob& job, const float* xi, int64_t m, int64_t t0, bool prefetch,
-                bool stream) {
-  static_assert(2 * R * T + R + 1 <= 16, "accumulators, weights and x must fit the 16 registers");
+template <class L, int T>
+void DecodeRow(const MatMulJob& job, const float* xi, int64_t m, int64_t t0, bool prefetch, bool stream) {
+  static_assert(2 * T + 2 <= 16, "accumulators, the weight and x must fit the 16 registers");
   constexpr int64_t kVecBytes = 8 * L::kBytes;
   const int64_t k = job.k, full = k / 8;
-  const uint8_t* row[R];
-  for (int r = 0; r < R; ++r) row[r] = job.w + static_cast<size_t>(m + r) * job.row_bytes;  // [k]
-  __m256 acc[2][R][T];
+  const uint8_t* row = job.w + static_cast<size_t>(m) * job.row_bytes;  // [k]
+  __m256 acc[2][T];
   for (int h = 0; h < 2; ++h)
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) acc[h][r][t] = _mm256_setzero_ps();
-  auto step = [&](int h, const __m256* wv, const float* xb, bool masked, __m256i xmask) {
+    for (int t = 0; t < T; ++t) acc[h][t] = _mm256_setzero_ps();
+  auto step = [&](int h, __m256 wv, const float* xb, bool masked, __m256i xmask) {
     for (int t = 0; t < T; ++t) {
       const __m256 xv = masked ? _mm256_maskload_ps(xb + 8 * t, xmask) : _mm256_loadu_ps(xb + 8 * t);
-      for (int r = 0; r < R; ++r) acc[h][r][t] = _mm256_fmadd_ps(wv[r], xv, acc[h][r][t]);
+      acc[h][t] = _mm256_fmadd_ps(wv, xv, acc[h][t]);
     }
   };
   const __m256i all = _mm256_set1_epi32(-1);
   int64_t b = 0;
   for (; b + 2 <= full; b += 2) {
     if (prefetch)
-      for (int r = 0; r < R; ++r)
-        for (int64_t line = 0; line < 2 * kVecBytes; line += 64)
-          PrefetchWeights(row[r] + (b * kVecBytes + line + kDecodePrefetchBytes), stream);
-    for (int h = 0; h < 2; ++h) {
-      __m256 wv[R];
-      for (int r = 0; r < R; ++r) wv[r] = L::Load(row[r], (b + h) * 8);
-      step(h, wv, xi + (b + h) * T * 8, false, all);
-    }
+      for (int64_t line = 0; line < 2 * kVecBytes; line += 64)
+        PrefetchWeights(row + (b * kVecBytes + line + kDecodePrefetchBytes), stream);
+    for (int h = 0; h < 2; ++h) step(h, L::Load(row, (b + h) * 8), xi + (b + h) * T * 8, false, all);
   }
   if (b < full) {  // an even block left
-    __m256 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = L::Load(row[r], b * 8);
-    step(0, wv, xi + b * T * 8, false, all);
+    step(0, L::Load(row, b * 8), xi + b * T * 8, false, all);
     ++b;
   }
   if (const int64_t left = k - full * 8; left > 0) {
-    // Weight tails through zero-padded copies; x's prepared padding is zero, and x used as is is
-    // read masked.
+    // The weight tail through a zero-padded copy; x's prepared padding is zero, and x used as is
+    // is read masked.
     alignas(32) static constexpr int32_t kLanes[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     const __m256i xmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)),
                                              _mm256_load_si256(reinterpret_cast<const __m256i*>(kLanes)));
-    __m256 wv[R];
-    for (int r = 0; r < R; ++r) {
-      alignas(32) uint8_t tail[32] = {};
-      __builtin_memcpy(tail, row[r] + full * kVecBytes, static_cast<size_t>(left * L::kBytes));
-      wv[r] = L::Load(tail, 0);
-    }
-    step(static_cast<int>(full % 2), wv, xi + full * T * 8, true, xmask);
+    alignas(32) uint8_t tail[32] = {};
+    __builtin_memcpy(tail, row + full * kVecBytes, static_cast<size_t>(left * L::kBytes));
+    step(static_cast<int>(full % 2), L::Load(tail, 0), xi + full * T * 8, true, xmask);
   }
-  constexpr int kSums = R * T;  // 8 per transposing reduction, token-major within the tile
-  for (int s0 = 0; s0 < kSums; s0 += 8) {
-    __m256 sums[8];
-    for (int s = 0; s < 8; ++s) {
-      const int r = (s0 + s) % R, t = (s0 + s) / R;
-      sums[s] = s0 + s < kSums ? _mm256_add_ps(acc[0][r][t], acc[1][r][t]) : _mm256_setzero_ps();
-    }
-    alignas(32) float out[8];
-    _mm256_store_ps(out, ReduceLanes8(sums));
-    for (int s = 0; s < 8 && s0 + s < kSums; ++s)
-      job.y[(t0 + (s0 + s) / R) * job.ldy + m + (s0 + s) % R] = out[s];
-  }
+  // 8 tokens' sums per transposing reduction (T <= 7: one).
+  __m256 sums[8];
+  for (int t = 0; t < 8; ++t) sums[t] = t < T ? _mm256_add_ps(acc[0][t], acc[1][t]) : _mm256_setzero_ps();
+  alignas(32) float out[8];
+  _mm256_store_ps(out, ReduceLanes8(sums));
+  for (int t = 0; t < T; ++t) job.y[(t0 + t) * job.ldy + m] = out[t];
 }
 
-// Rows [m0, m1) × T tokens from t0, one row at a time (2·T + 2 registers of the 16): the
-// weights are then read as one sequential stream. Tiles of two interleaved rows read it 1.12x
-// slower from DRAM at one token, and at 2 and 3 tokens (fg-target's 384-wide rows) made a
-// verification pass cost 1.21-1.39x and 1.45-1.50x of a one-token pass, against 1.02-1.12x and
-// 1.17-1.24x row by row (forward_bench fg-target -d 600, AVX2 EPYC, 3 runs each).
+// Rows [m0, m1) × T tokens from t0, one row at a time (see DecodeRow).
 template <class L, int T>
 void DecodeRowRange(const MatMulJob& job, const float* xi, int64_t m0, int64_t m1, int64_t t0,
                     bool prefetch, bool stream) {
-  for (int64_t m = m0; m < m1; ++m) DecodeTile<L, 1, T>(job, xi, m, t0, prefetch, stream);
+  for (int64_t m = m0; m < m1; ++m) DecodeRow<L, T>(job, xi, m, t0, prefetch, stream);
 }
 
 // T tokens: 1..kDecodeTileTokens.
