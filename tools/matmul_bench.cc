@@ -5,8 +5,9 @@
 // samples a plain 2-thread read bandwidth to compare against.
 //
 // Usage: matmul_bench [-t THREADS] [-r REPS] [--types F16,Q8_0,...] [--isas avx2,avx512]
-//                     [--n 1,512] [--hot] [--shapes tinyllama|fg-target]
-// fg-target's shapes (384 wide) are those of speculative verification on the bundled model.
+//                     [--n 1,512] [--hot] [--shapes tinyllama|fg-target|fg-draft]
+// fg-target's shapes (384 wide) are those of speculative verification on the bundled model,
+// fg-draft's (192 wide) those of its draft model, which runs from the caches (--hot).
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -128,7 +129,7 @@ int Main(int argc, char** argv) {
     else if (a == "--isas") { isas = Split(v); ++i; }
     else if (a == "--shapes") { shape_set = v; ++i; }
     else if (a == "--n") { ns.clear(); for (auto& s : Split(v)) ns.push_back(std::atoll(s.c_str())); ++i; }
-    else { std::fprintf(stderr, "usage: %s [-t T] [-r REPS] [--types A,B] [--isas avx2,avx512] [--n 1,512] [--hot] [--shapes tinyllama|fg-target]\n", argv[0]); return 2; }
+    else { std::fprintf(stderr, "usage: %s [-t T] [-r REPS] [--types A,B] [--isas avx2,avx512] [--n 1,512] [--hot] [--shapes tinyllama|fg-target|fg-draft]\n", argv[0]); return 2; }
   }
   if (isas.empty())
     for (auto isa : kernels::cpu::SupportedIsas())
@@ -138,8 +139,10 @@ int Main(int argc, char** argv) {
     shapes = {{2048, 2048}, {2048, 256}, {2048, 5632}, {5632, 2048}, {2048, 32000}};
   } else if (shape_set == "fg-target") {
     shapes = {{384, 384}, {384, 128}, {384, 1024}, {1024, 384}, {384, 8192}};
+  } else if (shape_set == "fg-draft") {
+    shapes = {{192, 192}, {192, 64}, {192, 512}, {512, 192}, {192, 8192}};
   } else {
-    std::fprintf(stderr, "--shapes: expected tinyllama or fg-target, got %s\n", shape_set.c_str());
+    std::fprintf(stderr, "--shapes: expected tinyllama, fg-target or fg-draft, got %s\n", shape_set.c_str());
     return 2;
   }
   ThreadPool pool(threads);
