@@ -17,6 +17,7 @@ models=$root/../shared/models
 modes=(
   "--spec draft --draft-model $models/fg-draft"
   "--spec draft --draft-model $models/fg-draft --draft-tree 3"
+  "--spec draft --draft-model $models/fg-draft --lookup-first"
   "--spec lookup"
   "--spec lookup --lookup-branches 3"
   "--spec jacobi"

@@ -52,7 +52,7 @@ int BenchSpeculative(BenchFlags& f, LoadedModel& lm) {
   auto r = speculative::RunSpeculativeBenchmark(m, *prompt, *setup->proposer, o);
   if (!r.ok()) return ReportError(r.status());
   const std::string path = m.checkpoint().path;
-  const std::string mode(setup->proposer->name());
+  const std::string mode = std::string(setup->proposer->name()) + (o.verifier.lookup_first ? "+lookup-first" : "");
   const auto& st = r->stats;
   if (f.json) {
     nlohmann::json j;
@@ -67,6 +67,7 @@ int BenchSpeculative(BenchFlags& f, LoadedModel& lm) {
                  {"speedup", SeriesJson(r->speedup)},
                  {"acceptance", st.acceptance_rate()},
                  {"tokens_per_forward", st.tokens_per_forward()},
+                 {"lookup_steps", st.lookup_steps},
                  {"identical", r->identical}};
     std::printf("%s\n", j.dump(2).c_str());
     return r->identical ? 0 : 1;

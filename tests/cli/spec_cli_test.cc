@@ -58,6 +58,7 @@ TEST(SpecCli, EveryModeGivesTheReferenceGreedyContinuation) {
   for (const std::string& mode :
        {"--spec draft --draft-model " + SharedPath("models/fg-draft"),
         "--spec draft --draft-tree 3 --draft-model " + SharedPath("models/fg-draft"),
+        "--spec draft --lookup-first --draft-model " + SharedPath("models/fg-draft"),
         std::string("--spec lookup --lookup-branches 3"), std::string("--spec jacobi"), std::string("--spec layerskip --skip-layers 6,7")}) {
     const SpecRun r = Fastgen(base + mode + " --spec-compare");
     ASSERT_EQ(r.exit_code, 0) << mode << ": " << r.err;
@@ -91,6 +92,7 @@ TEST(SpecCli, BadFlagsFailCleanly) {
                         Case{"--spec draft --draft-model " + SharedPath("fixtures/llama"), "vocabulary"},
                         Case{"--spec layerskip --skip-layers 99", "layer"},
                         Case{"--spec lookup --bild --temp 0.7", "BiLD"},
+                        Case{"--spec lookup --lookup-first", "--lookup-first"},
                         Case{"--spec draft --draft-model /nonexistent/model", "nonexistent"}}) {
     const SpecRun r = Fastgen(target + c.args);
     EXPECT_NE(r.exit_code, 0) << c.args;
@@ -123,6 +125,16 @@ TEST(SpecCli, BenchSpecReportsBothSpeedsAndChecksTheOutput) {
   ASSERT_EQ(table.exit_code, 0) << table.err;
   for (const char* needle : {"plain", "spec draft", "speedup", "acceptance", "output identical"})
     EXPECT_NE(table.out.find(needle), std::string::npos) << needle << " missing in " << table.out;
+
+  // Lookup ahead of the draft model: the repeated function is copied, and the mode says so.
+  const SpecRun first = Fastgen("bench -m " + SharedPath("models/fg-target") + " --spec draft --lookup-first " +
+                                "--draft-model " + SharedPath("models/fg-draft") + " -f " + prompt +
+                                " -n 16 -r 1 -t 2 --json");
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const auto jf = nlohmann::json::parse(first.out);
+  EXPECT_EQ(jf["spec"]["mode"], "draft-model+lookup-first");
+  EXPECT_TRUE(jf["spec"]["identical"].get<bool>());
+  EXPECT_GT(jf["spec"]["lookup_steps"].get<int64_t>(), 0);
 
   const SpecRun no_prompt = Fastgen("bench -m " + SharedPath("models/fg-target") + " --spec lookup -n 8");
   EXPECT_EQ(no_prompt.exit_code, 2) << no_prompt.err;

@@ -131,16 +131,19 @@ void ExpectMatches(const std::map<Seq, int64_t>& counts, const std::map<Seq, dou
 
 struct SampleRun {
   std::map<Seq, int64_t> counts;
-  int64_t drafted = 0, drafted_path = 0, accepted = 0;
+  int64_t drafted = 0, drafted_path = 0, accepted = 0, lookup_steps = 0, spec_steps = 0;
 };
 
-SampleRun Sample(Model& target, Proposer* proposer, const Seq& prompt, int tokens = kTokens) {
+// lookup_first: prompt lookup ahead of the proposer (SpeculativeOptions::lookup_first).
+SampleRun Sample(Model& target, Proposer* proposer, const Seq& prompt, int tokens = kTokens,
+                 bool lookup_first = false) {
   SampleRun run;
   GenerateOptions go;
   go.max_new_tokens = tokens;
   go.ignore_eos = true;
   SpeculativeOptions so;
   so.adaptive_fallback = false;
+  so.lookup_first = lookup_first;
   auto kv = target.NewKvCache(static_cast<int64_t>(prompt.size()) + tokens);
   EXPECT_TRUE(kv.ok());
   for (int seed = 0; seed < kSamples; ++seed) {
@@ -156,6 +159,8 @@ SampleRun Sample(Model& target, Proposer* proposer, const Seq& prompt, int token
       run.drafted += r->stats.drafted;
       run.drafted_path += r->stats.drafted_path;
       run.accepted += r->stats.accepted;
+      run.lookup_steps += r->stats.lookup_steps;
+      run.spec_steps += r->stats.spec_steps;
     } else {
       auto r = Generate(target, *kv, prompt, go, nullptr);
       EXPECT_TRUE(r.ok());
@@ -230,6 +235,17 @@ TEST(SpeculativeSampling, MatchesTheTargetDistribution) {
   ExpectMatches(l.counts, long_exact, kSamples, "prompt lookup");
   EXPECT_GT(l.drafted, l.accepted);
   EXPECT_GT(l.accepted, kSamples / 100);
+
+  // Prompt lookup ahead of the draft model: on the prompt without repeats lookup finds nothing
+  // and the draft model's q-carrying chains are verified; on the one with repeats, lookup's
+  // copies are verified wherever the context's last n-gram was seen before.
+  const SampleRun dm = Sample(*target, &draft, Prompt(), kTokens, /*lookup_first=*/true);
+  ExpectMatches(dm.counts, exact, kSamples, "lookup first, draft model drafting");
+  EXPECT_LT(dm.lookup_steps, dm.spec_steps / 10);
+  const SampleRun dl = Sample(*target, &draft, long_prompt, kTokens, /*lookup_first=*/true);
+  ExpectMatches(dl.counts, long_exact, kSamples, "lookup first, lookup drafting");
+  EXPECT_GT(dl.lookup_steps, kSamples / 20);
+  EXPECT_GT(dl.accepted, kSamples / 100);
 }
 
 // Token trees in sampling mode: four tokens, so the first step may draft two nodes, which

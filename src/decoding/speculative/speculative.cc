@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <string>
 
 namespace fastgen::speculative {
@@ -130,6 +131,14 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
   LengthPlanner planner(std::min(spec.max_draft, plannable.max), plannable.initial, 2 * spec.probe_every);
   DraftGate gate(spec.adaptive_fallback, spec.probe_every);
   FallbackController controller(spec.adaptive_fallback, spec.probe_every);
+  // Prompt lookup ahead of the proposer (lookup_first), with its own fallback.
+  std::optional<PromptLookupProposer> finder;
+  FallbackController finder_control(spec.adaptive_fallback, spec.probe_every);
+  if (spec.lookup_first) {
+    if (spec.lookup_budget < 1) return InvalidArgument("the lookup budget must be >= 1");
+    finder.emplace(spec.lookup);
+    FG_RETURN_IF_ERROR(finder->Start(setup).WithContext("prompt lookup"));
+  }
   Draft draft;
   std::vector<int32_t> batch, parents, path, commit, children, scratch_tokens;
   std::vector<float> p, scratch, row_logits;  // [vocab]
@@ -145,11 +154,24 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     const auto t_step = Clock::now();
     const int64_t remaining = options.max_new_tokens - static_cast<int64_t>(result.tokens.size());
     const int64_t room = std::min<int64_t>({spec.max_draft, kv.capacity() - kv.length() - 1, remaining - 1});
-    const LengthPlanner::Plan plan = planned && room > 0 ? planner.Best() : LengthPlanner::Plan{};
-    const bool speculate = room > 0 && (planned ? gate.Speculate(plan.tokens_per_unit) : controller.Speculate());
-    const int64_t budget = speculate && planned ? std::min<int64_t>(room, planner.Choose(plan)) : room;
     draft.Clear();
-    if (speculate) {
+    // A copy from the context first, when lookup is on and paying; the proposer only without one.
+    bool found = false;
+    // The proposer's budget does not bound a copy, which costs no model pass to draft.
+    const int64_t copy_room =
+        std::min<int64_t>({spec.lookup_budget, kv.capacity() - kv.length() - 1, remaining - 1});
+    if (finder && copy_room > 0 && finder_control.Speculate()) {
+      ProposeRequest req{history, static_cast<int32_t>(copy_room)};
+      FG_RETURN_IF_ERROR(finder->Propose(req, &draft).WithContext("prompt lookup"));
+      FG_RETURN_IF_ERROR(SanitizeDraft(req, vocab, &draft));
+      found = !draft.empty();
+    }
+    Proposer& source = found ? static_cast<Proposer&>(*finder) : proposer;
+    const LengthPlanner::Plan plan = planned && room > 0 && !found ? planner.Best() : LengthPlanner::Plan{};
+    const bool speculate =
+        found || (room > 0 && (planned ? gate.Speculate(plan.tokens_per_unit) : controller.Speculate()));
+    const int64_t budget = speculate && planned && !found ? std::min<int64_t>(room, planner.Choose(plan)) : room;
+    if (speculate && !found) {
       ProposeRequest req{history, static_cast<int32_t>(budget)};
       FG_RETURN_IF_ERROR(proposer.Propose(req, &draft).WithContext(std::string(proposer.name()) + " proposer"));
       FG_RETURN_IF_ERROR(SanitizeDraft(req, vocab, &draft));
@@ -172,7 +194,7 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     // which the walk reads only one path, project the rows it visits (kHidden + ProjectLogits).
     constexpr size_t kProjectAllUpTo = 16;
     const LogitsMode verify_mode = draft.empty() ? LogitsMode::kLast
-                                   : proposer.WantsVerification() || batch.size() <= kProjectAllUpTo
+                                   : source.WantsVerification() || batch.size() <= kProjectAllUpTo
                                        ? LogitsMode::kAll
                                        : LogitsMode::kHidden;
     FG_RETURN_IF_ERROR(target.Forward(batch, layout, kv, verify_mode, &logits));
@@ -240,8 +262,8 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     const int32_t depth = Depth(draft);
     if (!draft.empty()) {
       if (verify_mode == LogitsMode::kAll)
-        proposer.ObserveVerification({draft, logits, vocab, static_cast<int32_t>(commit.size())});
-      proposer.Observe(depth, accepted);
+        source.ObserveVerification({draft, logits, vocab, static_cast<int32_t>(commit.size())});
+      source.Observe(depth, accepted);
     }
     const auto t_end = Clock::now();
 
@@ -258,7 +280,12 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
       stats.plain_step_seconds = stats.plain_step_seconds == 0 ? s : 0.8 * stats.plain_step_seconds + 0.2 * s;
     }
     const double step_seconds = Seconds(t_step, t_end);
-    if (planned && speculate && depth > 0) {
+    stats.lookup_steps += found;
+    if (finder && copy_room > 0) finder_control.Record(found, static_cast<int64_t>(commit.size()), step_seconds);
+    if (found) {
+      // Not the proposer's step: its planner compares the next drafting step with none before.
+      planner.Interrupt();
+    } else if (planned && speculate && depth > 0) {
       planner.Record(depth, accepted, step_seconds);
       gate.RecordSpec(step_seconds / std::max(1e-9, planner.RelativeCost(depth)));
     } else if (planned) {

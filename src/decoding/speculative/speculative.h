@@ -14,6 +14,7 @@
 #include "core/status.h"
 #include "decoding/generate.h"
 #include "decoding/speculative/acceptance.h"
+#include "decoding/speculative/prompt_lookup.h"
 #include "decoding/speculative/proposer.h"
 #include "models/model.h"
 
@@ -32,6 +33,15 @@ struct SpeculativeOptions {
   // length, FallbackController for the others). Off: every step drafts.
   bool adaptive_fallback = true;
   int32_t probe_every = 4;          // steps between probes of the mode or length not in use
+  // Prompt lookup ahead of the proposer (--lookup-first): each step first looks for the
+  // context's last n-gram earlier in the context, and a match's continuation is verified instead
+  // of asking the proposer, which drafts only when there is nothing to copy. Copying costs no
+  // model pass, so code and edits keep lookup's long accepted runs while the draft model covers
+  // new text. Lookup steps have their own fallback (FallbackController: their tokens per second
+  // against the other steps'), and the proposer's controllers do not learn from them.
+  bool lookup_first = false;
+  PromptLookupOptions lookup;
+  int32_t lookup_budget = 12;       // most copied tokens verified per step
 };
 
 struct SpeculativeStats {
@@ -43,6 +53,7 @@ struct SpeculativeStats {
   int64_t generated = 0;            // tokens committed after the first (prefill) one
   double propose_seconds = 0;
   double verify_seconds = 0;
+  int64_t lookup_steps = 0;         // steps whose draft prompt lookup copied (lookup_first)
   int64_t plain_steps = 0;          // steps the fallback controller decoded plainly
   double plain_step_seconds = 0;    // running mean of those steps (0 if none ran)
 
