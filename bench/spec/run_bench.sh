@@ -14,14 +14,17 @@ shift $(( $# < 3 ? $# : 3 ))
 extra=("$@")
 reps=${REPS:-5}
 models=$root/../shared/models
+# Each proposer alone (--no-lookup-first) and as run by default, behind prompt lookup.
 modes=(
+  "--spec draft --draft-model $models/fg-draft --no-lookup-first"
+  "--spec draft --draft-model $models/fg-draft --draft-tree 3 --no-lookup-first"
   "--spec draft --draft-model $models/fg-draft"
-  "--spec draft --draft-model $models/fg-draft --draft-tree 3"
-  "--spec draft --draft-model $models/fg-draft --lookup-first"
   "--spec lookup"
   "--spec lookup --lookup-branches 3"
+  "--spec jacobi --no-lookup-first"
   "--spec jacobi"
-  "--spec layerskip --skip-layers auto"
+  "--spec layerskip --skip-layers auto --no-lookup-first"
+  "--spec layerskip --skip-layers 6,7"
 )
 for task in code edit; do
   for mode in "${modes[@]}"; do

@@ -24,9 +24,11 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f, bool run) {
   cmd->add_option("--lookup-ngram", sp.lookup.max_ngram, "Longest n-gram prompt lookup matches (default 3)");
   cmd->add_option("--lookup-len", sp.lookup.max_length, "Tokens copied per lookup match (default 10)");
   cmd->add_option("--lookup-branches", sp.lookup.branches, "Lookup matches merged into a token tree (default 1)");
-  cmd->add_flag("--lookup-first", sp.verifier.lookup_first,
+  cmd->add_flag("--lookup-first", [&sp](int64_t) { sp.lookup_first = 1; },
                 "With --spec draft|jacobi|layerskip: try prompt lookup first each step; the proposer "
-                "drafts only when the context has nothing to copy");
+                "drafts only when the context has nothing to copy (default, except with --bild)");
+  cmd->add_flag("--no-lookup-first", [&sp](int64_t) { sp.lookup_first = 0; },
+                "The proposer alone, without prompt lookup ahead of it");
   cmd->add_option("--jacobi-window", sp.jacobi.window, "Jacobi: guessed tokens carried per step (default 5)");
   cmd->add_option("--jacobi-ngram", sp.jacobi.ngram, "Jacobi: n-gram length of the pool (default 4)");
   cmd->add_option("--skip-layers", sp.skip_layers, "Layers skipped by --spec layerskip, e.g. 4,5,6, or auto (default: search on the calibration text)");
@@ -45,8 +47,14 @@ Expected<SpecSetup> SetUpSpeculation(SpecFlags& f, Model& target, ThreadPool* po
   speculative::ProposerConfig pc;
   FG_ASSIGN_OR_RETURN(pc.mode, speculative::ParseSpecMode(f.mode));
   f.verifier.max_draft = f.budget >= 0 ? f.budget : speculative::DefaultDraftBudget(pc.mode);
-  if (f.verifier.lookup_first && pc.mode == speculative::SpecMode::kLookup)
-    return InvalidArgument("--lookup-first puts prompt lookup ahead of another proposer; --spec lookup is lookup alone");
+  if (pc.mode == speculative::SpecMode::kLookup) {
+    if (f.lookup_first == 1)
+      return InvalidArgument("--lookup-first puts prompt lookup ahead of another proposer; --spec lookup is lookup alone");
+    f.verifier.lookup_first = false;
+  } else {
+    // BiLD keeps the draft model's own tokens under its lenient rule: not lookup's copies unless asked.
+    f.verifier.lookup_first = f.lookup_first == -1 ? !f.verifier.bild : f.lookup_first == 1;
+  }
   f.verifier.lookup = f.lookup;
   f.verifier.lookup_budget = speculative::DefaultDraftBudget(speculative::SpecMode::kLookup);
   pc.draft_options = f.draft;
@@ -105,7 +113,7 @@ void PrintSpecStats(const speculative::SpeculativeResult& r, std::string_view na
                static_cast<long long>(s.drafted), s.tokens_per_forward(), static_cast<long long>(s.steps),
                static_cast<long long>(s.spec_steps));
   if (s.lookup_steps > 0)
-    std::fprintf(stderr, "prompt lookup (--lookup-first) drafted %lld of the %lld forwards with a draft\n",
+    std::fprintf(stderr, "prompt lookup (ahead of the proposer) drafted %lld of the %lld forwards with a draft\n",
                  static_cast<long long>(s.lookup_steps), static_cast<long long>(s.spec_steps));
   std::fprintf(stderr, "speculative time: %.3f s drafting, %.3f s verifying\n", s.propose_seconds, s.verify_seconds);
   const double n = static_cast<double>(g.tokens.size());

@@ -31,6 +31,9 @@ struct SpecFlags {
   speculative::JacobiOptions jacobi;
   speculative::SpeculativeOptions verifier;  // max_draft set by SetUpSpeculation
   int32_t budget = -1;              // --spec-budget; -1 = the proposer's default
+  // --lookup-first / --no-lookup-first; -1 (neither): on for draft, jacobi and layerskip, which
+  // it made faster on every task measured (bench/spec/README.md), off under --bild.
+  int lookup_first = -1;
   bool no_fallback = false;
   bool compare = false;             // also decode plainly and report the measured speedup
 };

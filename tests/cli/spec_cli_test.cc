@@ -56,10 +56,13 @@ TEST(SpecCli, EveryModeGivesTheReferenceGreedyContinuation) {
                            " --print-ids --temp 0 -n 48 --ignore-eos -t 2 ";
   const std::string want = Join(ref["greedy_48"].get<std::vector<int32_t>>()) + "\n";
   for (const std::string& mode :
-       {"--spec draft --draft-model " + SharedPath("models/fg-draft"),
-        "--spec draft --draft-tree 3 --draft-model " + SharedPath("models/fg-draft"),
-        "--spec draft --lookup-first --draft-model " + SharedPath("models/fg-draft"),
-        std::string("--spec lookup --lookup-branches 3"), std::string("--spec jacobi"), std::string("--spec layerskip --skip-layers 6,7")}) {
+       {"--spec draft --draft-model " + SharedPath("models/fg-draft"),  // prompt lookup ahead (default)
+        "--spec draft --no-lookup-first --draft-model " + SharedPath("models/fg-draft"),
+        "--spec draft --draft-tree 3 --no-lookup-first --draft-model " + SharedPath("models/fg-draft"),
+        "--spec draft --lookup-first --draft-tree 3 --draft-model " + SharedPath("models/fg-draft"),
+        std::string("--spec lookup --lookup-branches 3"), std::string("--spec jacobi"),
+        std::string("--spec jacobi --no-lookup-first"), std::string("--spec layerskip --skip-layers 6,7"),
+        std::string("--spec layerskip --skip-layers 6,7 --no-lookup-first")}) {
     const SpecRun r = Fastgen(base + mode + " --spec-compare");
     ASSERT_EQ(r.exit_code, 0) << mode << ": " << r.err;
     EXPECT_EQ(r.out, want) << mode;
@@ -126,15 +129,22 @@ TEST(SpecCli, BenchSpecReportsBothSpeedsAndChecksTheOutput) {
   for (const char* needle : {"plain", "spec draft", "speedup", "acceptance", "output identical"})
     EXPECT_NE(table.out.find(needle), std::string::npos) << needle << " missing in " << table.out;
 
-  // Lookup ahead of the draft model: the repeated function is copied, and the mode says so.
-  const SpecRun first = Fastgen("bench -m " + SharedPath("models/fg-target") + " --spec draft --lookup-first " +
-                                "--draft-model " + SharedPath("models/fg-draft") + " -f " + prompt +
-                                " -n 16 -r 1 -t 2 --json");
+  // Lookup ahead of the draft model (the default): the repeated function is copied, and the
+  // mode says so; --no-lookup-first leaves the draft model alone.
+  const std::string draft_bench = "bench -m " + SharedPath("models/fg-target") + " --spec draft --draft-model " +
+                                  SharedPath("models/fg-draft") + " -f " + prompt + " -n 16 -r 1 -t 2 --json";
+  const SpecRun first = Fastgen(draft_bench);
   ASSERT_EQ(first.exit_code, 0) << first.err;
   const auto jf = nlohmann::json::parse(first.out);
   EXPECT_EQ(jf["spec"]["mode"], "draft-model+lookup-first");
   EXPECT_TRUE(jf["spec"]["identical"].get<bool>());
   EXPECT_GT(jf["spec"]["lookup_steps"].get<int64_t>(), 0);
+  const SpecRun alone = Fastgen(draft_bench + " --no-lookup-first");
+  ASSERT_EQ(alone.exit_code, 0) << alone.err;
+  const auto ja = nlohmann::json::parse(alone.out);
+  EXPECT_EQ(ja["spec"]["mode"], "draft-model");
+  EXPECT_TRUE(ja["spec"]["identical"].get<bool>());
+  EXPECT_EQ(ja["spec"]["lookup_steps"].get<int64_t>(), 0);
 
   const SpecRun no_prompt = Fastgen("bench -m " + SharedPath("models/fg-target") + " --spec lookup -n 8");
   EXPECT_EQ(no_prompt.exit_code, 2) << no_prompt.err;
