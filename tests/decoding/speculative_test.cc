@@ -2,6 +2,8 @@
 // plain greedy decoding token for token, and the stop rules stop at the same token.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "decoding/speculative/setup.h"
 #include "decoding/speculative/speculative.h"
 #include "models/model.h"
+#include "tokenizer/tokenizer.h"
 #include "test_util.h"
 
 namespace fastgen::speculative {
@@ -131,6 +134,20 @@ std::vector<int32_t> FixturePrompt(int salt) {
   return p;
 }
 
+// Lines [first, last) (1-based) of ../shared/corpus/valid.txt, tokenized for fg-target.
+std::vector<int32_t> CorpusPrompt(int first, int last) {
+  std::ifstream in(SharedPath("corpus/valid.txt"));
+  std::string line, text;
+  for (int n = 1; std::getline(in, line) && n < last; ++n)
+    if (n >= first) text += line + "\n";
+  auto tok = Tokenizer::Load(SharedPath("models/fg-target/tokenizer.json"));
+  EXPECT_TRUE(tok.ok()) << tok.status().message();
+  if (!tok.ok()) return {};
+  auto ids = (*tok)->Encode(text);
+  EXPECT_TRUE(ids.ok());
+  return ids.ok() ? *ids : std::vector<int32_t>{};
+}
+
 class FixtureGreedy : public ::testing::TestWithParam<std::string> {};
 
 // Draft: the llama fixture (a different random model, so drafts get rejected) for the others,
@@ -235,6 +252,12 @@ TEST(SpeculativeGreedy, FgTargetThreeHundredTokens) {
     const auto prompt = ref["refs"][i]["prompt_ids"].get<std::vector<int32_t>>();
     ExpectSameAsPlain(target, "models/fg-draft", prompt, go, 400, "fg-target prompt " + std::to_string(i));
   }
+  // Code from the corpus: ParserBase.parse_declaration's first lines, which the continuation
+  // copies from and departs from by turns.
+  const std::vector<int32_t> code = CorpusPrompt(930, 946);
+  ASSERT_GT(code.size(), 100u);
+  ExpectSameAsPlain(target, "models/fg-draft", code, go, static_cast<int64_t>(code.size()) + 320,
+                    "fg-target valid.txt lines 930-945");
 }
 
 // Compact KV caches: verification writes drafted rows in the cache's type and rollback moves
@@ -336,6 +359,51 @@ TEST(SpeculativeDraft, PrefillThenProposeDraftsTheSame) {
   ASSERT_FALSE(with.empty());
   EXPECT_EQ(with.tokens, without.tokens);
   EXPECT_EQ(with.parents, without.parents);
+}
+
+// Layer skipping over the target's cache (Draft & Verify): an early exit (the last layers
+// skipped) computes the kept layers' rows exactly as the target does, so it drafts what the
+// skipped model with its own cache drafts, chains and trees alike; the target's cache comes back
+// at its length with its rows untouched.
+TEST(SpeculativeLayerSkip, EarlyExitOverTheTargetsCacheDraftsTheSame) {
+  Model& target = Get("models/fg-target");
+  const auto ref = ReadJson(SharedPath("models/fg-target/ref.json"))["refs"][4];
+  const std::vector<int32_t> prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
+  std::vector<int32_t> context = prompt;
+  for (int i = 0; i < 6; ++i) context.push_back(ref["greedy_48"][i].get<int32_t>());
+  const auto n_layer = static_cast<int32_t>(target.config().n_layer);
+  auto kv = target.NewKvCache(256);
+  ASSERT_TRUE(kv.ok());
+  std::vector<float> logits;
+  // The verifier's invariant: the cache holds the context but its last token.
+  ASSERT_TRUE(target.Forward(std::span<const int32_t>(context).first(context.size() - 1), *kv, LogitsMode::kLast,
+                             &logits).ok());
+  const int64_t cached = kv->length();
+  const std::vector<uint8_t> k_before(kv->key_data(n_layer - 1), kv->key_data(n_layer - 1) + cached * kv->row_bytes());
+  for (int32_t width : {1, 3}) {
+    DraftModelOptions o;
+    o.skip_layers = {n_layer - 2, n_layer - 1};
+    o.tree_width = width;
+    o.adaptive_length = false;
+    o.initial_length = 4;
+    GenerationSetup own{prompt, SamplerOptions{}, 256, static_cast<int32_t>(target.config().vocab_size)};
+    own.sampler.temperature = 0.0f;
+    GenerationSetup shared = own;
+    shared.target = &target;
+    shared.target_cache = &*kv;
+    DraftModelProposer a(target, o), b(target, o);
+    Draft over_own, over_target;
+    ASSERT_TRUE(a.Start(own).ok());
+    ASSERT_TRUE(a.Propose({context, 8}, &over_own).ok());
+    ASSERT_TRUE(b.Start(shared).ok());
+    ASSERT_TRUE(b.Prefill(prompt).ok());
+    ASSERT_TRUE(b.Propose({context, 8}, &over_target).ok());
+    ASSERT_FALSE(over_own.empty());
+    EXPECT_EQ(over_target.tokens, over_own.tokens) << "width " << width;
+    EXPECT_EQ(over_target.parents, over_own.parents) << "width " << width;
+    EXPECT_EQ(kv->length(), cached);
+    EXPECT_TRUE(std::equal(k_before.begin(), k_before.end(), kv->key_data(n_layer - 1)));
+  }
 }
 
 // Speculative Jacobi decoding: in sampling mode the iterate after a verification is drawn from

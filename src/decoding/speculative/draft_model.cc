@@ -64,11 +64,16 @@ Status DraftModelProposer::Start(const GenerationSetup& setup) {
                              std::to_string(c.n_layer) + ")");
   if (static_cast<int64_t>(opts_.skip_layers.size()) >= c.n_layer)
     return InvalidArgument("layer skipping must keep at least one layer");
-  if (!kv_ || kv_->capacity() < setup.context_capacity + 1) {
-    FG_ASSIGN_OR_RETURN(KvCache kv, model_.NewKvCache(setup.context_capacity + 1));
-    kv_.emplace(std::move(kv));
+  shared_ = !opts_.skip_layers.empty() && setup.target == &model_ ? setup.target_cache : nullptr;
+  if (shared_) {
+    kv_.reset();  // a cache left from a generation without the target's
+  } else {
+    if (!kv_ || kv_->capacity() < setup.context_capacity + 1) {
+      FG_ASSIGN_OR_RETURN(KvCache kv, model_.NewKvCache(setup.context_capacity + 1));
+      kv_.emplace(std::move(kv));
+    }
+    kv_->Clear();
   }
-  kv_->Clear();
   cached_.clear();
   SamplerOptions so = setup.sampler;
   so.seed = setup.sampler.seed ^ 0x9e3779b97f4a7c15ull;  // its own stream, reproducible per seed
@@ -80,14 +85,15 @@ Status DraftModelProposer::Start(const GenerationSetup& setup) {
 }
 
 Status DraftModelProposer::Sync(std::span<const int32_t> context) {
+  BatchLayout layout;
+  layout.skip_layers = opts_.skip_layers;
+  if (shared_) return model_.Forward(context.last(1), layout, *shared_, LogitsMode::kLast, &logits_);
   size_t common = 0;
   while (common < cached_.size() && common < context.size() && cached_[common] == context[common]) ++common;
   // The last context token always runs: its logits start the draft.
   common = std::min(common, context.size() - 1);
   kv_->Truncate(static_cast<int64_t>(common));
   cached_.resize(common);
-  BatchLayout layout;
-  layout.skip_layers = opts_.skip_layers;
   FG_RETURN_IF_ERROR(model_.Forward(context.subspan(common), layout, *kv_, LogitsMode::kLast, &logits_));
   cached_.insert(cached_.end(), context.begin() + static_cast<std::ptrdiff_t>(common), context.end());
   return Status::Ok();
@@ -95,12 +101,17 @@ Status DraftModelProposer::Sync(std::span<const int32_t> context) {
 
 Status DraftModelProposer::Propose(const ProposeRequest& request, Draft* draft) {
   if (request.context.empty() || request.max_nodes < 1) return Status::Ok();
-  FG_RETURN_IF_ERROR(Sync(request.context));
-  history_.assign(request.context.begin(), request.context.end());
-  // Trees are top-k (deterministic) children: greedy only, since a sampled chain with its q is
-  // accepted with min(1, p/q), more often than a one-hot child's p(x).
-  if (tree_) return ProposeTree(request, draft);
-  return ProposeChain(request, draft);
+  // The target's cache is handed back as it came: verification writes from this slot on.
+  const int64_t base = shared_ ? shared_->length() : 0;
+  Status status = Sync(request.context);
+  if (status.ok()) {
+    history_.assign(request.context.begin(), request.context.end());
+    // Trees are top-k (deterministic) children: greedy only, since a sampled chain with its q
+    // is accepted with min(1, p/q), more often than a one-hot child's p(x).
+    status = tree_ ? ProposeTree(request, draft) : ProposeChain(request, draft);
+  }
+  if (shared_) shared_->Truncate(base);
+  return status;
 }
 
 Status DraftModelProposer::ProposeChain(const ProposeRequest& request, Draft* draft) {
@@ -124,15 +135,16 @@ Status DraftModelProposer::ProposeChain(const ProposeRequest& request, Draft* dr
     draft->Push(token, i - 1);
     history_.push_back(token);
     if (i + 1 == n) break;
-    FG_RETURN_IF_ERROR(model_.Forward(std::span<const int32_t>(&token, 1), layout, *kv_, LogitsMode::kLast, &logits_));
-    cached_.push_back(token);
+    FG_RETURN_IF_ERROR(model_.Forward(std::span<const int32_t>(&token, 1), layout, cache(), LogitsMode::kLast, &logits_));
+    if (!shared_) cached_.push_back(token);
   }
   return Status::Ok();
 }
 
 Status DraftModelProposer::ProposeTree(const ProposeRequest& request, Draft* draft) {
   const int64_t vocab = model_.config().vocab_size;
-  const int64_t tree_start = kv_->length();
+  KvCache& kv = cache();
+  const int64_t tree_start = kv.length();
   struct Candidate {
     float path_prob;
     int32_t id;
@@ -178,10 +190,10 @@ Status DraftModelProposer::ProposeTree(const ProposeRequest& request, Draft* dra
     if (last) break;
     // Every draft node except this level is already in the draft cache, in draft order.
     layout.parents = draft->parents;
-    FG_RETURN_IF_ERROR(model_.Forward(batch, layout, *kv_, LogitsMode::kAll, &logits_));
+    FG_RETURN_IF_ERROR(model_.Forward(batch, layout, kv, LogitsMode::kAll, &logits_));
   }
   // The tree's rows are not a chain; drop them. The next Sync re-runs the accepted path.
-  kv_->Truncate(tree_start);
+  kv.Truncate(tree_start);
   return Status::Ok();
 }
 

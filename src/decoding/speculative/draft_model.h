@@ -29,7 +29,13 @@ struct DraftModelOptions {
   int32_t tree_width = 1;  // 1 = chain
   float min_path_prob = 0.02f;
   // Layer-skip self-speculation: the draft is the target itself with these layers skipped
-  // (pass the target as the draft model). Empty: the draft model runs whole.
+  // (pass the target as the draft model). Empty: the draft model runs whole. Given the target's
+  // cache (GenerationSetup::target_cache), the skipped model drafts over the target's cached
+  // keys and values, as Draft & Verify (Zhang et al. 2023) does: no second cache, and nothing
+  // to catch up on after plain steps or rejections (its own cache re-ran every token decoded
+  // plainly before the next draft). The layers before the first skipped one compute exactly
+  // the target's rows, so an early exit (a suffix skipped) drafts the same tokens either way;
+  // the kept layers after a skipped one read the full model's rows for committed tokens.
   std::vector<int32_t> skip_layers;
 };
 
@@ -39,22 +45,26 @@ class DraftModelProposer final : public Proposer {
 
   std::string_view name() const override { return opts_.skip_layers.empty() ? "draft-model" : "layer-skip"; }
   Status Start(const GenerationSetup& setup) override;
-  Status Prefill(std::span<const int32_t> prompt) override { return Sync(prompt); }
+  // Over the target's cache there is nothing to do: the target just cached the prompt.
+  Status Prefill(std::span<const int32_t> prompt) override { return shared_ ? Status::Ok() : Sync(prompt); }
   Status Propose(const ProposeRequest& request, Draft* draft) override;
   void Observe(int32_t drafted, int32_t accepted) override;
   PlannableLength Plannable() const override;
 
  private:
   // Brings the draft cache to `context` (reusing the longest common prefix it already holds)
-  // and leaves the logits after its last token in logits_.
+  // and leaves the logits after its last token in logits_. On the target's cache, which holds
+  // the context but its last token, only that token runs.
   Status Sync(std::span<const int32_t> context);
+  KvCache& cache() { return shared_ ? *shared_ : *kv_; }
   Status ProposeChain(const ProposeRequest& request, Draft* draft);
   Status ProposeTree(const ProposeRequest& request, Draft* draft);
 
   Model& model_;
   DraftModelOptions opts_;
-  std::optional<KvCache> kv_;
-  std::vector<int32_t> cached_;        // tokens whose K/V the draft cache holds, in order
+  std::optional<KvCache> kv_;          // the draft's own cache (unless shared_)
+  KvCache* shared_ = nullptr;          // layer skipping: the target's cache
+  std::vector<int32_t> cached_;        // tokens whose K/V kv_ holds, in order
   std::unique_ptr<Sampler> sampler_;   // the target's settings, its own RNG stream
   bool greedy_ = true;
   bool tree_ = false;                  // drafting token trees (tree_width > 1, greedy)

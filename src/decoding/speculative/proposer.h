@@ -11,6 +11,11 @@
 #include "core/status.h"
 #include "decoding/sampler.h"
 
+namespace fastgen {
+class Model;
+class KvCache;
+}  // namespace fastgen
+
 namespace fastgen::speculative {
 
 // A chain or a tree of drafted tokens following the last committed token.
@@ -69,6 +74,12 @@ struct GenerationSetup {
   SamplerOptions sampler;     // the target's sampler settings; proposers apply the same transforms
   int64_t context_capacity;   // the target cache's size: drafts never need more
   int32_t vocab_size;         // the target's
+  // The target and its cache, for a proposer that is the target itself with layers skipped: it
+  // drafts over the target's cached rows (Draft & Verify) and may write slots from the cache's
+  // length on while proposing, as long as it truncates the cache back to that length before
+  // Propose returns (verification then overwrites those slots in every layer). Null: not given.
+  const Model* target = nullptr;
+  KvCache* target_cache = nullptr;
 };
 
 struct ProposeRequest {

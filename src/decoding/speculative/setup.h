@@ -41,7 +41,7 @@ struct LayerSkipSearchOptions {
 
 struct LayerSkipChoice {
   std::vector<int32_t> layers;     // ascending
-  double agreement = 0;            // teacher-forced greedy agreement with the full model
+  double agreement = 0;            // greedy agreement with the full model (SearchSkipLayers)
   double predicted_speedup = 1.0;  // of the speed model below; <= 1 means "do not bother"
   // The subset with the best prediction, chosen or not (for the report when none is), and the
   // gain a subset must be predicted to reach.
@@ -59,10 +59,11 @@ struct PassCosts {
 
 // Greedy search on a calibration text: starting from no skipped layers, repeatedly skip the
 // layer whose removal keeps the skipped model's next-token argmax agreeing most often with the
-// full model's (one forward pass over the text per candidate), and return the subset with the
-// best predicted speedup, the pass costs timed on this machine after the calibration text; a
-// subset predicted to gain less than 20% is not chosen (see the .cc), and no subset means
-// "decode plainly".
+// full model's, and return the subset with the best predicted speedup, the pass costs timed on
+// this machine after the calibration text; a subset predicted to gain less than 20% is not
+// chosen (see the .cc), and no subset means "decode plainly". Agreement is measured as the
+// proposer drafts: after each token of the target's own greedy continuation of the text (48
+// tokens), one skipped pass over the target's cached rows of everything before it.
 Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_t> calibration,
                                            const LayerSkipSearchOptions& options);
 

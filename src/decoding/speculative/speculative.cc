@@ -80,7 +80,7 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
   std::vector<int32_t> stop = options.stop_ids;
   if (!options.ignore_eos) stop.insert(stop.end(), c.eos_ids.begin(), c.eos_ids.end());
 
-  GenerationSetup setup{prompt, options.sampler, kv.capacity(), vocab};
+  GenerationSetup setup{prompt, options.sampler, kv.capacity(), vocab, &target, &kv};
   FG_RETURN_IF_ERROR(proposer.Start(setup).WithContext(std::string(proposer.name()) + " proposer"));
   Sampler sampler(options.sampler, vocab);
   std::vector<int32_t> history(prompt.begin(), prompt.end());  // committed tokens, prompt first
@@ -90,7 +90,9 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
   const auto t0 = Clock::now();
   const LogitsMode mode = options.prompt_logits ? LogitsMode::kAll : LogitsMode::kLast;
   FG_RETURN_IF_ERROR(target.Forward(prompt, kv, mode, &logits));
+  const int64_t prompt_cached = kv.length();
   FG_RETURN_IF_ERROR(proposer.Prefill(prompt).WithContext(std::string(proposer.name()) + " proposer"));
+  if (kv.length() != prompt_cached) return Internal(std::string(proposer.name()) + " proposer changed the target's cache");
   if (options.prompt_logits) {
     *options.prompt_logits = logits;
     logits.erase(logits.begin(), logits.end() - vocab);
@@ -173,7 +175,9 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     const int64_t budget = speculate && planned && !found ? std::min<int64_t>(room, planner.Choose(plan)) : room;
     if (speculate && !found) {
       ProposeRequest req{history, static_cast<int32_t>(budget)};
+      const int64_t cached = kv.length();
       FG_RETURN_IF_ERROR(proposer.Propose(req, &draft).WithContext(std::string(proposer.name()) + " proposer"));
+      if (kv.length() != cached) return Internal(std::string(proposer.name()) + " proposer changed the target's cache");
       FG_RETURN_IF_ERROR(SanitizeDraft(req, vocab, &draft));
     }
     const auto t_proposed = Clock::now();
