@@ -24,6 +24,7 @@ modes=(
   "--spec jacobi --no-lookup-first"
   "--spec jacobi"
   "--spec layerskip --skip-layers auto --no-lookup-first"
+  "--spec layerskip --skip-layers 6,7 --no-lookup-first"
   "--spec layerskip --skip-layers 6,7"
 )
 for task in code edit; do

@@ -175,23 +175,29 @@ TEST(LengthPlanner, HugeBudgetsAreCapped) {
 }
 
 // DraftGate against a simulated proposer: a drafting step of unit cost commits `tokens_per_unit`
-// tokens and takes `unit` seconds, a plain step one token in `plain` seconds; the first step
-// after a change of mode takes `transition` times as long.
+// tokens on average (whole tokens, carried over) and takes `unit` seconds, a plain step one
+// token in `plain` seconds; the first step after a change of mode takes `transition` times as
+// long. The gate is told `claimed` tokens per unit (the planner's model; < 0: the truth).
 struct GateRun {
   int spec_steps = 0;
   double tokens = 0, seconds = 0;
 };
-GateRun RunGate(DraftGate& gate, int steps, double tokens_per_unit, double unit, double plain, double transition = 1.0) {
+GateRun RunGate(DraftGate& gate, int steps, double tokens_per_unit, double unit, double plain, double transition = 1.0,
+                double claimed = -1) {
   GateRun run;
   bool last_spec = false;
+  double carry = 0;
   for (int s = 0; s < steps; ++s) {
-    const bool spec = gate.Speculate(tokens_per_unit);
+    const bool spec = gate.Speculate(claimed < 0 ? tokens_per_unit : claimed);
     const double slow = spec != last_spec ? transition : 1.0;
     last_spec = spec;
     if (spec) {
       ++run.spec_steps;
-      gate.RecordSpec(unit * slow);
-      run.tokens += tokens_per_unit;
+      carry += tokens_per_unit;
+      const double committed = std::floor(carry);
+      carry -= committed;
+      gate.RecordSpec(unit * slow, static_cast<int64_t>(committed), unit * slow);
+      run.tokens += committed;
       run.seconds += unit * slow;
     } else {
       gate.RecordPlain(plain * slow);
@@ -222,6 +228,21 @@ TEST(DraftGate, DecodesPlainlyWhenDraftingDoesNotPay) {
   }
 }
 
+// The planner's model claims drafting is far ahead (3 tokens per unit: 1.9x) while it commits
+// 0.8x of plain's rate: the realized rate caps the claim, and plain decoding wins.
+TEST(DraftGate, RealizedRateVetoesAnOptimisticModel) {
+  for (const double value : {0.5, 0.8}) {
+    DraftGate gate(true, 4);
+    const GateRun run = RunGate(gate, 400, value * 1.6, 1.6e-3, 1e-3, 1.5, /*claimed=*/3.0);
+    const double rate = run.tokens / run.seconds;
+    std::printf("[ info ] model says 1.9x, drafting at %.1fx plain: %d of 400 steps drafted, %.3f of plain's rate\n",
+                value, run.spec_steps, rate * 1e-3);
+    EXPECT_LT(run.spec_steps, 40);
+    EXPECT_GT(rate, 0.95 * 1e3);
+    EXPECT_NEAR(gate.RealizedRatio(), value, 0.1);
+  }
+}
+
 // The first step after a change of mode is left out: a transition 10x as slow as either mode
 // (a draft model catching up on hundreds of tokens, say) changes no estimate.
 TEST(DraftGate, TransitionsAreNotMeasured) {
@@ -230,14 +251,22 @@ TEST(DraftGate, TransitionsAreNotMeasured) {
   EXPECT_NEAR(gate.CostRatio(), 1.0 / 1.6, 0.01);
 }
 
-// The machine slows down while drafting runs: both modes would, so the ratio stays and drafting
-// goes on (per-mode rates would compare drafting's new pace with plain's old one and stop it).
+// The machine slows down while drafting runs: both modes would, so drafting goes on. The
+// realized rate compares drafting's new pace with plain's old one and vetoes it, but only until
+// plain steps re-measure the pace: a few plain steps, then drafting again. Those steps measure
+// plain's pace half-way through its moving average, which biases R until probes refresh it.
 TEST(DraftGate, PaceDriftDoesNotFlipTheChoice) {
   DraftGate gate(true, 1000000);  // no probes: only the estimates decide
   RunGate(gate, 50, 2.2, 1.6e-3, 1e-3);
   const GateRun slow = RunGate(gate, 200, 2.2, 3.2e-3, 2e-3);
-  EXPECT_EQ(slow.spec_steps, 200);
-  EXPECT_NEAR(gate.CostRatio(), 1.0 / 1.6, 0.01);
+  EXPECT_GE(slow.spec_steps, 195);
+
+  DraftGate probing(true, 4);
+  RunGate(probing, 50, 2.2, 1.6e-3, 1e-3);
+  const GateRun slow_probing = RunGate(probing, 400, 2.2, 3.2e-3, 2e-3);
+  EXPECT_GE(slow_probing.spec_steps, 370);
+  EXPECT_NEAR(probing.CostRatio(), 1.0 / 1.6, 0.05);
+  EXPECT_NEAR(probing.RealizedRatio(), 2.2 / 1.6, 0.1);
 }
 
 TEST(DraftGate, OffMeansAlwaysDraft) {

@@ -291,7 +291,8 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
       planner.Interrupt();
     } else if (planned && speculate && depth > 0) {
       planner.Record(depth, accepted, step_seconds);
-      gate.RecordSpec(step_seconds / std::max(1e-9, planner.RelativeCost(depth)));
+      gate.RecordSpec(step_seconds / std::max(1e-9, planner.RelativeCost(depth)),
+                      static_cast<int64_t>(commit.size()), step_seconds);
     } else if (planned) {
       planner.Interrupt();
       // A proposer that drafted nothing when asked (--draft-min-conf) still ran its model: the

@@ -14,6 +14,16 @@ constexpr double kAcceptPrior = 1.0;
 // times jitter by 10-20% from step to step), the pace about its last three.
 constexpr double kCostAlpha = 0.15;
 constexpr double kPaceAlpha = 0.3;
+// Drafting's realized rate (DraftGate's cap on its model) averages about its last dozen steps:
+// a step commits anywhere from 1 to L + 1 tokens.
+constexpr double kRealizedAlpha = 0.15;
+// ... and caps the model once it has this many drafting steps: a generation's first drafts are
+// often rejected (its first tokens, before the planner has learned the text), and a cap set by
+// them made layer skipping decode plainly where it paid 1.14x (fg-target, edit task). Drafting
+// at 0.6x of plain's rate or less is capped sooner: a few steps tell that much apart.
+constexpr int64_t kRealizedMinSteps = 8;
+constexpr int64_t kRealizedMinStepsFarBehind = 3;
+constexpr double kFarBehind = 0.6;
 // Longest chain planned, whatever the budget (--spec-budget and --draft-max take any size): each
 // step's choice costs O(length^2), and no draft model is kept whole for dozens of tokens.
 constexpr int32_t kMaxLength = 64;
@@ -172,7 +182,11 @@ bool DraftGate::Speculate(double tokens_per_unit) {
   }
   if (plain_.n < 2) return false;  // warm-up: a plain baseline, then drafting
   if (unit_.n < 2 || ratio_.n == 0) return true;
-  const double value = tokens_per_unit * ratio_.value;  // drafting's rate / plain's
+  // Drafting's rate over plain's: the model's, capped by the realized one.
+  double value = tokens_per_unit * ratio_.value;
+  const double realized = RealizedRatio();
+  if (spec_tokens_.n >= kRealizedMinSteps || (spec_tokens_.n >= kRealizedMinStepsFarBehind && realized <= kFarBehind))
+    value = std::min(value, realized);
   const bool spec_better = value >= (last_better_ ? 0.95 : 1.0);
   if (spec_better != last_better_) interval_ = probe_every_;  // the leader changed: probe soon
   last_better_ = spec_better;
@@ -187,11 +201,11 @@ bool DraftGate::Speculate(double tokens_per_unit) {
   return burst_spec_;
 }
 
-void DraftGate::Step(bool spec, double seconds) {
+bool DraftGate::Step(bool spec, double seconds) {
   const bool transition = spec != last_spec_;
   last_spec_ = spec;
   ++step_;
-  if (transition || seconds <= 0) return;
+  if (transition || seconds <= 0) return false;
   if (spec) {
     unit_.Add(seconds, kPaceAlpha);
     spec_step_ = step_;
@@ -201,9 +215,20 @@ void DraftGate::Step(bool spec, double seconds) {
   }
   if (unit_.n > 0 && plain_.n > 0 && step_ - std::min(plain_step_, spec_step_) <= 16)
     ratio_.Add(plain_.value / unit_.value, 0.1);
+  return true;
 }
 
 void DraftGate::RecordPlain(double seconds) { Step(false, seconds); }
-void DraftGate::RecordSpec(double unit_seconds) { Step(true, unit_seconds); }
+
+void DraftGate::RecordSpec(double unit_seconds, int64_t tokens, double seconds) {
+  if (!Step(true, unit_seconds) || seconds <= 0) return;
+  spec_tokens_.Add(static_cast<double>(tokens), kRealizedAlpha);
+  spec_seconds_.Add(seconds, kRealizedAlpha);
+}
+
+double DraftGate::RealizedRatio() const {
+  if (spec_tokens_.n == 0 || plain_.n == 0 || spec_seconds_.value <= 0) return 0;
+  return spec_tokens_.value / spec_seconds_.value * plain_.value;
+}
 
 }  // namespace fastgen::speculative

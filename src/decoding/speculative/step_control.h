@@ -133,6 +133,15 @@ class LengthPlanner {
 // catches up on the tokens decoded plainly; a plain step right after drafting finds the
 // target's weights pushed out of L3).
 //
+// The model can be wrong where the measurements feeding it are: relative costs c(L) from a few
+// noisy step pairs once put a one-token draft at a quarter of a two-token one, and the gate read
+// drafting as five times ahead while it ran at 0.8x of plain (layer skipping on fg-target). So
+// the realized rate vetoes it: drafting's committed tokens per second (moving averages of its
+// steps' tokens and seconds, transitions left out) times plain decoding's seconds per token
+// caps the model's value. Plain's time is the latest measured, possibly from before a drift of
+// the machine's pace; a veto that drift causes lasts until plain steps re-measure it (two or
+// three steps), since the cap is recomputed from the current averages at every decision.
+//
 // Warm-up: two plain steps, then drafting until two drafting steps (after the transition) are
 // measured. Probes: bursts of the other mode (drafting: 3 steps, or 2 when it is more than 20%
 // behind; plain: 2), backing off exponentially (probe_every, doubling up to 16x; from 4x up to
@@ -145,12 +154,16 @@ class DraftGate {
   // tokens_per_unit: LengthPlanner::Best().tokens_per_unit.
   bool Speculate(double tokens_per_unit);
   void RecordPlain(double seconds);
-  // A drafting step's time divided by the relative cost of its length.
-  void RecordSpec(double unit_seconds);
+  // A drafting step: its time divided by the relative cost of its length, the tokens it
+  // committed and its time.
+  void RecordSpec(double unit_seconds, int64_t tokens, double seconds);
   double CostRatio() const { return ratio_.value; }  // R; 0 before both modes were measured
+  // Drafting's realized tokens per second over plain decoding's; 0 before both were measured.
+  double RealizedRatio() const;
 
  private:
-  void Step(bool spec, double seconds);
+  // Returns false for a step left out (a transition, or no time measured).
+  bool Step(bool spec, double seconds);
 
   bool enabled_;
   int64_t probe_every_;
@@ -162,6 +175,7 @@ class DraftGate {
   int64_t step_ = 0;
   bool last_spec_ = false;
   MovingAverage plain_, unit_, ratio_;
+  MovingAverage spec_tokens_, spec_seconds_;  // drafting steps' committed tokens and times
   int64_t plain_step_ = -1000, spec_step_ = -1000;  // step_ of each mode's last measurement
 };
 
