@@ -19,6 +19,10 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f, bool run) {
   cmd->add_option("--draft-init", sp.draft.initial_length, "Initial draft length before adapting (default 2)");
   cmd->add_flag("--draft-fixed", [&sp](int64_t) { sp.draft.adaptive_length = false; }, "Keep the draft length fixed at --draft-init");
   cmd->add_option("--draft-min-conf", sp.draft.min_confidence, "Stop drafting when the draft's top probability falls below this (BiLD fallback threshold; default 0 = off)");
+  cmd->add_option("--draft-vocab", sp.draft.vocab_prefix,
+                  "The draft proposes only token ids below this (FR-Spec: byte-level BPE numbers its "
+                  "pieces most frequent first) and projects only those rows of its output matrix; "
+                  "0 = the whole vocabulary. Speed only")->check(CLI::NonNegativeNumber);
   cmd->add_option("--draft-tree", sp.draft.tree_width, "Token tree: children kept per level (greedy only; 1 = chain, default)");
   cmd->add_option("--spec-budget", sp.budget, "Most drafted tokens verified per step (default 12 for lookup, 4 otherwise)")->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--lookup-ngram", sp.lookup.max_ngram, "Longest n-gram prompt lookup matches (default 3)");

@@ -137,7 +137,7 @@ class Gpt2Model final : public Model {
       return;
     }
     logits->resize(static_cast<size_t>(rows * c.vocab_size));
-    ops::MatMul(ctx, output_, h, rows, logits->data());
+    ProjectHead(ctx, output_, h, rows, plan.head_rows, logits->data());
   }
 
   void ProjectImpl(const float* hidden, int64_t rows, float* logits) override {

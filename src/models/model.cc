@@ -1,6 +1,7 @@
 #include "models/model.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/cache_info.h"
 #include "kernels/reference/dequant.h"
@@ -59,6 +60,10 @@ Status Model::Plan(std::span<const int32_t> tokens, const BatchLayout& layout, c
   const int64_t n = static_cast<int64_t>(tokens.size()), start = kv.length();
   ForwardPlan& p = plan_;
   p.tokens = tokens;
+  if (layout.head_rows < 0 || layout.head_rows > c.vocab_size)
+    return InvalidArgument("projecting " + std::to_string(layout.head_rows) + " vocabulary rows of " +
+                           std::to_string(c.vocab_size));
+  p.head_rows = layout.head_rows == 0 ? c.vocab_size : layout.head_rows;
   p.skip.assign(static_cast<size_t>(c.n_layer), 0);
   for (int32_t l : layout.skip_layers) {
     if (l < 0 || l >= c.n_layer)
@@ -101,6 +106,18 @@ Status Model::Plan(std::span<const int32_t> tokens, const BatchLayout& layout, c
     for (int64_t a = node; a >= 0; a = layout.parents[static_cast<size_t>(a)]) row[a] = 1;
   }
   return Status::Ok();
+}
+
+void Model::ProjectHead(ops::Context& ctx, const TensorView& output, const float* h, int64_t rows, int64_t head_rows,
+                        float* logits) const {
+  const int64_t vocab = config().vocab_size;
+  if (head_rows >= vocab) {
+    ops::MatMul(ctx, output, h, rows, logits);
+    return;
+  }
+  ops::MatMul(ctx, output.RowSlice(0, head_rows, output.name), h, rows, logits, vocab);
+  for (int64_t r = 0; r < rows; ++r)
+    std::fill(logits + r * vocab + head_rows, logits + (r + 1) * vocab, -std::numeric_limits<float>::infinity());
 }
 
 Expected<KvCache> Model::NewKvCache(int64_t capacity) const {

@@ -14,6 +14,7 @@
 #include "io/checkpoint.h"
 #include "kernels/attention.h"
 #include "kv/kv_cache.h"
+#include "ops/ops.h"
 
 namespace fastgen {
 
@@ -42,6 +43,11 @@ struct BatchLayout {
   // of the model that drafts for itself (layer-skip self-speculation). Their cache rows are not
   // written, so a cache used with skipped layers must not serve full passes later.
   std::span<const int32_t> skip_layers;
+  // Vocabulary rows projected to logits: ids [0, head_rows) (0: all). The other logits are -inf.
+  // For a draft model (FR-Spec, Zhao et al. 2025): a byte-level BPE vocabulary is numbered in
+  // merge order, most frequent pieces first, and the output projection is most of a small
+  // model's work; a draft that cannot propose a rare id only loses that proposal.
+  int64_t head_rows = 0;
 };
 
 // A validated batch as the architectures consume it.
@@ -53,6 +59,7 @@ struct ForwardPlan {
   std::vector<uint8_t> tree_mask;    // [n, tree_len] ancestor-or-self visibility
   std::vector<int32_t> tree_pos;     // [tree_len] positions of the tree nodes
   std::vector<uint8_t> skip;         // [n_layer] 1 = layer skipped
+  int64_t head_rows = 0;             // vocabulary rows projected, 1..vocab
   bool is_tree() const { return !tree_mask.empty(); }
 };
 
@@ -131,6 +138,10 @@ class Model {
   void CommitKvRows(KvCache& kv, int64_t layer, int64_t start, int64_t n, const KvRows& rows);
   // Points attention at layer l of the cache (keys, values, their type and row stride).
   static void AttendToCache(kernels::AttentionArgs& a, const KvCache& kv, int64_t layer);
+  // logits[rows, vocab] = h[rows, d] · output[vocab, d]ᵀ for the first head_rows ids, -inf for
+  // the rest (ForwardPlan::head_rows).
+  void ProjectHead(ops::Context& ctx, const TensorView& output, const float* h, int64_t rows, int64_t head_rows,
+                   float* logits) const;
 
   std::unique_ptr<Checkpoint> ckpt_;
   ThreadPool* pool_;

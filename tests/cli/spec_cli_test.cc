@@ -96,7 +96,11 @@ TEST(SpecCli, BadFlagsFailCleanly) {
                         Case{"--spec layerskip --skip-layers 99", "layer"},
                         Case{"--spec lookup --bild --temp 0.7", "BiLD"},
                         Case{"--spec lookup --lookup-first", "--lookup-first"},
-                        Case{"--spec draft --draft-model /nonexistent/model", "nonexistent"}}) {
+                        Case{"--spec draft --draft-model /nonexistent/model", "nonexistent"},
+                        Case{"--spec draft --draft-vocab 9000 --draft-model " + SharedPath("models/fg-draft"),
+                             "vocabulary prefix 9000"},
+                        Case{"--spec draft --draft-vocab -5 --draft-model " + SharedPath("models/fg-draft"),
+                             "--draft-vocab"}}) {
     const SpecRun r = Fastgen(target + c.args);
     EXPECT_NE(r.exit_code, 0) << c.args;
     EXPECT_GE(r.exit_code, 1) << c.args;

@@ -219,6 +219,14 @@ TEST(SpeculativeSampling, MatchesTheTargetDistribution) {
   EXPECT_GT(s.drafted, s.accepted);
   EXPECT_GT(s.accepted, kSamples / 20);
 
+  // The same draft proposing only the first half of the ids (--draft-vocab): its q is 0 on the
+  // other half, which only the residual can produce.
+  skip.vocab_prefix = target->config().vocab_size / 2;
+  DraftModelProposer prefix(*target, skip);
+  const SampleRun sp = Sample(*target, &prefix, Prompt());
+  ExpectMatches(sp.counts, exact, kSamples, "layer-skip draft, half the vocabulary");
+  EXPECT_GT(sp.accepted, kSamples / 40);
+
   // A deterministic proposer (q one-hot): kept with probability p(x).
   const Seq long_prompt = LookupPrompt(*target);
   const std::map<Seq, double> long_exact = ExactJoint(*target, long_prompt, Settings());

@@ -66,10 +66,12 @@ struct ProposerCase {
 };
 
 std::vector<ProposerCase> Proposers(const std::string& draft_rel) {
-  auto draft = [draft_rel](int32_t width) {
-    return [draft_rel, width](Model& target) -> std::unique_ptr<Proposer> {
+  // vocab_prefix: the draft proposes only the first half of the ids (--draft-vocab).
+  auto draft = [draft_rel](int32_t width, bool half_vocab = false) {
+    return [draft_rel, width, half_vocab](Model& target) -> std::unique_ptr<Proposer> {
       DraftModelOptions o;
       o.tree_width = width;
+      if (half_vocab) o.vocab_prefix = target.config().vocab_size / 2;
       return std::make_unique<DraftModelProposer>(draft_rel.empty() ? target : Get(draft_rel), o);
     };
   };
@@ -97,6 +99,7 @@ std::vector<ProposerCase> Proposers(const std::string& draft_rel) {
   };
   return {{"jacobi_guess_only", jacobi(0)}, {"jacobi_pool", jacobi(3)},
           {"draft_chain", draft(1)},        {"draft_tree", draft(3)},
+          {"draft_chain_half_vocab", draft(1, true)}, {"draft_tree_half_vocab", draft(3, true)},
           {"lookup_chain", lookup(1)},      {"lookup_tree", lookup(4)},
           {"layerskip_chain", layer_skip(1)}, {"layerskip_tree", layer_skip(3)},
           {"lookup_first_draft_chain", draft(1), true}, {"lookup_first_draft_tree", draft(3), true},

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -390,6 +391,57 @@ TEST(LayerSkip, SkipsExactlyTheNamedLayers) {
   }
   EXPECT_TRUE(layer0_written);
   EXPECT_FALSE(layer1_written);
+}
+
+// A head restricted to the first ids computes those logits exactly as the full head does
+// (one token and several, float and Q8_0 output matrices, GPT-2 too) and leaves the rest -inf;
+// a row count outside the vocabulary is an error.
+TEST(HeadRows, FirstIdsExactlyAsTheFullHeadRestMinusInfinity) {
+  for (const std::string name : {"llama", "gpt2", "qwen3"}) {
+    for (const bool q8 : {false, true}) {
+      auto m = Load(name);
+      ASSERT_TRUE(m);
+      if (q8) {
+        ASSERT_TRUE(m->ConvertMatrices(DType::kQ8_0).ok());
+      }
+      const int64_t vocab = m->config().vocab_size;
+      for (const size_t n : {size_t{1}, size_t{5}, size_t{13}}) {
+        std::vector<int32_t> tokens = Prefix();
+        tokens.resize(n);
+        auto run = [&](int64_t head_rows, Status* status = nullptr) {
+          auto kv = m->NewKvCache(32);
+          EXPECT_TRUE(kv.ok());
+          BatchLayout layout;
+          layout.head_rows = head_rows;
+          std::vector<float> logits;
+          const Status st = m->Forward(tokens, layout, *kv, LogitsMode::kAll, &logits);
+          if (status) {
+            *status = st;
+          } else {
+            EXPECT_TRUE(st.ok()) << st.message();
+          }
+          return logits;
+        };
+        const std::vector<float> full = run(0);
+        const int64_t k = vocab / 2 + 3;  // not a multiple of any tile
+        const std::vector<float> head = run(k);
+        ASSERT_EQ(head.size(), full.size());
+        for (size_t r = 0; r < n; ++r) {
+          for (int64_t i = 0; i < vocab; ++i) {
+            const size_t at = r * static_cast<size_t>(vocab) + static_cast<size_t>(i);
+            const float want = i < k ? full[at] : -std::numeric_limits<float>::infinity();
+            ASSERT_EQ(head[at], want) << name << " q8 " << q8 << " n " << n << " row " << r << " id " << i;
+          }
+        }
+        EXPECT_EQ(run(vocab), full);
+        Status bad;
+        run(vocab + 1, &bad);
+        EXPECT_FALSE(bad.ok());
+        run(-1, &bad);
+        EXPECT_FALSE(bad.ok());
+      }
+    }
+  }
 }
 
 }  // namespace

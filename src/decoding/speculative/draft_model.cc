@@ -57,6 +57,9 @@ Status DraftModelProposer::Start(const GenerationSetup& setup) {
                            "); draft and target must share the tokenizer");
   if (opts_.max_length < 1 || opts_.initial_length < 1 || opts_.tree_width < 1)
     return InvalidArgument("draft lengths and tree width must be >= 1");
+  if (opts_.vocab_prefix < 0 || opts_.vocab_prefix > c.vocab_size)
+    return InvalidArgument("draft vocabulary prefix " + std::to_string(opts_.vocab_prefix) +
+                           " outside the vocabulary's " + std::to_string(c.vocab_size) + " ids");
   FG_RETURN_IF_ERROR(ValidateSamplerOptions(setup.sampler, setup.vocab_size));
   for (int32_t l : opts_.skip_layers)
     if (l < 0 || l >= c.n_layer)
@@ -85,8 +88,7 @@ Status DraftModelProposer::Start(const GenerationSetup& setup) {
 }
 
 Status DraftModelProposer::Sync(std::span<const int32_t> context) {
-  BatchLayout layout;
-  layout.skip_layers = opts_.skip_layers;
+  BatchLayout layout = Layout();
   if (shared_) return model_.Forward(context.last(1), layout, *shared_, LogitsMode::kLast, &logits_);
   size_t common = 0;
   while (common < cached_.size() && common < context.size() && cached_[common] == context[common]) ++common;
@@ -117,8 +119,7 @@ Status DraftModelProposer::Propose(const ProposeRequest& request, Draft* draft) 
 Status DraftModelProposer::ProposeChain(const ProposeRequest& request, Draft* draft) {
   const int32_t n = std::min(request.max_nodes, Plannable().max > 0 ? opts_.max_length : length_);
   const int64_t vocab = model_.config().vocab_size;
-  BatchLayout layout;
-  layout.skip_layers = opts_.skip_layers;
+  BatchLayout layout = Layout();
   for (int32_t i = 0; i < n; ++i) {
     const std::span<const float> row(logits_.data(), static_cast<size_t>(vocab));
     if (opts_.min_confidence > 0 && TopProb(row) < opts_.min_confidence) break;
@@ -155,8 +156,7 @@ Status DraftModelProposer::ProposeTree(const ProposeRequest& request, Draft* dra
   std::vector<Candidate> cands;
   std::vector<Ranked> top;
   std::vector<int32_t> batch;
-  BatchLayout layout;
-  layout.skip_layers = opts_.skip_layers;
+  BatchLayout layout = Layout();
   layout.tree_start = tree_start;
   for (int32_t depth = 0; depth < length_; ++depth) {
     const int32_t room = request.max_nodes - static_cast<int32_t>(draft->size());
@@ -195,6 +195,13 @@ Status DraftModelProposer::ProposeTree(const ProposeRequest& request, Draft* dra
   // The tree's rows are not a chain; drop them. The next Sync re-runs the accepted path.
   kv.Truncate(tree_start);
   return Status::Ok();
+}
+
+BatchLayout DraftModelProposer::Layout() const {
+  BatchLayout layout;
+  layout.skip_layers = opts_.skip_layers;
+  layout.head_rows = opts_.vocab_prefix;
+  return layout;
 }
 
 PlannableLength DraftModelProposer::Plannable() const {

@@ -37,6 +37,11 @@ struct DraftModelOptions {
   // the target's rows, so an early exit (a suffix skipped) drafts the same tokens either way;
   // the kept layers after a skipped one read the full model's rows for committed tokens.
   std::vector<int32_t> skip_layers;
+  // The draft proposes only ids [0, vocab_prefix) (0: the whole vocabulary), projecting only
+  // those rows of its output matrix (BatchLayout::head_rows; FR-Spec). Speed only: the verifier
+  // decides what is kept, and a sampled draft's q is 0 outside the prefix, which speculative
+  // sampling's residual covers.
+  int64_t vocab_prefix = 0;
 };
 
 class DraftModelProposer final : public Proposer {
@@ -59,6 +64,7 @@ class DraftModelProposer final : public Proposer {
   KvCache& cache() { return shared_ ? *shared_ : *kv_; }
   Status ProposeChain(const ProposeRequest& request, Draft* draft);
   Status ProposeTree(const ProposeRequest& request, Draft* draft);
+  BatchLayout Layout() const;  // skipped layers and head rows of every draft pass
 
   Model& model_;
   DraftModelOptions opts_;
