@@ -239,7 +239,12 @@ TEST(SpeculativeGreedy, AdaptiveFallbackKeepsOutput) {
   EXPECT_LT(got.stats.spec_steps, got.stats.steps);  // the two warm-up steps are plain
 }
 
-TEST(SpeculativeGreedy, FgTargetThreeHundredTokens) {
+// fg-target with fg-draft, one test per prompt: 'def fibonacci(n):\n' and 'class Stack: ...' from
+// the reference file, and code from the corpus, ParserBase.parse_declaration's first lines
+// (valid.txt lines 930-945), which the continuation copies from and departs from by turns.
+class FgTargetGreedy : public ::testing::TestWithParam<int> {};
+
+TEST_P(FgTargetGreedy, ThreeHundredTokens) {
   Model& target = Get("models/fg-target");
   const auto ref = ReadJson(SharedPath("models/fg-target/ref.json"));
   GenerateOptions go;
@@ -251,17 +256,17 @@ TEST(SpeculativeGreedy, FgTargetThreeHundredTokens) {
 #else
   go.max_new_tokens = 300;
 #endif
-  for (int i : {1, 4}) {  // 'def fibonacci(n):\n', 'class Stack: ...'
-    const auto prompt = ref["refs"][i]["prompt_ids"].get<std::vector<int32_t>>();
-    ExpectSameAsPlain(target, "models/fg-draft", prompt, go, 400, "fg-target prompt " + std::to_string(i));
-  }
-  // Code from the corpus: ParserBase.parse_declaration's first lines, which the continuation
-  // copies from and departs from by turns.
-  const std::vector<int32_t> code = CorpusPrompt(930, 946);
-  ASSERT_GT(code.size(), 100u);
-  ExpectSameAsPlain(target, "models/fg-draft", code, go, static_cast<int64_t>(code.size()) + 320,
-                    "fg-target valid.txt lines 930-945");
+  const int which = GetParam();
+  const std::vector<int32_t> prompt =
+      which >= 0 ? ref["refs"][which]["prompt_ids"].get<std::vector<int32_t>>() : CorpusPrompt(930, 946);
+  ASSERT_GT(prompt.size(), which >= 0 ? 0u : 100u);
+  ExpectSameAsPlain(target, "models/fg-draft", prompt, go, static_cast<int64_t>(prompt.size()) + 320,
+                    "fg-target prompt " + std::to_string(which));
 }
+
+INSTANTIATE_TEST_SUITE_P(Prompts, FgTargetGreedy, ::testing::Values(1, 4, -1), [](const auto& info) {
+  return info.param == 1 ? std::string("fibonacci") : info.param == 4 ? std::string("stack") : std::string("corpus_parser");
+});
 
 // Compact KV caches: verification writes drafted rows in the cache's type and rollback moves
 // them as bytes, so speculation still equals plain decoding with the same cache type.
