@@ -7,6 +7,7 @@
 #include "kernels/reference/dequant.h"
 #include "models/gpt2.h"
 #include "models/llama.h"
+#include "ops/ops.h"
 
 namespace fastgen {
 

@@ -14,9 +14,11 @@
 #include "io/checkpoint.h"
 #include "kernels/attention.h"
 #include "kv/kv_cache.h"
-#include "ops/ops.h"
 
 namespace fastgen {
+namespace ops {
+struct Context;
+}  // namespace ops
 
 enum class LogitsMode {
   kLast,  // logits of the last token only: [1, vocab]

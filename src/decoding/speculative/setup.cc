@@ -11,27 +11,29 @@ int32_t ArgMax(const float* row, int64_t vocab) { return static_cast<int32_t>(st
 
 // How often the skipped model's next-token argmax equals the full model's, drafting as the
 // layer-skip proposer does: over the target's cached rows of the text before each position
-// (Draft & Verify). `cache` holds the whole text as the target computed it and full_next[t]
-// the target's argmax after token t. Each position is one skipped one-token pass after the text
+// (Draft & Verify). `cache` holds the whole text as the target computed it. The n =
+// full_next.size() positions are the slots before the text's last one, and full_next[i] is the
+// target's argmax after the i-th of them. Each is one skipped one-token pass after the text
 // before it, latest first: a pass writes its kept layers' rows into its own slot, which only
-// later positions (already done) read. The cache is restored from `pristine` afterwards. Every
-// candidate is measured at the same positions, so they are compared on the same tokens.
+// later positions (already done) read. The target then recomputes those slots. Every candidate
+// is measured at the same positions, so they are compared on the same tokens.
 Expected<double> SkippedAgreement(Model& target, std::span<const int32_t> text, KvCache& cache,
-                                  const KvCache& pristine, std::span<const int32_t> positions,
                                   const std::vector<int32_t>& full_next, std::span<const int32_t> skip) {
   BatchLayout layout;
   layout.skip_layers = skip;
   const int64_t vocab = target.config().vocab_size;
+  const auto n = static_cast<int64_t>(full_next.size());
+  const int64_t first = static_cast<int64_t>(text.size()) - 1 - n;  // the first position's slot
   std::vector<float> logits;
   int64_t same = 0;
-  for (auto it = positions.rbegin(); it != positions.rend(); ++it) {
-    const int32_t t = *it;
-    cache.Truncate(t);
-    FG_RETURN_IF_ERROR(target.Forward(text.subspan(static_cast<size_t>(t), 1), layout, cache, LogitsMode::kLast, &logits));
-    same += ArgMax(logits.data(), vocab) == full_next[static_cast<size_t>(t)];
+  for (int64_t i = n - 1; i >= 0; --i) {
+    cache.Truncate(first + i);
+    FG_RETURN_IF_ERROR(target.Forward(text.subspan(static_cast<size_t>(first + i), 1), layout, cache, LogitsMode::kLast, &logits));
+    same += ArgMax(logits.data(), vocab) == full_next[static_cast<size_t>(i)];
   }
-  cache = pristine;
-  return positions.empty() ? 0.0 : static_cast<double>(same) / static_cast<double>(positions.size());
+  cache.Truncate(first);
+  FG_RETURN_IF_ERROR(target.Forward(text.subspan(static_cast<size_t>(first)), cache, LogitsMode::kLast, &logits));
+  return n == 0 ? 0.0 : static_cast<double>(same) / static_cast<double>(n);
 }
 
 struct TimedPass {
@@ -136,16 +138,14 @@ Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_
   FG_ASSIGN_OR_RETURN(KvCache kv, target.NewKvCache(length + max_draft + 1));
   std::vector<float> logits;
   FG_RETURN_IF_ERROR(target.Forward(calibration, kv, LogitsMode::kLast, &logits));
-  // positions[i]: a token of the text, whose next token the target chose as full_next[i].
-  std::vector<int32_t> positions, full_next(static_cast<size_t>(length));
+  // full_next[i]: the target's choice after the calibration text's last token (i = 0) or the
+  // continuation's i-th, the positions agreement is measured at.
+  std::vector<int32_t> full_next;
   for (int64_t i = 0; i < kContinue; ++i) {
-    const int32_t next = ArgMax(logits.data(), c.vocab_size);
-    positions.push_back(static_cast<int32_t>(text.size()) - 1);
-    full_next[static_cast<size_t>(text.size()) - 1] = next;
-    text.push_back(next);
+    full_next.push_back(ArgMax(logits.data(), c.vocab_size));
+    text.push_back(full_next.back());
     FG_RETURN_IF_ERROR(target.Forward(std::span<const int32_t>(&text.back(), 1), kv, LogitsMode::kLast, &logits));
   }
-  const KvCache pristine = kv;
   // What verification costs here: passes over 1..max_draft + 1 tokens after the calibration text
   // (the verifier projects every row of a short chain, as timed).
   PassCosts costs;
@@ -165,7 +165,7 @@ Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_
       std::vector<int32_t> trial = current;
       trial.push_back(l);
       FG_ASSIGN_OR_RETURN(const double agreement,
-                          SkippedAgreement(target, text, kv, pristine, positions, full_next, trial));
+                          SkippedAgreement(target, text, kv, full_next, trial));
       if (agreement > best_agreement) best_agreement = agreement, best_layer = l;
     }
     current.push_back(best_layer);
@@ -180,7 +180,7 @@ Expected<LayerSkipChoice> SearchSkipLayers(Model& target, std::span<const int32_
     // The prediction takes the agreement one standard error low: of several subsets measured on
     // the same few dozen positions, the one that looks best is also the one most likely to have
     // been measured high.
-    const auto n = static_cast<double>(positions.size());
+    const auto n = static_cast<double>(full_next.size());
     const double cautious = best_agreement - std::sqrt(best_agreement * (1 - best_agreement) / n);
     const double speedup = PredictedSpeedup(cautious, costs);
     // A subset must be predicted to gain kMinGain: the prediction leaves out the verifier's own

@@ -90,9 +90,14 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
   const auto t0 = Clock::now();
   const LogitsMode mode = options.prompt_logits ? LogitsMode::kAll : LogitsMode::kLast;
   FG_RETURN_IF_ERROR(target.Forward(prompt, kv, mode, &logits));
+  // A proposer may write the target's cache past its length while it works (layer skipping),
+  // never leave it changed: the verifier's next pass starts at kv.length().
+  const auto handed_back = [&](int64_t length) {
+    return kv.length() == length ? Status::Ok() : Internal(std::string(proposer.name()) + " proposer changed the target's cache");
+  };
   const int64_t prompt_cached = kv.length();
   FG_RETURN_IF_ERROR(proposer.Prefill(prompt).WithContext(std::string(proposer.name()) + " proposer"));
-  if (kv.length() != prompt_cached) return Internal(std::string(proposer.name()) + " proposer changed the target's cache");
+  FG_RETURN_IF_ERROR(handed_back(prompt_cached));
   if (options.prompt_logits) {
     *options.prompt_logits = logits;
     logits.erase(logits.begin(), logits.end() - vocab);
@@ -177,7 +182,7 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
       ProposeRequest req{history, static_cast<int32_t>(budget)};
       const int64_t cached = kv.length();
       FG_RETURN_IF_ERROR(proposer.Propose(req, &draft).WithContext(std::string(proposer.name()) + " proposer"));
-      if (kv.length() != cached) return Internal(std::string(proposer.name()) + " proposer changed the target's cache");
+      FG_RETURN_IF_ERROR(handed_back(cached));
       FG_RETURN_IF_ERROR(SanitizeDraft(req, vocab, &draft));
     }
     const auto t_proposed = Clock::now();

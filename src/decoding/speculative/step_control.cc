@@ -221,7 +221,7 @@ bool DraftGate::Step(bool spec, double seconds) {
 void DraftGate::RecordPlain(double seconds) { Step(false, seconds); }
 
 void DraftGate::RecordSpec(double unit_seconds, int64_t tokens, double seconds) {
-  if (!Step(true, unit_seconds) || seconds <= 0) return;
+  if (!Step(true, unit_seconds)) return;  // also left out when no time was measured
   spec_tokens_.Add(static_cast<double>(tokens), kRealizedAlpha);
   spec_seconds_.Add(seconds, kRealizedAlpha);
 }
