@@ -19,6 +19,7 @@ struct BenchFlags {
   ModelFlags model;
   BenchOptions bench;
   bool json = false;
+  int64_t ctx_size = 0;     // -c: positions a run may use (default: the model's context)
   std::string prompt_file;  // --spec: the prompt decoded
   SpecFlags spec;
 };
@@ -36,7 +37,7 @@ int BenchSpeculative(BenchFlags& f, LoadedModel& lm) {
     return ReportError(InvalidArgument("--spec needs -f PROMPT_FILE: speculation is measured on real text"));
   auto tok = m.checkpoint().gguf ? Tokenizer::FromGguf(*m.checkpoint().gguf) : Tokenizer::Load(m.checkpoint().path);
   if (!tok.ok()) return ReportError(tok.status().WithContext("loading the tokenizer"));
-  auto text = ReadTextFile(f.prompt_file);
+  auto text = ReadTextFile(f.prompt_file, kPromptFileLimit);
   if (!text.ok()) return ReportError(text.status());
   auto prompt = (*tok)->Encode(*text, EncodeOptions{});
   if (!prompt.ok()) return ReportError(prompt.status());
@@ -91,6 +92,9 @@ int Bench(BenchFlags& f) {
   auto lm = LoadFromFlags(f.model);
   if (!lm.ok()) return ReportError(lm.status());
   if (!f.spec.mode.empty()) return BenchSpeculative(f, *lm);
+  auto ctx = ContextSize(*lm->model, f.ctx_size);
+  if (!ctx.ok()) return ReportError(ctx.status());
+  f.bench.context = *ctx;
   auto r = RunBenchmark(*lm->model, f.bench);
   if (!r.ok()) return ReportError(r.status());
   const Model& m = *lm->model;
@@ -135,14 +139,16 @@ CommandFn AddBenchCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("bench", "Measure prompt-processing and generation speed");
   AddModelFlags(cmd, &f->model);
   cmd->add_option("-p,--n-prompt", f->bench.n_prompt, "Prompt tokens processed in one batch (0 = skip; default 512)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+      ->check(IntRange(0, int64_t{1} << 24));
   cmd->add_option("-n,--n-gen", f->bench.n_gen, "Tokens generated one at a time (0 = skip; default 128)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+      ->check(IntRange(0, int64_t{1} << 24));
   cmd->add_option("-d,--depth", f->bench.depth, "Tokens already in the KV cache before generating (default 0)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
-  cmd->add_option("-r,--repetitions", f->bench.repetitions, "Repetitions (default 5)")->check(CLI::Range(1, 1000));
+      ->check(IntRange(0, int64_t{1} << 24));
+  cmd->add_option("-r,--repetitions", f->bench.repetitions, "Repetitions (default 5)")->check(IntRange(1, 1000));
+  cmd->add_option("-c,--ctx-size", f->ctx_size, "Positions a run may use (default: the model's trained context)")
+      ->check(IntRange(0, int64_t{1} << 24));
   cmd->add_flag("--json", f->json, "Print JSON instead of a table");
-  cmd->add_option("-f,--file", f->prompt_file, "Prompt text file for --spec (decoded greedily for -n tokens)");
+  cmd->add_option("-f,--file", f->prompt_file, "Prompt text file for --spec (decoded greedily for -n tokens)")->check(NonEmpty());
   AddSpecFlags(cmd, &f->spec, /*run=*/false);
   return [f] { return Bench(*f); };
 }

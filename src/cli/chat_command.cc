@@ -10,6 +10,8 @@
 
 #include "cli/common.h"
 #include "cli/commands.h"
+#include "cli/sampler_flags.h"
+#include "core/diagnostics.h"
 #include "decoding/generate.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -23,7 +25,7 @@ struct ChatFlags {
   std::string template_file;
   int64_t n_predict = 512;
   int64_t ctx_size = 0;
-  SamplerOptions sampler;
+  SamplerFlags sampler;
 };
 
 // End-of-turn markers of the common chat formats; whichever exist as single tokens stop a reply.
@@ -38,10 +40,14 @@ int Chat(const ChatFlags& f) {
   if (!tok.ok()) return ReportError(tok.status().WithContext("loading the tokenizer"));
   Tokenizer& tokenizer = **tok;
 
+  auto sampler = ResolveSampler(f.sampler, model.config().vocab_size);
+  if (!sampler.ok()) return ReportError(sampler.status());
   std::string tmpl;
   if (!f.template_file.empty()) {
-    auto t = ReadTextFile(f.template_file);
+    auto t = ReadTextFile(f.template_file, kTemplateFileLimit);
     if (!t.ok()) return ReportError(t.status());
+    if (t->find_first_not_of(" \t\r\n") == std::string::npos)
+      return ReportError(CorruptFile(f.template_file + ": the chat template is empty"));
     tmpl = *t;
   } else {
     auto t = LoadChatTemplate(ckpt.path);
@@ -50,14 +56,16 @@ int Chat(const ChatFlags& f) {
     tmpl = *t;
   }
 
-  const int64_t ctx = f.ctx_size > 0 ? f.ctx_size : model.config().max_context;
+  auto ctx_or = ContextSize(model, f.ctx_size);
+  if (!ctx_or.ok()) return ReportError(ctx_or.status());
+  const int64_t ctx = *ctx_or;
   auto kv = model.NewKvCache(ctx);
   if (!kv.ok()) return ReportError(kv.status());
   std::vector<int32_t> cached;  // the tokens whose K/V are in the cache, in order
 
   GenerateOptions go;
   go.max_new_tokens = f.n_predict;
-  go.sampler = f.sampler;
+  go.sampler = *sampler;
   for (const char* end : kTurnEnds)
     if (auto id = tokenizer.TokenToId(end)) go.stop_ids.push_back(*id);
   if (auto eos = tokenizer.eos_id()) go.stop_ids.push_back(*eos);
@@ -73,6 +81,7 @@ int Chat(const ChatFlags& f) {
     if (interactive) std::fprintf(stderr, "> ");
     if (!std::getline(std::cin, line)) break;
     if (line.empty()) continue;
+    WarnIfInvalidUtf8(line, "the message");
     in.messages.push_back({"user", line, {}});
     in.add_generation_prompt = true;
     auto text = RenderChatTemplate(tmpl, in);
@@ -81,6 +90,10 @@ int Chat(const ChatFlags& f) {
     eo.add_special_tokens = false;  // the template writes BOS itself, as transformers assumes
     auto ids = tokenizer.Encode(*text, eo);
     if (!ids.ok()) return ReportError(ids.status());
+    // A template that renders a conversation to nothing leaves no prompt to run.
+    if (ids->empty())
+      return ReportError(CorruptFile("the chat template rendered the conversation to no tokens" +
+                                     (f.template_file.empty() ? std::string() : " (" + f.template_file + ")")));
 
     // Reuse the cached prefix; run only what follows it.
     size_t common = 0;
@@ -106,6 +119,8 @@ int Chat(const ChatFlags& f) {
     };
     auto r = Generate(model, *kv, fresh, go, on_token);
     if (!r.ok()) return ReportError(r.status());
+    if (r->stop_reason == StopReason::kContextFull)
+      Warn("the reply was cut off at the end of the context (" + std::to_string(ctx) + " tokens; raise -c)");
     const std::string rest = stream.Flush();
     std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::printf("\n");
@@ -126,15 +141,10 @@ CommandFn AddChatCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("chat", "Chat with a model using its chat template (one user turn per input line)");
   AddModelFlags(cmd, &f->model);
   cmd->add_option("--system", f->system, "System message");
-  cmd->add_option("--chat-template", f->template_file, "Jinja chat template file (default: the model's own)");
-  cmd->add_option("-n,--n-predict", f->n_predict, "Most tokens per reply (default 512)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  cmd->add_option("-c,--ctx-size", f->ctx_size, "Context size in tokens (default: the model's)")->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
-  cmd->add_option("--temp", f->sampler.temperature, "Sampling temperature; 0 = greedy (default 0.8)")->default_val(0.8f);
-  cmd->add_option("--top-k", f->sampler.top_k, "Top-k (default 40)")->default_val(40);
-  cmd->add_option("--top-p", f->sampler.top_p, "Top-p (default 0.95)")->default_val(0.95f);
-  cmd->add_option("--min-p", f->sampler.min_p, "Min-p (default 0.05)")->default_val(0.05f);
-  cmd->add_option("--repeat-penalty", f->sampler.repetition_penalty, "Repetition penalty (default 1)");
-  cmd->add_option("-s,--seed", f->sampler.seed, "Random seed (default 0)");
+  cmd->add_option("--chat-template", f->template_file, "Jinja chat template file (default: the model's own)")->check(NonEmpty());
+  cmd->add_option("-n,--n-predict", f->n_predict, "Most tokens per reply (default 512)")->check(IntRange(1, int64_t{1} << 20));
+  cmd->add_option("-c,--ctx-size", f->ctx_size, "Context size in tokens (default: the model's)")->check(IntRange(0, int64_t{1} << 24));
+  AddSamplerFlags(cmd, &f->sampler);
   return [f] { return Chat(*f); };
 }
 

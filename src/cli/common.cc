@@ -3,17 +3,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
+
+#include "core/diagnostics.h"
 
 namespace fastgen::cli {
 
 void AddModelFlags(CLI::App* cmd, ModelFlags* flags) {
   cmd->add_option("-m,--model", flags->path,
                   "Model: a Hugging Face directory (config.json + safetensors) or a GGUF file "
-                  "(default: the bundled fg-target model)");
+                  "(default: the bundled fg-target model)")
+      ->check(NonEmpty());
   cmd->add_option("-t,--threads", flags->threads, "Threads (default: physical cores)")
-      ->check(CLI::Range(0, 1024));
+      ->check(IntRange(0, 1024));
   cmd->add_option("--override-kv", flags->override_kv,
                   "Override GGUF metadata, KEY=VALUE (repeatable), e.g. "
                   "llama.rope.freq_base=500000");
@@ -119,11 +125,90 @@ std::string FormatIdList(const std::vector<int32_t>& ids) {
 }
 
 int ReportError(const Status& status) {
-  std::fprintf(stderr, "fastgen: error: %s\n", status.message().c_str());
+  const std::string line = "fastgen: error: " + EscapeForTerminal(status.message()) + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
   switch (status.code()) {
-    case ErrorCode::kInvalidArgument: return 2;
-    default: return 1;
+    case ErrorCode::kOk: return kExitOk;
+    case ErrorCode::kInvalidArgument: return kExitUsage;
+    case ErrorCode::kNotFound:
+    case ErrorCode::kCorruptFile:
+    case ErrorCode::kUnsupported:
+    case ErrorCode::kIo: return kExitBadInput;
+    case ErrorCode::kInternal: return kExitInternal;
   }
+  return kExitInternal;
+}
+
+CLI::Validator IntRange(int64_t lo, int64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& value) -> std::string {
+        errno = 0;
+        char* end = nullptr;
+        const long long v = std::strtoll(value.c_str(), &end, 10);
+        if (value.empty() || end == value.c_str() || *end != '\0')
+          return "'" + EscapeForTerminal(value) + "' is not an integer";
+        if (errno == ERANGE || v < lo || v > hi)
+          return EscapeForTerminal(value) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+        return "";
+      },
+      "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", "IntRange");
+}
+
+namespace {
+std::string ShortNumber(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
+}
+}  // namespace
+
+CLI::Validator FloatRange(FloatBounds b) {
+  const std::string range = std::string(b.lo_open ? "(" : "[") + ShortNumber(b.lo) + ", " + ShortNumber(b.hi) + "]";
+  return CLI::Validator(
+      [b, range](std::string& value) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(value.c_str(), &end);
+        if (value.empty() || end == value.c_str() || *end != '\0' || std::isnan(v))
+          return "'" + EscapeForTerminal(value) + "' is not a number";
+        if (!std::isfinite(v) || v > b.hi || v < b.lo || (b.lo_open && v == b.lo))
+          return EscapeForTerminal(value) + " is outside " + range;
+        return "";
+      },
+      "NUMBER in " + range, "FloatRange");
+}
+
+CLI::Validator NonEmpty() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string { return value.empty() ? "an empty value is not allowed" : ""; },
+      "", "NonEmpty");
+}
+
+Expected<int64_t> ContextSize(const Model& model, int64_t requested) {
+  const ModelConfig& c = model.config();
+  if (requested <= 0) return c.max_context;
+  if (requested > c.max_context) {
+    if (c.arch == Arch::kGpt2)
+      return InvalidArgument("-c " + std::to_string(requested) + ": GPT-2 has learned positions for only " +
+                             std::to_string(c.max_context) + " tokens");
+    Warn("-c " + std::to_string(requested) + " is past the model's trained context of " +
+         std::to_string(c.max_context) + " tokens: positions beyond it are extrapolated and output quality degrades");
+  }
+  return requested;
+}
+
+void WarnIfGenerationTruncated(int64_t used, int64_t wanted, int64_t ctx) {
+  // The last token sampled is never run through the model, so it needs no cache slot.
+  if (used + wanted <= ctx + 1) return;
+  Warn("-n " + std::to_string(wanted) + ": the context of " + std::to_string(ctx) + " tokens leaves room for " +
+       std::to_string(std::max<int64_t>(ctx - used + 1, 0)) + " new tokens after " + std::to_string(used) +
+       "; generation stops there (raise -c, up to the model's context, or lower -n)");
+}
+
+void WarnIfInvalidUtf8(std::string_view text, const std::string& what) {
+  size_t bad = 0;
+  if (!IsValidUtf8(text, &bad))
+    Warn(what + " is not valid UTF-8 (first bad byte at offset " + std::to_string(bad) +
+         "); each invalid sequence is tokenized as U+FFFD");
 }
 
 }  // namespace fastgen::cli

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -40,7 +41,42 @@ Expected<std::map<std::string, std::string>> ParseOverrides(const std::vector<st
 Expected<std::vector<int32_t>> ParseIdList(const std::string& text);
 std::string FormatIdList(const std::vector<int32_t>& ids);  // "1,2,3"
 
-// Prints "fastgen: error: <message>" to stderr and returns the exit code for it.
+// Exit codes, the same for every subcommand (README.md, "Exit codes"):
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitUsage = 1,      // a flag, its value or the request is wrong (InvalidArgument, CLI parse errors)
+  kExitBadInput = 2,   // an input file is missing, unreadable, corrupt or unsupported
+  kExitInternal = 3,   // fastgen failed a check of its own (a bug: please report it)
+};
+
+// Prints "fastgen: error: <message>" to stderr, escaped for the terminal (messages quote file
+// contents and user input), and returns the exit code for the status.
 int ReportError(const Status& status);
+
+// Flag validators for CLI11 that name the value as given and print integers as integers.
+// IntRange: an integer in [lo, hi]. FloatRange: a finite number in [lo, hi] ((lo, hi] with
+// lo_open), e.g. --top-p. NonEmpty: a path or name that must not be '' (`-m ''` would
+// otherwise mean "the default model").
+CLI::Validator IntRange(int64_t lo, int64_t hi);
+struct FloatBounds {
+  double lo;
+  double hi;
+  bool lo_open = false;
+};
+CLI::Validator FloatRange(FloatBounds bounds);
+CLI::Validator NonEmpty();
+
+// The context a command runs with: `requested` (-c) when positive, else the model's trained
+// context. Past the trained context a warning says that positions are extrapolated (quality
+// degrades); a model with learned positions (GPT-2) cannot go there at all.
+Expected<int64_t> ContextSize(const Model& model, int64_t requested);
+
+// Warns when generating `wanted` tokens (-n) after `used` positions cannot finish inside a
+// `ctx`-token context: generation will stop early, and the user should hear it now.
+void WarnIfGenerationTruncated(int64_t used, int64_t wanted, int64_t ctx);
+
+// Warns (stderr) when `text` is not valid UTF-8: the tokenizer replaces each invalid sequence
+// with U+FFFD, which changes what the model sees. `what` names the source ("the prompt").
+void WarnIfInvalidUtf8(std::string_view text, const std::string& what);
 
 }  // namespace fastgen::cli

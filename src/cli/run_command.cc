@@ -8,6 +8,7 @@
 
 #include "cli/common.h"
 #include "cli/commands.h"
+#include "cli/sampler_flags.h"
 #include "cli/spec_flags.h"
 #include "decoding/generate.h"
 #include "decoding/speculative/speculative.h"
@@ -27,8 +28,7 @@ struct RunFlags {
   bool ignore_eos = false;
   bool no_special = false;
   std::string dump_logits;
-  SamplerOptions sampler;
-  std::vector<std::string> logit_bias;
+  SamplerFlags sampler;
   SpecFlags spec;
 };
 
@@ -41,32 +41,13 @@ Status WriteLogits(const std::string& path, const std::vector<float>& logits) {
   return ok ? Status::Ok() : IoError("short write to " + path);
 }
 
-Expected<std::vector<std::pair<int32_t, float>>> ParseLogitBias(const std::vector<std::string>& items) {
-  std::vector<std::pair<int32_t, float>> out;
-  for (const std::string& item : items) {
-    const auto eq = item.find('=');
-    if (eq == std::string::npos) return InvalidArgument("--logit-bias '" + item + "' is not ID=BIAS");
-    FG_ASSIGN_OR_RETURN(auto ids, ParseIdList(item.substr(0, eq)));
-    if (ids.size() != 1) return InvalidArgument("--logit-bias '" + item + "' needs one token id");
-    const std::string v = item.substr(eq + 1);
-    float bias;
-    if (v == "-inf" || v == "-INF") {
-      bias = -INFINITY;
-    } else {
-      char* end = nullptr;
-      bias = std::strtof(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0') return InvalidArgument("--logit-bias '" + item + "': bad bias");
-    }
-    out.emplace_back(ids[0], bias);
-  }
-  return out;
-}
-
 int Run(RunFlags& f) {
   auto lm = LoadFromFlags(f.model);
   if (!lm.ok()) return ReportError(lm.status());
   Model& model = *lm->model;
   const ModelConfig& c = model.config();
+  auto sampler = ResolveSampler(f.sampler, c.vocab_size);
+  if (!sampler.ok()) return ReportError(sampler.status());
 
   // The prompt: ids given directly, or text through the model's tokenizer.
   std::vector<int32_t> prompt;
@@ -74,6 +55,8 @@ int Run(RunFlags& f) {
   const bool have_text = !f.prompt.empty() || !f.prompt_file.empty();
   if (!f.prompt_ids.empty() && have_text)
     return ReportError(InvalidArgument("give either --prompt-ids or a text prompt, not both"));
+  if (!f.prompt.empty() && !f.prompt_file.empty())
+    return ReportError(InvalidArgument("give either -p or -f, not both"));
   if (!f.print_ids || have_text) {
     const std::string& path = model.checkpoint().path;
     auto tok = model.checkpoint().gguf ? Tokenizer::FromGguf(*model.checkpoint().gguf) : Tokenizer::Load(path);
@@ -85,15 +68,22 @@ int Run(RunFlags& f) {
   }
   if (!f.prompt_ids.empty()) {
     auto ids = ParseIdList(f.prompt_ids);
-    if (!ids.ok()) return ReportError(ids.status());
+    if (!ids.ok()) return ReportError(ids.status().WithContext("--prompt-ids"));
+    for (size_t i = 0; i < ids->size(); ++i)
+      if ((*ids)[i] >= c.vocab_size)
+        return ReportError(InvalidArgument("--prompt-ids: token id " + std::to_string((*ids)[i]) + " (entry " +
+                                           std::to_string(i) + ") is outside the vocabulary [0, " +
+                                           std::to_string(c.vocab_size) + ")"));
     prompt = *ids;
   } else {
     std::string text = f.prompt;
     if (!f.prompt_file.empty()) {
-      auto t = ReadTextFile(f.prompt_file);
+      auto t = ReadTextFile(f.prompt_file, kPromptFileLimit);
       if (!t.ok()) return ReportError(t.status());
+      if (t->empty()) return ReportError(InvalidArgument(f.prompt_file + ": the prompt file is empty"));
       text = *t;
     }
+    WarnIfInvalidUtf8(text, f.prompt_file.empty() ? "the prompt" : f.prompt_file);
     EncodeOptions eo;
     eo.add_special_tokens = !f.no_special;
     auto ids = tokenizer->Encode(text, eo);
@@ -103,19 +93,19 @@ int Run(RunFlags& f) {
     if (prompt.empty()) return ReportError(InvalidArgument("the prompt is empty"));
   }
 
-  const int64_t ctx = f.ctx_size > 0 ? f.ctx_size : c.max_context;
+  auto ctx_or = ContextSize(model, f.ctx_size);
+  if (!ctx_or.ok()) return ReportError(ctx_or.status());
+  const int64_t ctx = *ctx_or;
   if (static_cast<int64_t>(prompt.size()) > ctx)
     return ReportError(InvalidArgument("the prompt has " + std::to_string(prompt.size()) +
                                        " tokens but the context holds " + std::to_string(ctx)));
+  WarnIfGenerationTruncated(static_cast<int64_t>(prompt.size()), f.n_predict, ctx);
   auto kv = model.NewKvCache(std::min<int64_t>(ctx, static_cast<int64_t>(prompt.size()) + f.n_predict));
   if (!kv.ok()) return ReportError(kv.status());
 
   GenerateOptions go;
   go.max_new_tokens = f.n_predict;
-  go.sampler = f.sampler;
-  auto bias = ParseLogitBias(f.logit_bias);
-  if (!bias.ok()) return ReportError(bias.status());
-  go.sampler.logit_bias = *bias;
+  go.sampler = *sampler;
   go.ignore_eos = f.ignore_eos;
   std::vector<float> prompt_logits;
   if (!f.dump_logits.empty()) go.prompt_logits = &prompt_logits;
@@ -191,26 +181,17 @@ CommandFn AddRunCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("run", "Generate a continuation of a prompt");
   AddModelFlags(cmd, &f->model);
   cmd->add_option("-p,--prompt", f->prompt, "Prompt text");
-  cmd->add_option("-f,--file", f->prompt_file, "Read the prompt text from a file");
-  cmd->add_option("--prompt-ids", f->prompt_ids, "Prompt as token ids, e.g. 1,2,3 (no tokenizer involved)");
-  cmd->add_option("-n,--n-predict", f->n_predict, "Tokens to generate (default 128)")->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
-  cmd->add_option("-c,--ctx-size", f->ctx_size, "Context size in tokens (default: the model's)")->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  cmd->add_option("-f,--file", f->prompt_file, "Read the prompt text from a file (at most 64 MiB)")->check(NonEmpty());
+  cmd->add_option("--prompt-ids", f->prompt_ids, "Prompt as token ids, e.g. 1,2,3 (no tokenizer involved)")->check(NonEmpty());
+  cmd->add_option("-n,--n-predict", f->n_predict, "Tokens to generate (default 128)")->check(IntRange(0, int64_t{1} << 30));
+  cmd->add_option("-c,--ctx-size", f->ctx_size, "Context size in tokens (default: the model's)")->check(IntRange(0, int64_t{1} << 24));
   cmd->add_flag("--print-ids", f->print_ids, "Print generated token ids (comma-separated) instead of text");
   cmd->add_flag("--ignore-eos", f->ignore_eos, "Do not stop at the model's end-of-sequence tokens");
   cmd->add_flag("--no-special", f->no_special, "Do not add the tokenizer's special tokens (BOS) to a text prompt");
   cmd->add_option("--dump-logits", f->dump_logits,
-                  "Write the logits of every prompt position to FILE as little-endian float32 [n_tokens, vocab]");
-  cmd->add_option("--temp", f->sampler.temperature, "Sampling temperature; 0 = greedy (default 0.8)")
-      ->default_val(0.8f);
-  cmd->add_option("--top-k", f->sampler.top_k, "Keep the K most likely tokens; 0 = off (default 40)")->default_val(40);
-  cmd->add_option("--top-p", f->sampler.top_p, "Nucleus sampling mass; 1 = off (default 0.95)")->default_val(0.95f);
-  cmd->add_option("--min-p", f->sampler.min_p, "Drop tokens below MIN_P x the top probability; 0 = off (default 0.05)")->default_val(0.05f);
-  cmd->add_option("--repeat-penalty", f->sampler.repetition_penalty, "Repetition penalty; 1 = off (default 1)");
-  cmd->add_option("--repeat-last-n", f->sampler.penalty_last_n, "Tokens the penalties look back over; -1 = all (default 64)");
-  cmd->add_option("--presence-penalty", f->sampler.presence_penalty, "Presence penalty (default 0)");
-  cmd->add_option("--frequency-penalty", f->sampler.frequency_penalty, "Frequency penalty (default 0)");
-  cmd->add_option("--logit-bias", f->logit_bias, "ID=BIAS added to a token's logit (repeatable; -inf bans)");
-  cmd->add_option("-s,--seed", f->sampler.seed, "Random seed (default 0)");
+                  "Write the logits of every prompt position to FILE as little-endian float32 [n_tokens, vocab]")
+      ->check(NonEmpty());
+  AddSamplerFlags(cmd, &f->sampler);
   AddSpecFlags(cmd, &f->spec, /*run=*/true);
   return [f] { return Run(*f); };
 }

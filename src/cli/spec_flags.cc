@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli/common.h"
+#include "core/diagnostics.h"
 
 namespace fastgen::cli {
 
@@ -81,11 +82,14 @@ Expected<SpecSetup> SetUpSpeculation(SpecFlags& f, Model& target, ThreadPool* po
       std::vector<int32_t> calibration(prompt.begin(), prompt.end());
       if (!f.calibration_file.empty()) {
         if (!tokenizer) return InvalidArgument("--calibration needs the model's tokenizer");
-        FG_ASSIGN_OR_RETURN(std::string text, ReadTextFile(f.calibration_file));
+        FG_ASSIGN_OR_RETURN(std::string text, ReadTextFile(f.calibration_file, kCalibrationFileLimit));
         FG_ASSIGN_OR_RETURN(calibration, tokenizer->Encode(text, EncodeOptions{}));
       }
-      if (static_cast<int64_t>(calibration.size()) > target.config().max_context)
+      if (static_cast<int64_t>(calibration.size()) > target.config().max_context) {
+        Warn("--calibration: the text has " + std::to_string(calibration.size()) + " tokens; the layer search uses the first " +
+             std::to_string(target.config().max_context) + " (the model's context)");
         calibration.resize(static_cast<size_t>(target.config().max_context));
+      }
       FG_ASSIGN_OR_RETURN(auto choice, speculative::SearchSkipLayers(target, calibration, {}));
       if (choice.layers.empty()) {  // nothing pays: decode plainly
         std::fprintf(stderr,

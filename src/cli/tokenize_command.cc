@@ -32,10 +32,11 @@ int Tokenize(const TokenizeFlags& f) {
   if (!tok.ok()) return ReportError(tok.status());
   std::string text = f.text;
   if (!f.file.empty()) {
-    auto t = ReadTextFile(f.file);
+    auto t = ReadTextFile(f.file, kPromptFileLimit);
     if (!t.ok()) return ReportError(t.status());
     text = *t;
   }
+  WarnIfInvalidUtf8(text, f.file.empty() ? "the text" : f.file);
   EncodeOptions eo;
   eo.add_special_tokens = f.special;
   auto ids = (*tok)->Encode(text, eo);
@@ -51,6 +52,7 @@ int Detokenize(const DetokenizeFlags& f) {
   if (!tok.ok()) return ReportError(tok.status());
   auto ids = ParseIdList(f.ids);
   if (!ids.ok()) return ReportError(ids.status());
+  if (ids->empty()) return ReportError(InvalidArgument("no token ids given"));
   for (int32_t id : *ids)
     if (id >= (*tok)->vocab_size())
       return ReportError(InvalidArgument("token id " + std::to_string(id) +
@@ -67,14 +69,14 @@ int Detokenize(const DetokenizeFlags& f) {
 CommandFn AddTokenizeCommands(CLI::App& app, CommandFn* detokenize) {
   auto t = std::make_shared<TokenizeFlags>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Print the token ids of a text as a JSON array");
-  cmd->add_option("-m,--model", t->model, "Model directory, GGUF file or tokenizer.json");
+  cmd->add_option("-m,--model", t->model, "Model directory, GGUF file or tokenizer.json")->check(NonEmpty());
   cmd->add_option("text", t->text, "Text to tokenize");
-  cmd->add_option("--file", t->file, "Read the text from a file");
+  cmd->add_option("--file", t->file, "Read the text from a file (at most 64 MiB)")->check(NonEmpty());
   cmd->add_flag("--special", t->special, "Apply the post-processor (add BOS and other special tokens)");
 
   auto d = std::make_shared<DetokenizeFlags>();
   CLI::App* dcmd = app.add_subcommand("detokenize", "Print the text of a list of token ids");
-  dcmd->add_option("-m,--model", d->model, "Model directory, GGUF file or tokenizer.json");
+  dcmd->add_option("-m,--model", d->model, "Model directory, GGUF file or tokenizer.json")->check(NonEmpty());
   dcmd->add_option("ids", d->ids, "Token ids, e.g. 1,2,3")->required();
   dcmd->add_flag("--skip-special", d->skip_special, "Leave special tokens out of the text");
   *detokenize = [d] { return Detokenize(*d); };

@@ -7,8 +7,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 namespace fastgen {
 
@@ -45,13 +43,48 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-Expected<std::string> ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return IoError("cannot open " + path + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return IoError("cannot read " + path);
-  return ss.str();
+Expected<std::string> ReadTextFile(const std::string& path, const ReadLimit& limit) {
+  if (path.empty()) return InvalidArgument(std::string("no path given for the ") + limit.what);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return IoError("cannot open " + path + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return IoError("cannot stat " + path + ": " + std::strerror(err));
+  }
+  auto too_large = [&] {
+    return IoError(path + ": larger than the " + std::to_string(limit.max_bytes >> 20) +
+                           " MiB limit for a " + limit.what);
+  };
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return IoError(path + " is a directory, not a " + std::string(limit.what));
+  }
+  if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > limit.max_bytes) {
+    ::close(fd);
+    return too_large();
+  }
+  std::string text;
+  if (S_ISREG(st.st_mode)) text.reserve(static_cast<size_t>(st.st_size));
+  char buf[1 << 16];
+  while (true) {
+    const ssize_t got = ::read(fd, buf, sizeof(buf));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return IoError("cannot read " + path + ": " + std::strerror(err));
+    }
+    if (got == 0) break;
+    if (text.size() + static_cast<size_t>(got) > limit.max_bytes) {
+      ::close(fd);
+      return too_large();
+    }
+    text.append(buf, static_cast<size_t>(got));
+  }
+  ::close(fd);
+  return text;
 }
 
 }  // namespace fastgen

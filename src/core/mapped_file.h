@@ -29,7 +29,23 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// Reads a whole (small) file such as config.json into a string.
-Expected<std::string> ReadTextFile(const std::string& path);
+// How much of a file ReadTextFile accepts, and what to call the file in the error. Every read
+// of a user-named file is bounded: `-f /dev/zero` must be refused, not read until memory runs
+// out.
+struct ReadLimit {
+  size_t max_bytes;
+  const char* what;  // "prompt file", "chat template", ...
+};
+// The limits fastgen reads its inputs with (README.md lists them for users).
+inline constexpr ReadLimit kPromptFileLimit{64u << 20, "prompt file"};
+inline constexpr ReadLimit kConfigFileLimit{64u << 20, "JSON configuration file"};
+inline constexpr ReadLimit kTokenizerFileLimit{512u << 20, "tokenizer file"};
+inline constexpr ReadLimit kTemplateFileLimit{4u << 20, "chat template"};
+inline constexpr ReadLimit kCalibrationFileLimit{256u << 20, "calibration text"};
+
+// Reads a whole file into a string. Refuses a directory and anything longer than
+// limit.max_bytes (naming the file and the limit); reads pipes and character devices as
+// streams, up to the limit.
+Expected<std::string> ReadTextFile(const std::string& path, const ReadLimit& limit);
 
 }  // namespace fastgen

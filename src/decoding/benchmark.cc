@@ -35,6 +35,12 @@ Expected<BenchResult> RunBenchmark(Model& model, const BenchOptions& o) {
     return InvalidArgument("benchmark lengths must be >= 0 and repetitions >= 1");
   const ModelConfig& c = model.config();
   const int64_t capacity = std::max(o.n_prompt, o.depth + o.n_gen);
+  const int64_t context = o.context > 0 ? o.context : c.max_context;
+  if (capacity > context)
+    return InvalidArgument("the benchmark needs " + std::to_string(capacity) + " positions (max of -p " +
+                           std::to_string(o.n_prompt) + " and -d " + std::to_string(o.depth) + " + -n " +
+                           std::to_string(o.n_gen) + ") but the context is " + std::to_string(context) +
+                           " tokens" + (o.context > 0 ? "" : " (the model's; -c raises it)"));
   if (capacity > c.max_context && c.arch == Arch::kGpt2)
     return InvalidArgument("benchmark needs " + std::to_string(capacity) +
                            " positions; GPT-2 has " + std::to_string(c.max_context));

@@ -17,6 +17,9 @@ struct BenchOptions {
   int64_t depth = 0;        // tokens already in the cache before the tg test
   int repetitions = 5;
   uint64_t seed = 1;        // the token ids are random, as in llama-bench
+  // Positions the runs may use: max(n_prompt, depth + n_gen) must fit. 0: the model's trained
+  // context (a run past it measures extrapolated positions, which the caller must ask for).
+  int64_t context = 0;
 };
 
 struct BenchSeries {

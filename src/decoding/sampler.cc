@@ -4,6 +4,7 @@
 #include <bit>
 #include <cassert>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <string>
 
@@ -82,7 +83,13 @@ bool Higher(float za, int32_t ia, float zb, int32_t ib) {
   return za > zb || (za == zb && ia < ib);
 }
 
-std::string Num(double v) { return std::to_string(v); }
+// Integers as integers, floats with six significant digits ("0.95", not "0.950000").
+std::string Num(int32_t v) { return std::to_string(v); }
+std::string Num(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", static_cast<double>(v));
+  return buf;
+}
 
 uint64_t SplitMix64(uint64_t& state) {
   uint64_t z = (state += 0x9e3779b97f4a7c15ULL);

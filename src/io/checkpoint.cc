@@ -25,13 +25,17 @@ Expected<std::unique_ptr<Checkpoint>> OpenCheckpoint(const std::string& path,
   ckpt->path = path;
   if (S_ISDIR(st.st_mode)) {
     ckpt->format = CheckpointFormat::kSafetensors;
+    if (!options.gguf_overrides.empty())
+      return InvalidArgument("--override-kv " + options.gguf_overrides.begin()->first +
+                             ": overrides apply to GGUF metadata, and " + path +
+                             " is a Hugging Face directory (edit its config.json instead)");
     const std::string config_path = path + "/config.json";
-    FG_ASSIGN_OR_RETURN(std::string config_text, ReadTextFile(config_path));
+    FG_ASSIGN_OR_RETURN(std::string config_text, ReadTextFile(config_path, kConfigFileLimit));
     std::string gen_text;
     const std::string gen_path = path + "/generation_config.json";
     const bool has_gen = ::stat(gen_path.c_str(), &st) == 0;
     if (has_gen) {
-      FG_ASSIGN_OR_RETURN(gen_text, ReadTextFile(gen_path));
+      FG_ASSIGN_OR_RETURN(gen_text, ReadTextFile(gen_path, kConfigFileLimit));
     }
     FG_ASSIGN_OR_RETURN(ckpt->config,
                         ParseHfConfig(config_text, config_path, has_gen ? &gen_text : nullptr));

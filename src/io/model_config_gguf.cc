@@ -1,6 +1,7 @@
 // ModelConfig from GGUF metadata, following the key names llama.cpp's converter writes.
 #include <algorithm>
 #include <cstdlib>
+#include <set>
 
 #include "io/gguf.h"
 #include "io/model_config.h"
@@ -15,26 +16,29 @@ class GgufKeys {
       : g_(g), overrides_(overrides) {}
 
   Expected<std::optional<int64_t>> Int(const std::string& key) const {
+    read_.insert(key);
     if (auto it = overrides_.find(key); it != overrides_.end()) {
       char* end = nullptr;
       const long long v = std::strtoll(it->second.c_str(), &end, 10);
       if (end == it->second.c_str() || *end != '\0')
-        return InvalidArgument("override " + key + "=" + it->second + " is not an integer");
+        return InvalidArgument("--override-kv " + key + "=" + it->second + ": not an integer");
       return std::optional<int64_t>(v);
     }
     return g_.GetInt(key);
   }
   Expected<std::optional<double>> Float(const std::string& key) const {
+    read_.insert(key);
     if (auto it = overrides_.find(key); it != overrides_.end()) {
       char* end = nullptr;
       const double v = std::strtod(it->second.c_str(), &end);
       if (end == it->second.c_str() || *end != '\0')
-        return InvalidArgument("override " + key + "=" + it->second + " is not a number");
+        return InvalidArgument("--override-kv " + key + "=" + it->second + ": not a number");
       return std::optional<double>(v);
     }
     return g_.GetFloat(key);
   }
   Expected<std::optional<std::string>> String(const std::string& key) const {
+    read_.insert(key);
     if (auto it = overrides_.find(key); it != overrides_.end())
       return std::optional<std::string>(it->second);
     return g_.GetString(key);
@@ -45,9 +49,23 @@ class GgufKeys {
     return *v;
   }
 
+  // An override of a key the configuration never read would change nothing: say so rather
+  // than let the user believe the model was repaired.
+  Status CheckOverridesRead() const {
+    for (const auto& [key, value] : overrides_) {
+      if (read_.count(key)) continue;
+      std::string known;
+      for (const std::string& k : read_) known += (known.empty() ? "" : ", ") + k;
+      return InvalidArgument("--override-kv " + key + ": fastgen does not read this key from " + g_.path() +
+                             ", so overriding it would change nothing (keys it reads here: " + known + ")");
+    }
+    return Status::Ok();
+  }
+
  private:
   const GgufFile& g_;
   const std::map<std::string, std::string>& overrides_;
+  mutable std::set<std::string> read_;  // every key looked up, overridden or not
 };
 
 const GgufTensorInfo* FindTensor(const GgufFile& g, const std::string& name) {
@@ -121,15 +139,24 @@ Expected<ModelConfig> ConfigFromGguf(const GgufFile& g,
     c.sliding_window = window.value_or(0);
   }
 
-  // Vocabulary: the embedding's rows are authoritative; metadata only when there is none.
+  // Vocabulary: the embedding's rows are authoritative; metadata only when there is none. The
+  // metadata must agree with it, so that a damaged embedding is named as such instead of
+  // surfacing as a shape error of the output matrix, or not at all.
+  FG_ASSIGN_OR_RETURN(auto tokens, g.GetStringArray("tokenizer.ggml.tokens"));
   if (const GgufTensorInfo* emb = FindTensor(g, "token_embd.weight"); emb && emb->shape.size() == 2) {
     c.vocab_size = emb->shape[0];
+    FG_ASSIGN_OR_RETURN(auto vocab_key, keys.Int(p + "vocab_size"));
+    if (vocab_key && *vocab_key != c.vocab_size)
+      return CorruptFile(src + ": tensor 'token_embd.weight' has " + std::to_string(c.vocab_size) + " rows but " + p +
+                         "vocab_size is " + std::to_string(*vocab_key));
+    // An embedding may have more rows than the tokenizer has pieces (padding), never fewer.
+    if (tokens && static_cast<int64_t>(tokens->size()) > c.vocab_size)
+      return CorruptFile(src + ": tensor 'token_embd.weight' has " + std::to_string(c.vocab_size) +
+                         " rows but the vocabulary (tokenizer.ggml.tokens) has " + std::to_string(tokens->size()) +
+                         " tokens");
   } else {
     FG_ASSIGN_OR_RETURN(auto vocab, keys.Int(p + "vocab_size"));
-    if (!vocab) {
-      FG_ASSIGN_OR_RETURN(auto tokens, g.GetStringArray("tokenizer.ggml.tokens"));
-      if (tokens) vocab = static_cast<int64_t>(tokens->size());
-    }
+    if (!vocab && tokens) vocab = static_cast<int64_t>(tokens->size());
     if (!vocab) return NotFound(src + ": no token_embd.weight and no vocabulary size");
     c.vocab_size = *vocab;
   }
@@ -146,6 +173,7 @@ Expected<ModelConfig> ConfigFromGguf(const GgufFile& g,
     }
   }
   FG_RETURN_IF_ERROR(ValidateConfig(c, src));
+  FG_RETURN_IF_ERROR(keys.CheckOverridesRead());
   return c;
 }
 

@@ -179,7 +179,7 @@ Status ReadSafetensorsImpl(const std::string& path, WeightMap* out,
 // first appearance. Shard names must be plain file names inside the directory.
 Status ReadIndex(const std::string& index_path, std::map<std::string, std::string>* weight_map,
                  std::vector<std::string>* shards) {
-  FG_ASSIGN_OR_RETURN(std::string text, ReadTextFile(index_path));
+  FG_ASSIGN_OR_RETURN(std::string text, ReadTextFile(index_path, kConfigFileLimit));
   try {
     const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) return CorruptFile(index_path + ": not a JSON object");

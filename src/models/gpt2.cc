@@ -54,7 +54,7 @@ class Gpt2Model final : public Model {
       FG_ASSIGN_OR_RETURN(L.w_fc_proj, b.TransposedMatrix(Role::kFfnDown, l, d, c.d_ff));
       FG_ASSIGN_OR_RETURN(L.b_fc_proj, b.Vector(Role::kFfnDownBias, l, d));
     }
-    return Status::Ok();
+    return b.CheckAllUsed();
   }
 
  protected:

@@ -93,7 +93,7 @@ class LlamaModel final : public Model {
       FG_ASSIGN_OR_RETURN(L.ffn_norm, b.Vector(Role::kFfnNorm, l, d));
       FG_ASSIGN_OR_RETURN(L.w_down, b.Matrix(Role::kFfnDown, l, {d, c.d_ff}));
     }
-    return Status::Ok();
+    return b.CheckAllUsed();
   }
 
  protected:

@@ -98,7 +98,7 @@ Status AddTokenizerMetadata(const std::string& dir, const ModelConfig& c, GgufWr
     notes->push_back("no tokenizer.json: the GGUF has no vocabulary");
     return Status::Ok();
   }
-  FG_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
+  FG_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path, kTokenizerFileLimit));
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.contains("model") || !j["model"].is_object())
     return CorruptFile(path + ": not a tokenizer.json");
@@ -152,7 +152,7 @@ Status AddTokenizerMetadata(const std::string& dir, const ModelConfig& c, GgufWr
     FG_RETURN_IF_ERROR(w.AddUint32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(c.eos_ids[0])));
   const std::string cfg_path = dir + "/tokenizer_config.json";
   if (std::filesystem::exists(cfg_path)) {
-    FG_ASSIGN_OR_RETURN(std::string cfg_text, ReadTextFile(cfg_path));
+    FG_ASSIGN_OR_RETURN(std::string cfg_text, ReadTextFile(cfg_path, kConfigFileLimit));
     json cfg = json::parse(cfg_text, nullptr, false);
     if (!cfg.is_discarded() && cfg.is_object() && cfg.contains("chat_template") && cfg["chat_template"].is_string())
       FG_RETURN_IF_ERROR(w.AddString("tokenizer.chat_template", cfg["chat_template"].get<std::string>()));

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,9 +28,17 @@ class WeightBinder {
   // tensor owned by the checkpoint (one copy at load; GGUF files are already transposed).
   Expected<TensorView> TransposedMatrix(Role role, int64_t layer, int64_t out, int64_t in);
 
+  // After binding: every tensor of the checkpoint was used. A tensor of a layer at or past the
+  // config's layer count is an error (the config and the weights disagree: running would drop
+  // layers silently); any other unused tensor is a warning naming it, except the buffers
+  // checkpoints are known to carry (rotary inv_freq, GPT-2's causal-mask buffers, an output
+  // matrix duplicated by a model with tied embeddings).
+  Status CheckAllUsed() const;
+
  private:
   const TensorView* Lookup(Role role, int64_t layer, std::string* name) const;
   Checkpoint& ckpt_;
+  std::set<std::string, std::less<>> used_;  // names of the tensors bound so far
 };
 
 }  // namespace fastgen

@@ -1,9 +1,9 @@
 #include "tokenizer/chat_template.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "core/mapped_file.h"
+#include "io/checkpoint.h"
 #include "io/gguf.h"
 #include "tokenizer/jinja/template.h"
 
@@ -40,17 +40,13 @@ Expected<std::string> RenderChatTemplate(std::string_view template_source, const
 namespace {
 
 Expected<std::string> ReadFile(const std::filesystem::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return IoError("cannot open " + path.string());
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return ReadTextFile(path.string(), kTemplateFileLimit);
 }
 
 // The "chat_template" value of a tokenizer_config.json / chat_template.json: a string, or a list
 // of {"name", "template"} from which "default" is chosen.
 Expected<std::string> TemplateFromConfig(const std::filesystem::path& path) {
-  FG_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  FG_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path.string(), kConfigFileLimit));
   const nlohmann::json config = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (config.is_discarded() || !config.is_object()) return CorruptFile(path.string() + ": not a JSON object");
   const auto it = config.find("chat_template");
@@ -73,7 +69,9 @@ Expected<std::string> TemplateFromConfig(const std::filesystem::path& path) {
 
 }  // namespace
 
-Expected<std::string> LoadChatTemplate(const std::string& model_path) {
+namespace {
+
+Expected<std::string> FindChatTemplate(const std::string& model_path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path path(model_path);
@@ -90,7 +88,7 @@ Expected<std::string> LoadChatTemplate(const std::string& model_path) {
     return NotFound(model_path + ": no chat_template.jinja, tokenizer_config.json or chat_template.json");
   }
   if (!fs::exists(path, ec)) return NotFound(model_path + ": no such file or directory");
-  if (path.extension() == ".gguf") {
+  if (path.extension() == ".gguf" || IsGgufPath(model_path)) {
     FG_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::Open(model_path));
     FG_ASSIGN_OR_RETURN(std::optional<std::string> t, gguf.GetString("tokenizer.chat_template"));
     if (!t) return NotFound(model_path + ": GGUF metadata has no tokenizer.chat_template");
@@ -98,6 +96,16 @@ Expected<std::string> LoadChatTemplate(const std::string& model_path) {
   }
   if (path.extension() == ".jinja") return ReadFile(path);
   return TemplateFromConfig(path);
+}
+
+}  // namespace
+
+Expected<std::string> LoadChatTemplate(const std::string& model_path) {
+  FG_ASSIGN_OR_RETURN(std::string tmpl, FindChatTemplate(model_path));
+  // An empty template renders every conversation to nothing: there is no prompt to run.
+  if (tmpl.find_first_not_of(" \t\r\n") == std::string::npos)
+    return CorruptFile(model_path + ": the chat template is empty");
+  return tmpl;
 }
 
 }  // namespace fastgen

@@ -74,10 +74,10 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path) {
     const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
     config_path = dir + "/tokenizer_config.json";
   }
-  FG_ASSIGN_OR_RETURN(std::string text, ReadTextFile(json_path));
+  FG_ASSIGN_OR_RETURN(std::string text, ReadTextFile(json_path, kTokenizerFileLimit));
   FG_ASSIGN_OR_RETURN(auto tokenizer, FromJson(text, json_path));
   if (!config_path.empty() && FileExists(config_path)) {
-    FG_ASSIGN_OR_RETURN(std::string config, ReadTextFile(config_path));
+    FG_ASSIGN_OR_RETURN(std::string config, ReadTextFile(config_path, kConfigFileLimit));
     FG_RETURN_IF_ERROR(tokenizer->ApplyTokenizerConfig(config).WithContext(config_path));
   }
   return tokenizer;

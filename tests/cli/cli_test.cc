@@ -1,7 +1,6 @@
 // End-to-end tests of the fastgen program as a user runs it: outputs, files it writes, and
 // errors on bad input (clear message, non-zero exit, no crash).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -9,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "cli/cli_test_util.h"
 #include "test_util.h"
 
 namespace fastgen {
@@ -20,38 +20,15 @@ using testing::ReadJson;
 using testing::RelError;
 using testing::SharedPath;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using Result = testing::CliResult;
+using testing::Slurp;
 
 std::string TempDir() {
   return testing::ScratchDir("fastgen_cli");
 }
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-// Runs `fastgen ARGS` through the shell, capturing stdout and stderr.
-Result Fastgen(const std::string& args) {
-  const std::string out = TempDir() + "/stdout", err = TempDir() + "/stderr";
-  const std::string cmd = std::string(FASTGEN_BINARY) + " " + args + " >" + out + " 2>" + err + " </dev/null";
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = Slurp(out);
-  r.err = Slurp(err);
-  return r;
-}
-
-std::string Join(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
-  return s;
-}
+Result Fastgen(const std::string& args) { return testing::RunFastgen(args); }
+std::string Join(const std::vector<int32_t>& ids) { return testing::JoinIds(ids); }
 
 TEST(Cli, GreedyIdsMatchReference) {
   for (const char* fixture : {"llama", "gpt2", "qwen3"}) {
@@ -209,7 +186,7 @@ TEST(CliErrors, PromptLongerThanContext) {
 }
 
 TEST(CliErrors, BadSamplerParameter) {
-  ExpectCleanError(Fastgen("run -m " + SharedPath("fixtures/llama") + " --prompt-ids 1 --print-ids --top-p 1.5"), "top_p");
+  ExpectCleanError(Fastgen("run -m " + SharedPath("fixtures/llama") + " --prompt-ids 1 --print-ids --top-p 1.5"), "--top-p");
 }
 
 TEST(CliErrors, BadKvType) {

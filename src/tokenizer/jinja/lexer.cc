@@ -191,7 +191,7 @@ class Lexer {
     return pos < m_.origin.size() ? m_.origin[pos] : static_cast<uint32_t>(source_.size());
   }
   Status Error(size_t pos, const std::string& what) const {
-    return InvalidArgument("template syntax error at " + DescribeOffset(source_, Origin(pos)) +
+    return CorruptFile("template syntax error at " + DescribeOffset(source_, Origin(pos)) +
                            ": " + what);
   }
   void Push(TokenType type, std::string value, size_t pos) {
@@ -399,7 +399,7 @@ class Lexer {
 }  // namespace
 
 Expected<Tokens> Tokenize(std::string_view source) {
-  if (source.size() >= UINT32_MAX) return InvalidArgument("template larger than 4 GiB");
+  if (source.size() >= UINT32_MAX) return CorruptFile("template larger than 4 GiB");
   return Lexer(source, Preprocess(source)).Run();
 }
 

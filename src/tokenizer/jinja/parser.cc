@@ -43,7 +43,7 @@ class Parser {
   uint32_t Offset() const { return pos_ < tokens_.size() ? tokens_[pos_].offset : end_offset_; }
   Status Error(const std::string& what) const { return ErrorAt(Offset(), what); }
   Status ErrorAt(uint32_t offset, const std::string& what) const {
-    return InvalidArgument("template syntax error at " + DescribeOffset(source_, offset) + ": " + what);
+    return CorruptFile("template syntax error at " + DescribeOffset(source_, offset) + ": " + what);
   }
   Expected<const Token*> Expect(TokenType t, const char* what) {
     if (!Is(t)) return Error(std::string("expected ") + what);

@@ -1,0 +1,46 @@
+// Running the fastgen program as a user does, for the end-to-end CLI tests.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+namespace fastgen::testing {
+
+struct CliResult {
+  int exit_code = -1;  // 128 + signal when a signal ended it
+  std::string out;
+  std::string err;
+};
+
+inline std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// Runs `fastgen ARGS` through the shell, capturing stdout and stderr; stdin from `stdin_path`
+// (default /dev/null).
+inline CliResult RunFastgen(const std::string& args, const std::string& stdin_path = "/dev/null") {
+  const std::string dir = ScratchDir("fastgen_cli_run");
+  const std::string out = dir + "/stdout", err = dir + "/stderr";
+  const std::string cmd = std::string(FASTGEN_BINARY) + " " + args + " >" + out + " 2>" + err + " <" + stdin_path;
+  const int status = std::system(cmd.c_str());
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = Slurp(out);
+  r.err = Slurp(err);
+  return r;
+}
+
+inline std::string JoinIds(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
+  return s;
+}
+
+}  // namespace fastgen::testing

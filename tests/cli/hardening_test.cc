@@ -1,0 +1,187 @@
+// What a hostile user found, one regression test each: inputs that crashed, hung or silently
+// changed what fastgen did. The rules: a clear error naming the flag, file, key or tensor and
+// the value, escaped for the terminal; exit code 1 for usage errors and 2 for bad input files;
+// a warning on stderr whenever fastgen changes or ignores what was asked.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "cli/cli_test_util.h"
+#include "io/gguf_edit.h"
+#include "test_util.h"
+
+namespace fastgen {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CliResult;
+using testing::RunFastgen;
+using testing::SharedPath;
+
+std::string Scratch(const std::string& name) { return testing::ScratchDir("fastgen_cli_hardening") + "/" + name; }
+
+const std::string kFixture = SharedPath("fixtures/llama");  // 256-token context, no tokenizer
+
+void ExpectError(const CliResult& r, int exit_code, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, exit_code) << r.err;
+  EXPECT_NE(r.err.find("fastgen: error: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "message should contain '" << needle << "': " << r.err;
+}
+
+void ExpectWarning(const CliResult& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("fastgen: warning: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "warning should contain '" << needle << "': " << r.err;
+}
+
+// --- crashes ---
+
+TEST(CliHardening, ChatTemplateRenderingToNothingIsAnError) {
+  const std::string tmpl = Scratch("nothing.jinja");
+  std::ofstream(tmpl) << "{% if false %}x{% endif %}";
+  const std::string input = Scratch("hi.txt");
+  std::ofstream(input) << "hi\n";
+  ExpectError(RunFastgen("chat --chat-template " + tmpl + " -n 2", input), 2, "rendered the conversation to no tokens");
+  ExpectError(RunFastgen("chat --chat-template " + testing::ScratchDir("fastgen_cli_hardening") + " -n 2", input), 2,
+              "is a directory");
+}
+
+TEST(CliHardening, EmptyChatTemplateInAModelFileIsAnError) {
+  const std::string gguf = Scratch("empty_template.gguf");
+  testing::GgufEdits e;
+  e.set_keys["tokenizer.chat_template"] = testing::StringValue("");
+  ASSERT_TRUE(testing::CopyGguf(SharedPath("gguf/fg-draft.q8_0.gguf"), gguf, e).ok());
+  const std::string input = Scratch("hi.txt");
+  std::ofstream(input) << "hi\n";
+  ExpectError(RunFastgen("chat -m " + gguf + " -n 2", input), 2, "the chat template is empty");
+}
+
+TEST(CliHardening, UnboundedInputsAreRefusedAtTheirLimit) {
+  ExpectError(RunFastgen("run -f /dev/zero -n 2"), 2, "64 MiB limit for a prompt file");
+  ExpectError(RunFastgen("chat --chat-template /dev/zero"), 2, "limit for a chat template");
+  ExpectError(RunFastgen("tokenize --file /dev/zero"), 2, "limit for a prompt file");
+}
+
+// --- hangs ---
+
+TEST(CliHardening, BenchChecksTheContext) {
+  ExpectError(RunFastgen("bench -m " + kFixture + " -p 1048576 -n 0"), 1, "context is 256 tokens");
+  ExpectError(RunFastgen("bench -m " + kFixture + " -p 0 -d 1048576 -n 4"), 1, "context is 256 tokens");
+  ExpectError(RunFastgen("bench -m " + kFixture + " -p 300 -n 0 -r 1"), 1, "needs 300 positions");
+  // Past the trained context only when asked, and with a warning.
+  ExpectWarning(RunFastgen("bench -m " + kFixture + " -p 300 -n 0 -r 1 -c 300"), "past the model's trained context");
+}
+
+// --- silently wrong ---
+
+TEST(CliHardening, LayerCountDisagreeingWithTheWeightsIsRefused) {
+  const std::string dir = Scratch("one_layer");
+  fs::create_directories(dir);
+  fs::copy_file(kFixture + "/model.safetensors", dir + "/model.safetensors", fs::copy_options::overwrite_existing);
+  std::string config = testing::Slurp(kFixture + "/config.json");
+  config.replace(config.find("\"num_hidden_layers\": 2"), 22, "\"num_hidden_layers\": 1");
+  std::ofstream(dir + "/config.json") << config;
+  ExpectError(RunFastgen("run -m " + dir + " --prompt-ids 1 --print-ids -n 1"), 2, "model.layers.1.");
+}
+
+TEST(CliHardening, DirectoryPromptFileAndEmptyModelPathAreErrors) {
+  ExpectError(RunFastgen("run -f " + testing::ScratchDir("fastgen_cli_hardening") + " -n 2"), 2, "is a directory");
+  ExpectError(RunFastgen("run -m '' -p hi -n 2"), 1, "--model: an empty value");
+  const std::string empty = Scratch("empty.txt");
+  std::ofstream(empty).flush();
+  ExpectError(RunFastgen("run -f " + empty + " -n 2"), 1, "the prompt file is empty");
+}
+
+TEST(CliHardening, OverridesThatChangeNothingAreErrors) {
+  ExpectError(RunFastgen("run -m " + SharedPath("gguf/llama.f32.gguf") +
+                         " --override-kv llama.no_such_key=1 --prompt-ids 1 --print-ids -n 1"),
+              1, "--override-kv llama.no_such_key");
+  ExpectError(RunFastgen("run -m " + kFixture + " --override-kv llama.rope.freq_base=1 --prompt-ids 1 --print-ids -n 1"),
+              1, "Hugging Face directory");
+}
+
+TEST(CliHardening, GenerationCutByTheContextIsAnnounced) {
+  ExpectWarning(RunFastgen("run -m " + kFixture + " --prompt-ids 1 --print-ids -c 3 -n 50 --temp 0"),
+                "-n 50: the context of 3 tokens leaves room for 3 new tokens");
+  ExpectWarning(RunFastgen("run -m " + kFixture + " --prompt-ids 1 --print-ids -n 100000000 --temp 0"),
+                "-n 100000000: the context of 256 tokens");
+  // Within the context: no warning.
+  CliResult quiet = RunFastgen("run -m " + kFixture + " --prompt-ids 1 --print-ids -c 3 -n 3 --temp 0");
+  EXPECT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_EQ(quiet.err.find("warning"), std::string::npos) << quiet.err;
+}
+
+TEST(CliHardening, TokenIdsOutsideTheVocabularyAreRefusedUpFront) {
+  for (const char* id : {"256", "9000", "98303", "98304", "2147483647"}) {
+    ExpectError(RunFastgen("run -m " + kFixture + " --prompt-ids 1," + std::string(id) + " --print-ids -n 1"), 1,
+                "--prompt-ids: token id " + std::string(id));
+    ExpectError(RunFastgen("run -m " + kFixture + " --prompt-ids 1 --print-ids -n 1 --logit-bias " + id + "=1"), 1,
+                "outside the vocabulary [0, 256)");
+  }
+  ExpectError(RunFastgen("detokenize 8192"), 1, "outside the vocabulary");
+}
+
+TEST(CliHardening, InvalidUtf8InAPromptIsAnnounced) {
+  const std::string file = Scratch("latin1.txt");
+  std::ofstream(file, std::ios::binary) << "caf\xe9 au lait";
+  ExpectWarning(RunFastgen("run -f " + file + " -n 2 --temp 0"), "not valid UTF-8 (first bad byte at offset 3)");
+  ExpectWarning(RunFastgen("tokenize --file " + file), "not valid UTF-8");
+}
+
+// --- misleading ---
+
+TEST(CliHardening, UnknownSubcommandIsNamed) {
+  ExpectError(RunFastgen("frobnicate -m x"), 1, "unknown command 'frobnicate'");
+  ExpectError(RunFastgen(""), 1, "subcommand is required");
+}
+
+TEST(CliHardening, IntegersPrintAsIntegers) {
+  CliResult r = RunFastgen("run -n -5");
+  ExpectError(r, 1, "--n-predict: -5 is outside [0, 1073741824]");
+  EXPECT_EQ(r.err.find(".000000"), std::string::npos) << r.err;
+  ExpectError(RunFastgen("run -t abc"), 1, "--threads: 'abc' is not an integer");
+  ExpectError(RunFastgen("run --top-p 2"), 1, "--top-p: 2 is outside (0, 1]");
+  ExpectError(RunFastgen("run --temp nan"), 1, "--temp: 'nan' is not a number");
+}
+
+TEST(CliHardening, EscapeBytesAreNotEchoedToTheTerminal) {
+  // From the command line...
+  CliResult r = RunFastgen("run -m \"$(printf '/tmp/\\033[2J\\007evil')\" -p x");
+  ExpectError(r, 2, "\\x1b[2J\\x07evil");
+  EXPECT_EQ(r.err.find('\x1b'), std::string::npos);
+  // ...and from a file: an architecture name with a terminal escape in config.json.
+  const std::string dir = Scratch("escape_arch");
+  fs::create_directories(dir);
+  std::string config = testing::Slurp(kFixture + "/config.json");
+  config.replace(config.find("LlamaForCausalLM"), 16, "\\u001b]0;owned\\u0007Llama");
+  std::ofstream(dir + "/config.json") << config;
+  fs::copy_file(kFixture + "/model.safetensors", dir + "/model.safetensors", fs::copy_options::overwrite_existing);
+  CliResult f = RunFastgen("run -m " + dir + " --prompt-ids 1 --print-ids");
+  ExpectError(f, 2, "\\x1b]0;owned\\x07Llama");
+  EXPECT_EQ(f.err.find('\x1b'), std::string::npos);
+  EXPECT_EQ(f.err.find('\x07'), std::string::npos);
+}
+
+TEST(CliHardening, ExitCodesFollowOneScheme) {
+  // Usage errors: 1.
+  EXPECT_EQ(RunFastgen("run --no-such-flag").exit_code, 1);
+  EXPECT_EQ(RunFastgen("run -m " + kFixture + " --prompt-ids 1 -c 0 --kv-type q9").exit_code, 1);
+  EXPECT_EQ(RunFastgen("quantize a").exit_code, 1);
+  // Bad input files: 2.
+  EXPECT_EQ(RunFastgen("run -m /nonexistent --prompt-ids 1").exit_code, 2);
+  EXPECT_EQ(RunFastgen("info -m /dev/null").exit_code, 2);
+  EXPECT_EQ(RunFastgen("run -f /nonexistent.txt").exit_code, 2);
+  // --help: 0.
+  EXPECT_EQ(RunFastgen("bench --help").exit_code, 0);
+}
+
+TEST(CliHardening, QuantizeRefusesToOverwriteItsInput) {
+  const std::string copy = Scratch("self.gguf");
+  fs::copy_file(SharedPath("gguf/llama.f32.gguf"), copy, fs::copy_options::overwrite_existing);
+  ExpectError(RunFastgen("quantize " + copy + " " + copy + " Q8_0"), 1, "is the input file");
+}
+
+}  // namespace
+}  // namespace fastgen
