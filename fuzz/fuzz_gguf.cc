@@ -1,31 +1,21 @@
-// libFuzzer entry point for the GGUF reader: the input bytes become a file, which is opened,
-// its typed getters exercised, its tensors loaded and every row dequantized. Any crash,
-// sanitizer report or hang is a bug; error Statuses are the expected outcome for most inputs.
-#include <unistd.h>
-
+// libFuzzer entry point for everything fastgen reads from a GGUF file: the reader (header,
+// typed metadata, tensor infos; every tensor loaded and its rows dequantized), the model
+// configuration built from the metadata, the tokenizer built from tokenizer.ggml.* (which then
+// encodes and decodes a little text) and the chat template. Any crash, sanitizer report or hang
+// is a bug; error Statuses are the expected outcome for most inputs.
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <vector>
 
+#include "fuzz/fuzz_input.h"
 #include "io/gguf.h"
+#include "io/model_config.h"
 #include "kernels/reference/dequant.h"
-
-namespace {
-
-std::string ScratchPath() {
-  return "/tmp/fastgen_fuzz_gguf_" + std::to_string(::getpid()) + ".gguf";
-}
-
-}  // namespace
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::string path = ScratchPath();
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return 0;
-  if (size > 0) std::fwrite(data, 1, size, f);
-  std::fclose(f);
-
+  const std::string path = fastgen::fuzz::WriteScratch("model.gguf", data, size);
   auto file = fastgen::GgufFile::Open(path);
   if (!file.ok()) return 0;
   for (const auto& [key, value] : file->metadata()) {
@@ -37,6 +27,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)file->GetIntArray(key);
     (void)file->GetFloatArray(key);
   }
+  (void)fastgen::ConfigFromGguf(*file, {});
+  if (auto tok = fastgen::Tokenizer::FromGguf(*file); tok.ok()) {
+    auto ids = (*tok)->Encode("Hello world, <s> café 123\n\tdef f():", {});
+    if (ids.ok()) (void)(*tok)->Decode(*ids);
+    const std::vector<int32_t> some = {0, 1, 2, 3, 255, 256, 1000, -1};
+    (void)(*tok)->Decode(some);
+  }
+  (void)fastgen::LoadChatTemplate(path);
   fastgen::WeightMap weights;
   if (!file->AddTensorsTo(&weights).ok()) return 0;
   for (const auto& [name, t] : weights.tensors()) {

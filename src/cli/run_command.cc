@@ -57,14 +57,14 @@ int Run(RunFlags& f) {
     return ReportError(InvalidArgument("give either --prompt-ids or a text prompt, not both"));
   if (!f.prompt.empty() && !f.prompt_file.empty())
     return ReportError(InvalidArgument("give either -p or -f, not both"));
-  if (!f.print_ids || have_text) {
+  // The tokenizer encodes a text prompt (-p "" included: generation from BOS) and decodes the
+  // output unless ids are printed; only ids in and ids out can do without one.
+  const bool text_prompt = f.prompt_ids.empty();
+  if (!f.print_ids || text_prompt) {
     const std::string& path = model.checkpoint().path;
     auto tok = model.checkpoint().gguf ? Tokenizer::FromGguf(*model.checkpoint().gguf) : Tokenizer::Load(path);
-    if (!tok.ok()) {
-      if (have_text || !f.print_ids) return ReportError(tok.status().WithContext("loading the tokenizer"));
-    } else {
-      tokenizer = std::move(*tok);
-    }
+    if (!tok.ok()) return ReportError(tok.status().WithContext("loading the tokenizer"));
+    tokenizer = std::move(*tok);
   }
   if (!f.prompt_ids.empty()) {
     auto ids = ParseIdList(f.prompt_ids);
