@@ -107,6 +107,7 @@ int Bench(BenchFlags& f) {
     j["weight_bytes"] = m.checkpoint().weights.TotalBytes();
     j["threads"] = threads;
     j["kv_type"] = Name(m.kv_type());
+    j["stream_weights"] = {{"on", m.stream_weights()}, {"decision", m.stream_decision()}};
     j["repetitions"] = f.bench.repetitions;
     const auto series = SeriesJson;
     if (f.bench.n_prompt > 0) j["pp"] = {{"tokens", f.bench.n_prompt}, {"tokens_per_second", series(r->prompt)}};
@@ -129,6 +130,8 @@ int Bench(BenchFlags& f) {
     if (m.kv_type() != DType::kF32) name += " kv " + std::string(Name(m.kv_type()));
     row(name, r->generation);
   }
+  std::fflush(stdout);
+  std::fprintf(stderr, "weights streamed past the caches while decoding: %s\n", m.stream_decision().c_str());
   return 0;
 }
 

@@ -4,7 +4,9 @@
 
 #include "cli/common.h"
 #include "cli/commands.h"
+#include "core/diagnostics.h"
 #include "io/checkpoint.h"
+#include "models/stream_choice.h"
 
 namespace fastgen::cli {
 namespace {
@@ -13,6 +15,29 @@ struct InfoFlags {
   ModelFlags model;
   bool no_tensors = false;
 };
+
+// What --stream-weights auto does with this model on this CPU (stream_choice.h): known without
+// decoding when the matrices fit the cache or the choice was measured before.
+void PrintStreamPlan(const InfoFlags& f, const std::string& path, const CheckpointOptions& checkpoint) {
+  ThreadPool pool(f.model.threads > 0 ? f.model.threads : ThreadPool::DefaultThreads());
+  ModelOptions o;
+  o.checkpoint = checkpoint;
+  o.stream_weights = false;  // no measurement here
+  auto model = LoadModel(path, &pool, o);
+  if (!model.ok()) {
+    std::printf("stream weights:  n/a (%s)\n", EscapeForTerminal(model.status().message()).c_str());
+    return;
+  }
+  const auto plan = PlannedStreamWeights(**model);
+  if (!plan) {
+    std::printf("stream weights:  measured at the first load with %d threads (--stream-weights auto)\n", pool.size());
+  } else if (plan->how == "small") {
+    std::printf("stream weights:  off (the weight matrices fit half the last-level cache)\n");
+  } else {
+    std::printf("stream weights:  %s with %d threads (measured: %.2f ms per decode step streamed, %.2f ms cached)\n",
+                plan->stream ? "on" : "off", pool.size(), plan->stream_ms, plan->cached_ms);
+  }
+}
 
 int Info(const InfoFlags& f) {
   CheckpointOptions opts;
@@ -57,9 +82,10 @@ int Info(const InfoFlags& f) {
   std::printf("parameters:      %zu\n", params);
   std::printf("weight bytes:    %zu\n", k.weights.TotalBytes());
   std::printf("tensors:         %zu\n", k.weights.size());
+  PrintStreamPlan(f, path, opts);
   if (!f.no_tensors) {
     for (const auto& [name, t] : k.weights.tensors())
-      std::printf("  %-48s %-6s %s\n", name.c_str(), std::string(Name(t.dtype)).c_str(),
+      std::printf("  %-48s %-6s %s\n", EscapeForTerminal(name).c_str(), std::string(Name(t.dtype)).c_str(),
                   ShapeString(t.shape).c_str());
   }
   return 0;

@@ -8,7 +8,8 @@ namespace fastgen {
 
 // Bytes of the last-level cache one core sees (one CCD's L3 on AMD, the shared L3 on Intel),
 // read from sysfs; 0 when the machine does not say. (glibc's sysconf reports the whole
-// socket's L3 on multi-CCD parts, which no core can use alone.)
+// socket's L3 on multi-CCD parts, which no core can use alone.) FASTGEN_LLC_BYTES ("32M")
+// overrides it.
 int64_t LastLevelCacheBytes();
 
 }  // namespace fastgen

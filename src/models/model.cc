@@ -1,12 +1,14 @@
 #include "models/model.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <limits>
 
 #include "core/cache_info.h"
 #include "kernels/reference/dequant.h"
 #include "models/gpt2.h"
 #include "models/llama.h"
+#include "models/stream_choice.h"
 #include "ops/ops.h"
 
 namespace fastgen {
@@ -205,13 +207,21 @@ Expected<std::unique_ptr<Model>> LoadModel(const std::string& path, ThreadPool* 
   }
   FG_RETURN_IF_ERROR(model->set_kv_type(options.kv_type));
   if (options.weight_type) FG_RETURN_IF_ERROR(model->ConvertMatrices(*options.weight_type).status());
-  bool stream = false;
   if (options.stream_weights) {
-    stream = *options.stream_weights;
-  } else if (const int64_t llc = LastLevelCacheBytes(); llc > 0) {
-    stream = model->weight_matrix_bytes() > llc / 2;
+    model->set_stream_weights(*options.stream_weights);
+    model->set_stream_decision(std::string("--stream-weights ") + (*options.stream_weights ? "on" : "off"));
+    return model;
   }
-  model->set_stream_weights(stream);
+  FG_ASSIGN_OR_RETURN(const StreamChoice choice, ChooseStreamWeights(*model));
+  model->set_stream_weights(choice.stream);
+  char why[160];
+  if (choice.how == "small") {
+    std::snprintf(why, sizeof(why), "off: the weight matrices fit half the last-level cache");
+  } else {
+    std::snprintf(why, sizeof(why), "%s (%s: %.2f ms per decode step streamed, %.2f ms through the caches)",
+                  choice.stream ? "on" : "off", choice.how.c_str(), choice.stream_ms, choice.cached_ms);
+  }
+  model->set_stream_decision(why);
   return model;
 }
 

@@ -226,14 +226,15 @@ std::vector<Case> AllCases() {
 
 INSTANTIATE_TEST_SUITE_P(AllIsasAndTypes, MatMulTest, testing::ValuesIn(AllCases()), CaseName);
 
+const cpu::IsaKernels& KernelsOf(Isa isa) {
+  return isa == Isa::kAvx512 ? cpu::Avx512Kernels() : cpu::Avx2Kernels();
+}
+
 // After a first call has grown the thread-local scratch, decode-sized and prefill-sized calls
 // allocate nothing.
 TEST_P(MatMulTest, DoesNotAllocateAfterWarmUp) {
   const DType t = GetParam().dtype;
-  const bool has_kernels = t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 ||
-                           t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K ||
-                           t == DType::kQ6_K;
-  if (GetParam().isa == Isa::kReference || !has_kernels) {
+  if (GetParam().isa == Isa::kReference || !KernelsOf(GetParam().isa).supports(t)) {
     GTEST_SKIP() << "the reference path allocates a row buffer per call";
   }
   std::mt19937 rng(5);
@@ -282,10 +283,6 @@ TEST_P(MatMulTest, GroupEqualsSeparateProducts) {
       EXPECT_EQ(gc, sc) << "n=" << n << " mixed=" << mixed;
     }
   }
-}
-
-const cpu::IsaKernels& KernelsOf(Isa isa) {
-  return isa == Isa::kAvx512 ? cpu::Avx512Kernels() : cpu::Avx2Kernels();
 }
 
 // Batch invariance of the decode path: a token's outputs are the same bits whether it is

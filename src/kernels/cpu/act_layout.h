@@ -79,17 +79,20 @@ inline size_t FloatGemmBlockBytes(int64_t k) {
 }
 
 // GEMM, quantized weights: token block tb holds
-//   xu [k/4, width, 4] uint8   x quantized to int8 per 32, plus 128
-//   xd [k/32, width]   float   block scales
-//   xs [k/32, width]   float   d * sum(q) per block (for K-quant minimums)
+//   xu   [k/4, width, 4] uint8   x quantized to int8 per 32, plus 128
+//   xd   [k/32, width]   float   block scales
+//   xs   [k/32, width]   float   d * sum(q) per block (for K-quant minimums per 32: Q4_K, Q5_K)
+//   xs16 [k/16, width]   float   the same per 16 elements (Q2_K's minimums)
 struct GemmActs {
   uint8_t* xu;
   float* xd;
   float* xs;
+  float* xs16;
 };
 inline size_t QuantGemmBlockBytes(int64_t k) {
   return AlignUp(static_cast<size_t>(k * kGemmTokens)) +
-         2 * AlignUp(static_cast<size_t>(k / 32 * kGemmTokens) * 4);
+         2 * AlignUp(static_cast<size_t>(k / 32 * kGemmTokens) * 4) +
+         AlignUp(static_cast<size_t>(k / 16 * kGemmTokens) * 4);
 }
 inline GemmActs QuantGemmBlockAt(uint8_t* act, int64_t k, int64_t tb) {
   uint8_t* base = act + static_cast<size_t>(tb) * QuantGemmBlockBytes(k);
@@ -99,6 +102,8 @@ inline GemmActs QuantGemmBlockAt(uint8_t* act, int64_t k, int64_t tb) {
   g.xd = reinterpret_cast<float*>(base);
   base += AlignUp(static_cast<size_t>(k / 32 * kGemmTokens) * 4);
   g.xs = reinterpret_cast<float*>(base);
+  base += AlignUp(static_cast<size_t>(k / 32 * kGemmTokens) * 4);
+  g.xs16 = reinterpret_cast<float*>(base);
   return g;
 }
 

@@ -17,11 +17,13 @@ void FloatGemmPrepareAvx512(const MatMulJob& job, int64_t tb0, int64_t tb1);
 size_t FloatGemmScratchBytesAvx512(const MatMulJob& job);
 void FloatGemmRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch);
 
-// quant_decode_avx512.cc: Q8_0, Q4_0, Q4_K, Q6_K weights against int8 activations.
+// quant_decode_avx512.cc: every quantized type against int8 activations (decode); the
+// K-quants' dot products are in kquant_decode_avx512.cc.
 void QuantizeActsAvx512(const MatMulJob& job, int64_t t0, int64_t t1);
 void QuantDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1);
+void KQuantDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1);
 
-// quant_gemm_avx512.cc: the same weights in the VNNI GEMM.
+// quant_gemm_avx512.cc: the same weights in the VNNI GEMM (prefill).
 void QuantGemmPrepareAvx512(const MatMulJob& job, int64_t tb0, int64_t tb1);
 size_t QuantGemmScratchBytesAvx512(const MatMulJob& job);
 void QuantGemmRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch);

@@ -1,4 +1,5 @@
-// Q8_0 / Q4_0 / Q4_K / Q6_K weights in a cache-blocked int8 GEMM with AVX-512 VNNI (prefill).
+// Quantized weights (Q8_0, Q4_0 and the K-quants Q2_K..Q6_K) in a cache-blocked int8 GEMM with
+// AVX-512 VNNI (prefill).
 //
 // Tokens are the vector dimension: x is quantized to int8 per 32-element block and stored as
 // unsigned bytes (q + 128) with 4 consecutive k of one token per 32-bit lane, 16 tokens per
@@ -6,8 +7,10 @@
 // an int32 bias per scale block, then one vpdpbusd takes 4 k-steps for 16 tokens of one row,
 // broadcasting 4 weight bytes: 64 multiply-adds per instruction, 4× an FP32 FMA. The +128 of
 // x is removed by starting each block's sum at the bias -128 Σw. At the end of each scale
-// block (32 elements; 16 for Q6_K) the int32 sums are scaled by d_w · d_x into float32
-// accumulators; Q4_K also subtracts dmin · m · Σx there.
+// block (32 elements; 16 for Q2_K, Q3_K, Q6_K) the int32 sums are scaled by d_w · d_x into
+// float32 accumulators; Q2_K, Q4_K and Q5_K also subtract dmin · m · Σx there. Each output is
+// one FMA chain over the scale blocks in order, in its own lane: a token's result does not
+// depend on how many tokens the call has or where it sits among them.
 //
 // Micro-kernel: 3 rows × 4 vectors (64 tokens): 12 int32 and 12 float32 accumulators.
 // GCC 12's AVX-512 headers build _mm*_undefined_*() from a self-initialized variable, which
@@ -37,7 +40,7 @@ struct Panel {
   int8_t* wq;       // [kPanelRows, kKc] weights as signed bytes
   float* scale;     // [kPanelRows, kKc/16] per scale block: d_w (× the sub-block scale)
   int32_t* bias;    // [kPanelRows, kKc/16] per scale block: -128 · Σ wq
-  float* min;       // [kPanelRows, kKc/32] Q4_K: dmin · m per sub-block
+  float* min;       // [kPanelRows, kKc/16] Q2_K, Q4_K, Q5_K: dmin · m per scale block
   float* acc;       // [kPanelRows, lda] float32 partial sums over k
 };
 
@@ -52,14 +55,14 @@ Panel PanelAt(uint8_t* scratch) {
   p.bias = reinterpret_cast<int32_t*>(scratch);
   scratch += kPanelRows * (kKc / 16) * 4;
   p.min = reinterpret_cast<float*>(scratch);
-  scratch += kPanelRows * (kKc / 32) * 4;
+  scratch += kPanelRows * (kKc / 16) * 4;
   p.acc = reinterpret_cast<float*>(scratch);
   return p;
 }
 
 size_t PanelBytes(int64_t n) {
   return static_cast<size_t>(kPanelRows * kKc + kPanelRows * (kKc / 16) * 8 +
-                             kPanelRows * (kKc / 32) * 4 + kPanelRows * AccStride(n) * 4);
+                             kPanelRows * (kKc / 16) * 4 + kPanelRows * AccStride(n) * 4);
 }
 
 // Σ of signed bytes over 32 / 16 elements (sad against zero counts the +128-biased bytes).
@@ -138,8 +141,8 @@ void PackQ4_K(const MatMulJob& job, const Panel& p, int64_t p0, int64_t rows, in
         const int64_t j = 8 * i + 2 * c;  // sub-block of the low nibbles
         Put32(p, r, j, _mm256_and_si256(q, low4), d * sm[2 * c]);
         Put32(p, r, j + 1, _mm256_and_si256(_mm256_srli_epi16(q, 4), low4), d * sm[2 * c + 1]);
-        p.min[r * (kKc / 32) + j] = dmin * sm[8 + 2 * c];
-        p.min[r * (kKc / 32) + j + 1] = dmin * sm[8 + 2 * c + 1];
+        p.min[r * (kKc / 16) + j] = dmin * sm[8 + 2 * c];
+        p.min[r * (kKc / 16) + j + 1] = dmin * sm[8 + 2 * c + 1];
       }
     }
   }
@@ -187,6 +190,99 @@ void PackQ6_K(const MatMulJob& job, const Panel& p, int64_t p0, int64_t rows, in
   }
 }
 
+// Stores 16 signed weights of scale block j (16 elements) of row r.
+inline void Put16(const Panel& p, int64_t r, int64_t j, __m128i w, float scale) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p.wq + r * kKc + 16 * j), w);
+  p.scale[r * (kKc / 16) + j] = scale;
+  p.bias[r * (kKc / 16) + j] = -128 * SumS8(w);
+}
+
+// Bits [s, s + width) of each byte of 32 bytes, as bytes (see kquant_decode_avx512.cc).
+inline __m256i BitPlane(__m256i v, int s, uint8_t mask) {
+  return _mm256_and_si256(_mm256_srl_epi64(v, _mm_cvtsi32_si128(s)), _mm256_set1_epi8(static_cast<char>(mask)));
+}
+
+// Q2_K: 16 sub-blocks of 16, q in 0..3 from bit pairs of qs (32 bytes per 128 elements, two
+// bits deeper for each next 32), 4-bit scale and minimum per sub-block.
+void PackQ2_K(const MatMulJob& job, const Panel& p, int64_t p0, int64_t rows, int64_t k0, int64_t kc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const block_q2_K* blk =
+        reinterpret_cast<const block_q2_K*>(job.w + static_cast<size_t>(p0 + r) * job.row_bytes) + k0 / 256;
+    for (int64_t i = 0; i < kc / 256; ++i) {
+      const float d = HalfToFloat(blk[i].d), dmin = HalfToFloat(blk[i].dmin);
+      for (int run = 0; run < 8; ++run) {  // 32 elements each
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i].qs + 32 * (run / 4)));
+        const __m256i w = BitPlane(q, 2 * (run % 4), 0x03);
+        for (int half = 0; half < 2; ++half) {
+          const int g = 2 * run + half;  // sub-block within the super-block
+          const __m128i w16 = half ? _mm256_extracti128_si256(w, 1) : _mm256_castsi256_si128(w);
+          const int64_t j = 16 * i + g;
+          Put16(p, r, j, w16, d * static_cast<float>(blk[i].scales[g] & 0x0f));
+          p.min[r * (kKc / 16) + j] = dmin * static_cast<float>(blk[i].scales[g] >> 4);
+        }
+      }
+    }
+  }
+}
+
+// The 16 Q3_K scales (signed, stored + 32): see kernels/reference/dequant.cc.
+inline int Q3KScale(const uint8_t* s, int j) {
+  const int low = j < 8 ? (s[j] & 0x0f) : (s[j - 8] >> 4);
+  const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+  return (low | (high << 4)) - 32;
+}
+
+// Q3_K: Q2_K's low bits plus a high bit per element in hmask (clear: minus 4), q in -4..3 as
+// signed bytes; signed 6-bit scale per sub-block of 16.
+void PackQ3_K(const MatMulJob& job, const Panel& p, int64_t p0, int64_t rows, int64_t k0, int64_t kc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const block_q3_K* blk =
+        reinterpret_cast<const block_q3_K*>(job.w + static_cast<size_t>(p0 + r) * job.row_bytes) + k0 / 256;
+    for (int64_t i = 0; i < kc / 256; ++i) {
+      const float d = HalfToFloat(blk[i].d);
+      const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i].hmask));
+      for (int run = 0; run < 8; ++run) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i].qs + 32 * (run / 4)));
+        const __m256i low = BitPlane(q, 2 * (run % 4), 0x03);
+        const __m256i high = BitPlane(hm, run, 0x01);
+        const __m256i w = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 2)), _mm256_set1_epi8(4));
+        for (int half = 0; half < 2; ++half) {
+          const int g = 2 * run + half;
+          const __m128i w16 = half ? _mm256_extracti128_si256(w, 1) : _mm256_castsi256_si128(w);
+          Put16(p, r, 16 * i + g, w16, d * static_cast<float>(Q3KScale(blk[i].scales, g)));
+        }
+      }
+    }
+  }
+}
+
+// Q5_K: Q4_K's nibbles plus a fifth bit per element in qh, q in 0..31; scales and minimums as
+// Q4_K.
+void PackQ5_K(const MatMulJob& job, const Panel& p, int64_t p0, int64_t rows, int64_t k0, int64_t kc) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const block_q5_K* blk =
+        reinterpret_cast<const block_q5_K*>(job.w + static_cast<size_t>(p0 + r) * job.row_bytes) + k0 / 256;
+    for (int64_t i = 0; i < kc / 256; ++i) {
+      uint8_t sm[16];
+      UnpackQ4KScales(blk[i].scales, sm);
+      const float d = HalfToFloat(blk[i].d), dmin = HalfToFloat(blk[i].dmin);
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i].qh));
+      for (int c = 0; c < 4; ++c) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i].qs + 32 * c));
+        for (int nib = 0; nib < 2; ++nib) {
+          const int g = 2 * c + nib;  // sub-block of 32
+          const __m256i low = _mm256_and_si256(nib ? _mm256_srli_epi16(q, 4) : q, low4);
+          const __m256i w = _mm256_or_si256(low, _mm256_slli_epi16(BitPlane(qh, g, 0x01), 4));
+          const int64_t j = 8 * i + g;
+          Put32(p, r, j, w, d * sm[g]);
+          p.min[r * (kKc / 16) + j] = dmin * sm[8 + g];
+        }
+      }
+    }
+  }
+}
+
 // acc[r, 16v + lane] (+)= Σ over kc of w[r, ·] · x[token 16v + lane, ·] for r < R, v < V, with
 // scale blocks of S elements; kMin adds Q4_K's minimum term.
 template <int R, int V, int S, bool kMin>
@@ -223,9 +319,10 @@ void MicroKernel(const Panel& p, int64_t r0, const GemmActs& x /*at k0*/, int64_
         cf[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci[r][v]), s, cf[r][v]);
       }
       if constexpr (kMin) {
-        const __m512 xs = _mm512_loadu_ps(x.xs + xb * width + 16 * v);
+        // Σx over the scale block: per 32 (Q4_K, Q5_K) or per 16 (Q2_K).
+        const __m512 xs = _mm512_loadu_ps((S == 16 ? x.xs16 + j * width : x.xs + xb * width) + 16 * v);
         for (int r = 0; r < R; ++r)
-          cf[r][v] = _mm512_fnmadd_ps(_mm512_set1_ps(p.min[(r0 + r) * (kKc / 32) + j]), xs, cf[r][v]);
+          cf[r][v] = _mm512_fnmadd_ps(_mm512_set1_ps(p.min[(r0 + r) * (kKc / 16) + j]), xs, cf[r][v]);
       }
     }
   }
@@ -272,6 +369,7 @@ void GemmRows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch,
         x.xu += (k0 / 4) * width * 4;
         x.xd += (k0 / 32) * width;
         x.xs += (k0 / 32) * width;
+        x.xs16 += (k0 / 16) * width;
         for (int64_t r = 0; r < rows; r += kMicroRows) {
           MicroKernelRV<S, kMin>(static_cast<int>(Min(kMicroRows, rows - r)),
                                  static_cast<int>(width / 16), p, r, x, width, kc,
@@ -300,7 +398,7 @@ void QuantGemmPrepareAvx512(const MatMulJob& job, int64_t tb0, int64_t tb1) {
       for (int64_t b = 0; b < k / 32; ++b) {
         alignas(32) uint8_t bytes[32];
         float db = 0.0f;
-        int32_t sum = 0;
+        int32_t sum0 = 0, sum1 = 0;  // over elements 0..15 and 16..31
         if (t < t_count) {
           const __m512 v0 = _mm512_loadu_ps(xr + 32 * b);
           const __m512 v1 = _mm512_loadu_ps(xr + 32 * b + 16);
@@ -315,14 +413,17 @@ void QuantGemmPrepareAvx512(const MatMulJob& job, int64_t tb0, int64_t tb1) {
                           _mm_xor_si128(_mm512_cvtsepi32_epi8(q0), flip));
           _mm_store_si128(reinterpret_cast<__m128i*>(bytes + 16),
                           _mm_xor_si128(_mm512_cvtsepi32_epi8(q1), flip));
-          sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+          sum0 = _mm512_reduce_add_epi32(q0);
+          sum1 = _mm512_reduce_add_epi32(q1);
         } else {
           std::memset(bytes, 0x80, sizeof(bytes));
         }
         for (int q = 0; q < 8; ++q)
           std::memcpy(g.xu + ((8 * b + q) * width + t) * 4, bytes + 4 * q, 4);
         g.xd[b * width + t] = db;
-        g.xs[b * width + t] = db * static_cast<float>(sum);
+        g.xs[b * width + t] = db * static_cast<float>(sum0 + sum1);
+        g.xs16[2 * b * width + t] = db * static_cast<float>(sum0);
+        g.xs16[(2 * b + 1) * width + t] = db * static_cast<float>(sum1);
       }
     }
   }
@@ -336,6 +437,9 @@ void QuantGemmRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* 
     case DType::kQ4_0: GemmRows<32, false>(job, m0, m1, scratch, PackQ4_0); break;
     case DType::kQ4_K: GemmRows<32, true>(job, m0, m1, scratch, PackQ4_K); break;
     case DType::kQ6_K: GemmRows<16, false>(job, m0, m1, scratch, PackQ6_K); break;
+    case DType::kQ2_K: GemmRows<16, true>(job, m0, m1, scratch, PackQ2_K); break;
+    case DType::kQ3_K: GemmRows<16, false>(job, m0, m1, scratch, PackQ3_K); break;
+    case DType::kQ5_K: GemmRows<32, true>(job, m0, m1, scratch, PackQ5_K); break;
     default: break;
   }
 }
