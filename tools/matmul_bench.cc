@@ -6,6 +6,7 @@
 //
 // Usage: matmul_bench [-t THREADS] [-r REPS] [--types F16,Q8_0,...] [--isas avx2,avx512]
 //                     [--n 1,512] [--hot] [--shapes tinyllama|fg-target|fg-draft]
+//                     [--path auto|decode|gemm]   (which kernels; auto: by n)
 // fg-target's shapes (384 wide) are those of speculative verification on the bundled model,
 // fg-draft's (192 wide) those of its draft model, which runs from the caches (--hot).
 #include <algorithm>
@@ -119,6 +120,7 @@ int Main(int argc, char** argv) {
   std::vector<std::string> isas;
   std::vector<int64_t> ns = {1, 512};
   std::string shape_set = "tinyllama";
+  kernels::MatMulPath path = kernels::MatMulPath::kAuto;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : "";
@@ -129,7 +131,12 @@ int Main(int argc, char** argv) {
     else if (a == "--isas") { isas = Split(v); ++i; }
     else if (a == "--shapes") { shape_set = v; ++i; }
     else if (a == "--n") { ns.clear(); for (auto& s : Split(v)) ns.push_back(std::atoll(s.c_str())); ++i; }
-    else { std::fprintf(stderr, "usage: %s [-t T] [-r REPS] [--types A,B] [--isas avx2,avx512] [--n 1,512] [--hot] [--shapes tinyllama|fg-target|fg-draft]\n", argv[0]); return 2; }
+    else if (a == "--path" && (std::string(v) == "decode" || std::string(v) == "gemm" || std::string(v) == "auto")) {
+      path = std::string(v) == "decode" ? kernels::MatMulPath::kDecode
+             : std::string(v) == "gemm" ? kernels::MatMulPath::kGemm : kernels::MatMulPath::kAuto;
+      ++i;
+    }
+    else { std::fprintf(stderr, "usage: %s [-t T] [-r REPS] [--types A,B] [--isas avx2,avx512] [--n 1,512] [--hot] [--shapes tinyllama|fg-target|fg-draft] [--path auto|decode|gemm]\n", argv[0]); return 2; }
   }
   if (isas.empty())
     for (auto isa : kernels::cpu::SupportedIsas())
@@ -186,7 +193,7 @@ int Main(int argc, char** argv) {
             w.nbytes = bytes;
             const auto t0 = Clock::now();
             const std::clock_t c0 = std::clock();
-            kernels::MatMul(w, x.data(), n, y.data(), pool);
+            kernels::MatMul(w, x.data(), n, y.data(), s.m, pool, path);
             const double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
             const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
             if (i >= 0) {

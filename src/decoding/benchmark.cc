@@ -53,10 +53,15 @@ Expected<BenchResult> RunBenchmark(Model& model, const BenchOptions& o) {
   };
   std::vector<float> logits;
   BenchResult r;
+  // The kernels generation uses: prompt tokens through the GEMM, steps through the decode
+  // kernels (BatchLayout::Rows).
+  BatchLayout prompt_rows, decode_rows;
+  prompt_rows.rows = BatchLayout::Rows::kPrompt;
+  decode_rows.rows = BatchLayout::Rows::kDecode;
   // One untimed warm-up pass pages the weights in and sizes every buffer.
   {
     const auto warm = random_tokens(std::min<int64_t>(std::max<int64_t>(o.n_prompt, 1), 16));
-    FG_RETURN_IF_ERROR(model.Forward(warm, kv, LogitsMode::kLast, &logits));
+    FG_RETURN_IF_ERROR(model.Forward(warm, prompt_rows, kv, LogitsMode::kLast, &logits));
     kv.Clear();
   }
   for (int rep = 0; rep < o.repetitions; ++rep) {
@@ -64,18 +69,19 @@ Expected<BenchResult> RunBenchmark(Model& model, const BenchOptions& o) {
       kv.Clear();
       const auto tokens = random_tokens(o.n_prompt);
       const auto t0 = Clock::now();
-      FG_RETURN_IF_ERROR(model.Forward(tokens, kv, LogitsMode::kLast, &logits));
+      FG_RETURN_IF_ERROR(model.Forward(tokens, prompt_rows, kv, LogitsMode::kLast, &logits));
       const double s = std::chrono::duration<double>(Clock::now() - t0).count();
       r.prompt.tokens_per_second.push_back(static_cast<double>(o.n_prompt) / s);
     }
     if (o.n_gen > 0) {
       kv.Clear();
-      if (o.depth > 0) FG_RETURN_IF_ERROR(model.Forward(random_tokens(o.depth), kv, LogitsMode::kLast, &logits));
+      if (o.depth > 0)
+        FG_RETURN_IF_ERROR(model.Forward(random_tokens(o.depth), prompt_rows, kv, LogitsMode::kLast, &logits));
       const auto tokens = random_tokens(o.n_gen);
       const auto t0 = Clock::now();
       for (int64_t i = 0; i < o.n_gen; ++i)
-        FG_RETURN_IF_ERROR(model.Forward(std::span<const int32_t>(&tokens[static_cast<size_t>(i)], 1), kv,
-                                         LogitsMode::kLast, &logits));
+        FG_RETURN_IF_ERROR(model.Forward(std::span<const int32_t>(&tokens[static_cast<size_t>(i)], 1), decode_rows,
+                                         kv, LogitsMode::kLast, &logits));
       const double s = std::chrono::duration<double>(Clock::now() - t0).count();
       r.generation.tokens_per_second.push_back(static_cast<double>(o.n_gen) / s);
     }

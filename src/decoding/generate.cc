@@ -37,7 +37,12 @@ Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int
 
   const auto t0 = std::chrono::steady_clock::now();
   const LogitsMode mode = options.prompt_logits ? LogitsMode::kAll : LogitsMode::kLast;
-  FG_RETURN_IF_ERROR(model.Forward(prompt, kv, mode, &logits));
+  // Roles fix the kernels each token takes (BatchLayout::Rows), so the same prompt and seed give
+  // the same tokens here as in the serving runtime, however it batches them.
+  BatchLayout prompt_rows, decode_rows;
+  prompt_rows.rows = BatchLayout::Rows::kPrompt;
+  decode_rows.rows = BatchLayout::Rows::kDecode;
+  FG_RETURN_IF_ERROR(model.Forward(prompt, prompt_rows, kv, mode, &logits));
   if (options.prompt_logits) {
     *options.prompt_logits = logits;
     // Keep only the last row for sampling.
@@ -64,7 +69,7 @@ Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int
       result.stop_reason = StopReason::kContextFull;
       break;
     }
-    FG_RETURN_IF_ERROR(model.Forward(std::span<const int32_t>(&next, 1), kv, LogitsMode::kLast, &logits));
+    FG_RETURN_IF_ERROR(model.Forward(std::span<const int32_t>(&next, 1), decode_rows, kv, LogitsMode::kLast, &logits));
   }
   result.decode_seconds = Seconds(t1, std::chrono::steady_clock::now());
   return result;

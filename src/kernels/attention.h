@@ -20,7 +20,11 @@ struct AttentionArgs {
   int64_t n_head = 0;
   int64_t n_kv_head = 0;     // grouped-query attention: query head h reads kv head h / (n_head / n_kv_head)
   int64_t head_dim = 0;
-  int64_t kv_stride = 0;     // elements between consecutive cache slots (n_kv_head * head_dim)
+  int64_t kv_stride = 0;     // elements between consecutive cache rows (n_kv_head * head_dim)
+  // Paged caches (the serving runtime's KvBlockPool): slot s is row
+  // block_table[s / block_tokens] · block_tokens + s % block_tokens of k and v. nullptr: row s.
+  const int32_t* block_table = nullptr;
+  int64_t block_tokens = 0;  // a multiple of 16 when block_table is set (16-slot kernel blocks never straddle two)
   int64_t n_kv = 0;          // valid cache slots
   const int32_t* q_slot = nullptr;  // [n] cache slot of each query: it sees slots <= q_slot (causal);
                                     // with a tree mask: the query's position instead
@@ -41,8 +45,15 @@ struct AttentionArgs {
 // types) when head_dim is a multiple of their block.
 bool KvTypeSupported(DType t, int64_t head_dim);
 
+// The cache row holding slot s (see AttentionArgs::block_table). Static: the SIMD kernel files
+// use it too, and must not share an out-of-line copy compiled for their ISA (matmul_job.h).
+static inline int64_t CacheRowOf(const AttentionArgs& a, int64_t slot) {
+  if (a.block_table == nullptr) return slot;
+  return static_cast<int64_t>(a.block_table[slot / a.block_tokens]) * a.block_tokens + slot % a.block_tokens;
+}
+
 // Start of cache element `elem` of an array of type t (elem at a block boundary).
-inline const uint8_t* KvRow(const void* base, DType t, int64_t elem) {
+static inline const uint8_t* KvRow(const void* base, DType t, int64_t elem) {
   const DTypeInfo& info = Info(t);
   return static_cast<const uint8_t*>(base) + elem / info.block_elems * info.block_bytes;
 }

@@ -41,13 +41,13 @@ const cpu::IsaKernels* KernelsFor(cpu::Isa isa) {
 }  // namespace
 
 void MatMul(const TensorView& w, const float* x, int64_t n, float* y, int64_t ldy,
-            ThreadPool& pool) {
+            ThreadPool& pool, MatMulPath path) {
   const MatMulOutput out{&w, y, ldy};
-  MatMulGroup(&out, 1, x, n, pool);
+  MatMulGroup(&out, 1, x, n, pool, path);
 }
 
 void MatMulGroup(const MatMulOutput* outs, int count, const float* x, int64_t n,
-                 ThreadPool& pool) {
+                 ThreadPool& pool, MatMulPath path) {
   if (n <= 0 || count <= 0) return;
   const TensorView& w0 = *outs[0].w;
   const cpu::IsaKernels* isa = KernelsFor(cpu::ActiveIsa());
@@ -58,7 +58,7 @@ void MatMulGroup(const MatMulOutput* outs, int count, const float* x, int64_t n,
     if (count == 1) {  // no kernels for this ISA or dtype
       ReferenceMatMul(w0, x, n, outs[0].y, outs[0].ldy, pool);
     } else {  // weights that differ in dtype or k: one product at a time
-      for (int i = 0; i < count; ++i) MatMulGroup(&outs[i], 1, x, n, pool);
+      for (int i = 0; i < count; ++i) MatMulGroup(&outs[i], 1, x, n, pool, path);
     }
     return;
   }
@@ -84,7 +84,7 @@ void MatMulGroup(const MatMulOutput* outs, int count, const float* x, int64_t n,
     job.n = n;
     job.y = outs[i].y;
     job.ldy = outs[i].ldy;
-    job.gemm = isa->use_gemm(w0.dtype, n, job.k);
+    job.gemm = path == MatMulPath::kAuto ? isa->use_gemm(w0.dtype, n, job.k) : path == MatMulPath::kGemm;
     job.stream = outs[i].w->stream;
     ctx.first_row[i + 1] = ctx.first_row[i] + job.m;
   }

@@ -9,11 +9,21 @@
 
 namespace fastgen::kernels {
 
+// Which kernels compute a call's tokens. Both are invariant to the batch: a token's outputs are
+// the same bits whatever other tokens share the call and wherever it sits among them. They
+// differ from each other in rounding, so a caller that needs the same bits for a token however
+// it is batched names the path:
+enum class MatMulPath {
+  kAuto,    // by size: the decode kernels for a few tokens, the GEMM for many
+  kDecode,  // the decode (per-row dot product) kernels at any n: decoding steps, verification
+  kGemm,    // the cache-blocked GEMM at any n: prompt tokens
+};
+
 // y[n, m] = x[n, k] · W[m, k]ᵀ, where W is row-major in its stored dtype (k = W.cols(),
 // m = W.rows()). Rows of y are ldy floats apart (ldy >= m), rows of x are k floats apart.
 // Splits the m output rows across the pool.
 void MatMul(const TensorView& w, const float* x, int64_t n, float* y, int64_t ldy,
-            ThreadPool& pool);
+            ThreadPool& pool, MatMulPath path = MatMulPath::kAuto);
 inline void MatMul(const TensorView& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
   MatMul(w, x, n, y, w.rows(), pool);
 }
@@ -28,7 +38,7 @@ struct MatMulOutput {
 };
 inline constexpr int kMaxGroup = 4;
 void MatMulGroup(const MatMulOutput* outs, int count, const float* x, int64_t n,
-                 ThreadPool& pool);
+                 ThreadPool& pool, MatMulPath path = MatMulPath::kAuto);
 
 namespace reference {
 // The scalar oracle: dequantizes each weight row to float32 and takes float32 dot products

@@ -48,19 +48,38 @@ float* KvCache::F32(uint8_t* p) {
 }
 
 void KvCache::StoreRows(int64_t layer, int64_t start, int64_t n, const float* k, const float* v) {
-  const int64_t elems = row_elems();
-  uint8_t* kd = key_data(layer) + start * row_bytes_;
-  uint8_t* vd = value_data(layer) + start * row_bytes_;
-  for (int64_t i = 0; i < n; ++i) {
-    kernels::reference::QuantizeRow(shape_.type, k + i * elems, kd + i * row_bytes_, elems);
-    kernels::reference::QuantizeRow(shape_.type, v + i * elems, vd + i * row_bytes_, elems);
-  }
+  WriteKvSlots(*this, layer, {}, start, n, k, v);
 }
 
 void KvCache::LoadRows(int64_t layer, int64_t start, int64_t n, float* k, float* v) const {
-  const int64_t elems = row_elems();
-  kernels::reference::DequantizeRow(shape_.type, key_data(layer) + start * row_bytes_, k, n * elems);
-  kernels::reference::DequantizeRow(shape_.type, value_data(layer) + start * row_bytes_, v, n * elems);
+  ReadKvSlots(const_cast<KvCache&>(*this), layer, {}, start, n, k, v);
+}
+
+void WriteKvSlots(KvStorage& kv, int64_t layer, std::span<const int32_t> blocks, int64_t start, int64_t n,
+                  const float* k, const float* v) {
+  const int64_t elems = kv.row_elems(), row = kv.row_bytes(), b = kv.block_tokens();
+  uint8_t* kd = kv.key_data(layer);
+  uint8_t* vd = kv.value_data(layer);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = KvRowOfSlot(blocks, b, start + i);
+    if (kv.type() == DType::kF32) {
+      std::memcpy(kd + r * row, k + i * elems, static_cast<size_t>(row));
+      std::memcpy(vd + r * row, v + i * elems, static_cast<size_t>(row));
+    } else {
+      kernels::reference::QuantizeRow(kv.type(), k + i * elems, kd + r * row, elems);
+      kernels::reference::QuantizeRow(kv.type(), v + i * elems, vd + r * row, elems);
+    }
+  }
+}
+
+void ReadKvSlots(KvStorage& kv, int64_t layer, std::span<const int32_t> blocks, int64_t start, int64_t n, float* k,
+                 float* v) {
+  const int64_t elems = kv.row_elems(), row = kv.row_bytes(), b = kv.block_tokens();
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = KvRowOfSlot(blocks, b, start + i);
+    kernels::reference::DequantizeRow(kv.type(), kv.key_data(layer) + r * row, k + i * elems, elems);
+    kernels::reference::DequantizeRow(kv.type(), kv.value_data(layer) + r * row, v + i * elems, elems);
+  }
 }
 
 Status KvCache::CompactTail(int64_t base, std::span<const int32_t> keep) {

@@ -10,6 +10,7 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "kv/kv_storage.h"
 
 namespace fastgen {
 
@@ -21,21 +22,25 @@ struct KvCacheShape {
   DType type = DType::kF32;     // element type: F32, F16, or Q8_0 (head_dim a multiple of 32)
 };
 
-class KvCache {
+// As a KvStorage it is one block of `capacity` slots: the rows of slot s are row s.
+class KvCache final : public KvStorage {
  public:
   static Expected<KvCache> Create(const KvCacheShape& shape);
 
   const KvCacheShape& shape() const { return shape_; }
-  DType type() const { return shape_.type; }
+  DType type() const override { return shape_.type; }
   int64_t capacity() const { return shape_.capacity; }
   // Slots [0, length) hold valid entries.
   int64_t length() const { return length_; }
-  int64_t row_elems() const { return shape_.n_kv_head * shape_.head_dim; }  // one slot of one layer
-  int64_t row_bytes() const { return row_bytes_; }
+  int64_t row_bytes() const override { return row_bytes_; }
+  int64_t n_layer() const override { return shape_.n_layer; }
+  int64_t n_kv_head() const override { return shape_.n_kv_head; }
+  int64_t head_dim() const override { return shape_.head_dim; }
+  int64_t block_tokens() const override { return shape_.capacity; }
 
   // Layer l's keys / values: [capacity, n_kv_head, head_dim] elements of type().
-  uint8_t* key_data(int64_t layer) { return k_.data() + layer * layer_bytes(); }
-  uint8_t* value_data(int64_t layer) { return v_.data() + layer * layer_bytes(); }
+  uint8_t* key_data(int64_t layer) override { return k_.data() + layer * layer_bytes(); }
+  uint8_t* value_data(int64_t layer) override { return v_.data() + layer * layer_bytes(); }
   const uint8_t* key_data(int64_t layer) const { return k_.data() + layer * layer_bytes(); }
   const uint8_t* value_data(int64_t layer) const { return v_.data() + layer * layer_bytes(); }
   // The same as float32 rows; only for an F32 cache (a forward pass writes those in place).

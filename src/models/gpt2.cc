@@ -58,13 +58,15 @@ class Gpt2Model final : public Model {
   }
 
  protected:
-  void ForwardImpl(const ForwardPlan& plan, KvCache& kv, LogitsMode mode,
-                   std::vector<float>* logits) override {
+  void ForwardImpl(const ForwardPlan& plan, KvStorage& kv, std::vector<float>* out) override {
     const ModelConfig& c = config();
     ops::Context ctx{pool_};
+    ctx.decode_rows = plan.decode_rows;
     const std::span<const int32_t> tokens = plan.tokens;
-    const int64_t n = static_cast<int64_t>(tokens.size());
-    const int64_t d = c.d_model, start = kv.length();
+    const int64_t n = plan.n();
+    const int64_t d = c.d_model;
+    const AttentionShape attn{c.n_head, c.n_head, c.head_dim, 0,
+                              static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)))};
     const float eps = static_cast<float>(c.norm_eps);
     auto grow = [](auto& v, int64_t size) {
       if (static_cast<int64_t>(v.size()) < size) v.resize(static_cast<size_t>(size));
@@ -86,7 +88,7 @@ class Gpt2Model final : public Model {
     for (int64_t l = 0; l < c.n_layer; ++l) {
       if (plan.skip[static_cast<size_t>(l)]) continue;
       const Gpt2Layer& L = layers_[static_cast<size_t>(l)];
-      const KvRows kv_rows = NewKvRows(kv, l, start, n);
+      const KvRows kv_rows = NewKvRows(plan, kv, l);
       float* k = kv_rows.k;  // [n, n_head, head_dim]
       float* v = kv_rows.v;  // [n, n_head, head_dim]
       ops::LayerNorm(ctx, x, L.ln1_w.data(), L.ln1_b.data(), n, d, eps, h);
@@ -96,25 +98,8 @@ class Gpt2Model final : public Model {
       ops::AddBias(ctx, q_.data(), L.b_qkv.data(), n, d, d);
       ops::AddBias(ctx, k, L.b_qkv.data() + d, n, d, d);
       ops::AddBias(ctx, v, L.b_qkv.data() + 2 * d, n, d, d);
-      CommitKvRows(kv, l, start, n, kv_rows);
-
-      kernels::AttentionArgs a;
-      a.q = q_.data();
-      AttendToCache(a, kv, l);
-      a.out = att_.data();
-      a.n = n;
-      a.n_head = c.n_head;
-      a.n_kv_head = c.n_head;
-      a.head_dim = c.head_dim;
-      a.n_kv = start + n;
-      a.q_slot = pos;
-      if (plan.is_tree()) {
-        a.tree_mask = plan.tree_mask.data();
-        a.tree_pos = plan.tree_pos.data();
-        a.tree_start = plan.tree_start;
-      }
-      a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
-      ops::Attention(ctx, a);
+      CommitKvRows(plan, kv, l, kv_rows);
+      Attend(ctx, plan, kv, l, attn, q_.data(), att_.data());
       ops::MatMul(ctx, L.w_proj, att_.data(), n, h);
       ops::AddBias(ctx, h, L.b_proj.data(), n, d, d);
       ops::Add(ctx, x, h, n * d);
@@ -127,21 +112,21 @@ class Gpt2Model final : public Model {
       ops::AddBias(ctx, h, L.b_fc_proj.data(), n, d, d);
       ops::Add(ctx, x, h, n * d);
     }
-    kv.Advance(n);
-
-    const int64_t first = mode == LogitsMode::kLast ? n - 1 : 0;
-    const int64_t rows = n - first;
-    ops::LayerNorm(ctx, x + first * d, lnf_w_.data(), lnf_b_.data(), rows, d, eps, h);
-    if (mode == LogitsMode::kHidden) {
-      logits->assign(h, h + rows * d);
+    const int64_t rows = static_cast<int64_t>(plan.output_rows.size());
+    if (rows == 0) return;
+    ops::LayerNorm(ctx, OutputRows(plan, x, d), lnf_w_.data(), lnf_b_.data(), rows, d, eps, h);
+    if (plan.output_hidden) {
+      out->assign(h, h + rows * d);
       return;
     }
-    logits->resize(static_cast<size_t>(rows * c.vocab_size));
-    ProjectHead(ctx, output_, h, rows, plan.head_rows, logits->data());
+    out->resize(static_cast<size_t>(rows * c.vocab_size));
+    ctx.decode_rows = plan.head_decode_rows;
+    ProjectHead(ctx, output_, h, rows, plan.head_rows, out->data());
   }
 
   void ProjectImpl(const float* hidden, int64_t rows, float* logits) override {
     ops::Context ctx{pool_};
+    ctx.decode_rows = rows;  // logits always from the decode kernels (BatchLayout::Rows)
     ops::MatMul(ctx, output_, hidden, rows, logits);
   }
 

@@ -97,20 +97,21 @@ class LlamaModel final : public Model {
   }
 
  protected:
-  void ForwardImpl(const ForwardPlan& plan, KvCache& kv, LogitsMode mode,
-                   std::vector<float>* logits) override {
+  void ForwardImpl(const ForwardPlan& plan, KvStorage& kv, std::vector<float>* out) override {
     const ModelConfig& c = config();
     ops::Context ctx{pool_};
+    ctx.decode_rows = plan.decode_rows;
     const std::span<const int32_t> tokens = plan.tokens;
-    const int64_t n = static_cast<int64_t>(tokens.size());
+    const int64_t n = plan.n();
     const int64_t d = c.d_model, hd = c.head_dim, q_dim = c.n_head * hd, kv_dim = c.n_kv_head * hd;
-    const int64_t start = kv.length();
     const float eps = static_cast<float>(c.norm_eps);
     const bool plus_one = c.norm_weight_plus_one;
     ws_.Reserve(c, n);
     float* x = ws_.x.data();  // [n, d]
     float* h = ws_.h.data();  // [n, d]
     const int32_t* pos = plan.positions.data();  // [n]
+    const AttentionShape attn{c.n_head, c.n_kv_head, hd, c.sliding_window,
+                              static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))};
 
     ops::Embed(ctx, tok_embd_, tokens.data(), n, x);
     if (c.arch == Arch::kGemma)  // Gemma scales embeddings by sqrt(d_model), rounded to float32
@@ -119,9 +120,9 @@ class LlamaModel final : public Model {
     for (int64_t l = 0; l < c.n_layer; ++l) {
       if (plan.skip[static_cast<size_t>(l)]) continue;
       const LlamaLayer& L = layers_[static_cast<size_t>(l)];
-      // Attention block. K and V are written straight into this sequence's cache rows (F32
-      // cache) or converted into them after RoPE.
-      const KvRows kv_rows = NewKvRows(kv, l, start, n);
+      // Attention block. K and V are written straight into the sequence's cache rows (one
+      // sequence, F32 cache) or staged and converted into each sequence's slots after RoPE.
+      const KvRows kv_rows = NewKvRows(plan, kv, l);
       float* k = kv_rows.k;                      // [n, n_kv_head, head_dim]
       float* v = kv_rows.v;                      // [n, n_kv_head, head_dim]
       float* q = ws_.q.data();                   // [n, n_head, head_dim]
@@ -134,26 +135,8 @@ class LlamaModel final : public Model {
       if (L.k_norm) ops::RmsNorm(ctx, k, L.k_norm->data(), n * c.n_kv_head, hd, eps, plus_one, k);
       ops::Rope(ctx, q, n, c.n_head, hd, pos, rope_);
       ops::Rope(ctx, k, n, c.n_kv_head, hd, pos, rope_);
-      CommitKvRows(kv, l, start, n, kv_rows);
-
-      kernels::AttentionArgs a;
-      a.q = q;
-      AttendToCache(a, kv, l);
-      a.out = ws_.att.data();
-      a.n = n;
-      a.n_head = c.n_head;
-      a.n_kv_head = c.n_kv_head;
-      a.head_dim = hd;
-      a.n_kv = start + n;
-      a.q_slot = pos;  // chain: position = slot; tree: the position, with the mask deciding slots
-      a.window = c.sliding_window;
-      if (plan.is_tree()) {
-        a.tree_mask = plan.tree_mask.data();
-        a.tree_pos = plan.tree_pos.data();
-        a.tree_start = plan.tree_start;
-      }
-      a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-      ops::Attention(ctx, a);
+      CommitKvRows(plan, kv, l, kv_rows);
+      Attend(ctx, plan, kv, l, attn, q, ws_.att.data());
       ops::MatMul(ctx, L.wo, ws_.att.data(), n, h);  // h = attention output projected to [n, d]
       ops::Add(ctx, x, h, n * d);
 
@@ -167,23 +150,24 @@ class LlamaModel final : public Model {
       ops::MatMul(ctx, L.w_down, ws_.gate.data(), n, h);
       ops::Add(ctx, x, h, n * d);
     }
-    kv.Advance(n);
 
-    // Only the rows whose logits are wanted go through the final norm and the vocabulary
+    // Only the rows whose output is wanted go through the final norm and the vocabulary
     // projection, the largest matmul of a small model.
-    const int64_t first = mode == LogitsMode::kLast ? n - 1 : 0;
-    const int64_t rows = n - first;
-    ops::RmsNorm(ctx, x + first * d, output_norm_.data(), rows, d, eps, plus_one, h);
-    if (mode == LogitsMode::kHidden) {
-      logits->assign(h, h + rows * d);
+    const int64_t rows = static_cast<int64_t>(plan.output_rows.size());
+    if (rows == 0) return;
+    ops::RmsNorm(ctx, OutputRows(plan, x, d), output_norm_.data(), rows, d, eps, plus_one, h);
+    if (plan.output_hidden) {
+      out->assign(h, h + rows * d);
       return;
     }
-    logits->resize(static_cast<size_t>(rows * c.vocab_size));
-    ProjectHead(ctx, output_, h, rows, plan.head_rows, logits->data());
+    out->resize(static_cast<size_t>(rows * c.vocab_size));
+    ctx.decode_rows = plan.head_decode_rows;
+    ProjectHead(ctx, output_, h, rows, plan.head_rows, out->data());
   }
 
   void ProjectImpl(const float* hidden, int64_t rows, float* logits) override {
     ops::Context ctx{pool_};
+    ctx.decode_rows = rows;  // logits always from the decode kernels (BatchLayout::Rows)
     ops::MatMul(ctx, output_, hidden, rows, logits);
   }
 

@@ -13,30 +13,43 @@
 
 namespace fastgen {
 
+namespace {
+
+Status CheckTokens(std::span<const int32_t> tokens, int64_t vocab, size_t offset = 0) {
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= vocab)
+      return InvalidArgument("token id " + std::to_string(tokens[i]) + " at index " + std::to_string(offset + i) +
+                             " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+  }
+  return Status::Ok();
+}
+
+Status CheckStorage(const KvStorage& kv, const ModelConfig& c) {
+  if (kv.n_layer() != c.n_layer || kv.n_kv_head() != c.n_kv_head || kv.head_dim() != c.head_dim)
+    return InvalidArgument("KV cache was made for a different model");
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status Model::Forward(std::span<const int32_t> tokens, const BatchLayout& layout, KvCache& kv,
                       LogitsMode mode, std::vector<float>* logits) {
   const ModelConfig& c = config();
   if (tokens.empty()) return InvalidArgument("forward pass over an empty batch");
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
-      return InvalidArgument("token id " + std::to_string(tokens[i]) + " at index " +
-                             std::to_string(i) + " is outside the vocabulary [0, " +
-                             std::to_string(c.vocab_size) + ")");
-  }
+  FG_RETURN_IF_ERROR(CheckTokens(tokens, c.vocab_size));
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (kv.length() + n > kv.capacity())
     return InvalidArgument(std::to_string(kv.length() + n) + " tokens exceed the context size of " +
                            std::to_string(kv.capacity()));
-  const KvCacheShape& s = kv.shape();
-  if (s.n_layer != c.n_layer || s.n_kv_head != c.n_kv_head || s.head_dim != c.head_dim)
-    return InvalidArgument("KV cache was made for a different model");
-  FG_RETURN_IF_ERROR(Plan(tokens, layout, kv));
+  FG_RETURN_IF_ERROR(CheckStorage(kv, c));
+  FG_RETURN_IF_ERROR(Plan(tokens, layout, kv, mode));
   const int32_t last_pos = *std::max_element(plan_.positions.begin(), plan_.positions.end());
   if (c.arch == Arch::kGpt2 && last_pos >= c.max_context)
     return InvalidArgument(std::to_string(last_pos + 1) + " tokens exceed GPT-2's learned positions (" +
                            std::to_string(c.max_context) + ")");
   if (plan_.is_tree() || n <= max_batch_) {
-    ForwardImpl(plan_, kv, mode, logits);
+    ForwardImpl(plan_, kv, logits);
+    kv.Advance(n);
     return Status::Ok();
   }
   // A long chain (a prompt) runs in micro-batches of max_batch_ tokens: activation buffers stay
@@ -47,18 +60,77 @@ Status Model::Forward(std::span<const int32_t> tokens, const BatchLayout& layout
   if (mode != LogitsMode::kLast) logits->resize(static_cast<size_t>(n * row));
   for (int64_t b = 0; b < n; b += max_batch_) {
     const auto chunk = tokens.subspan(static_cast<size_t>(b), static_cast<size_t>(std::min(max_batch_, n - b)));
-    FG_RETURN_IF_ERROR(Plan(chunk, layout, kv));
+    const bool last_chunk = b + max_batch_ >= n;
+    FG_RETURN_IF_ERROR(Plan(chunk, layout, kv, mode));
     if (mode == LogitsMode::kLast) {
-      ForwardImpl(plan_, kv, mode, logits);
+      if (!last_chunk) plan_.output_rows.clear();  // only the last micro-batch's row is wanted
+      ForwardImpl(plan_, kv, logits);
     } else {
-      ForwardImpl(plan_, kv, mode, &chunk_out_);
+      ForwardImpl(plan_, kv, &chunk_out_);
       std::copy(chunk_out_.begin(), chunk_out_.end(), logits->begin() + b * row);
     }
+    kv.Advance(static_cast<int64_t>(chunk.size()));
   }
   return Status::Ok();
 }
 
-Status Model::Plan(std::span<const int32_t> tokens, const BatchLayout& layout, const KvCache& kv) {
+Status Model::ForwardBatch(std::span<const BatchSequence> seqs, KvStorage& kv, std::vector<float>* logits) {
+  const ModelConfig& c = config();
+  FG_RETURN_IF_ERROR(CheckStorage(kv, c));
+  if (seqs.empty()) return InvalidArgument("forward pass over an empty batch");
+  ForwardPlan& p = plan_;
+  batch_tokens_.clear();
+  p.seqs.clear();
+  p.positions.clear();
+  p.output_rows.clear();
+  p.output_hidden = false;
+  p.tree_mask.clear();
+  p.tree_pos.clear();
+  p.tree_start = 0;
+  p.skip.assign(static_cast<size_t>(c.n_layer), 0);
+  p.head_rows = c.vocab_size;
+  // Rows: the decode-role sequences first (ops::Context::decode_rows is a prefix of the batch).
+  std::vector<int64_t> first_row(seqs.size());
+  int64_t decode_rows = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      const BatchSequence& s = seqs[i];
+      if (s.decode != (pass == 0)) continue;
+      const int64_t count = static_cast<int64_t>(s.tokens.size());
+      if (count == 0) return InvalidArgument("sequence " + std::to_string(i) + " of the batch has no tokens");
+      if (s.outputs < 0 || s.outputs > count)
+        return InvalidArgument("sequence " + std::to_string(i) + " asks for " + std::to_string(s.outputs) +
+                               " outputs of " + std::to_string(count) + " tokens");
+      FG_RETURN_IF_ERROR(CheckTokens(s.tokens, c.vocab_size, batch_tokens_.size()));
+      const int64_t slots = s.start + count;
+      if (s.start < 0 || static_cast<int64_t>(s.blocks.size()) * kv.block_tokens() < slots)
+        return InvalidArgument("sequence " + std::to_string(i) + ": its block table holds " +
+                               std::to_string(s.blocks.size() * kv.block_tokens()) + " slots, not " +
+                               std::to_string(slots));
+      if (c.arch == Arch::kGpt2 && slots > c.max_context)
+        return InvalidArgument(std::to_string(slots) + " tokens exceed GPT-2's learned positions (" +
+                               std::to_string(c.max_context) + ")");
+      first_row[i] = static_cast<int64_t>(batch_tokens_.size());
+      p.seqs.push_back({first_row[i], count, s.start, s.blocks});
+      for (int64_t t = 0; t < count; ++t) {
+        batch_tokens_.push_back(s.tokens[static_cast<size_t>(t)]);
+        p.positions.push_back(static_cast<int32_t>(s.start + t));
+      }
+      if (pass == 0) decode_rows += count;
+    }
+  }
+  for (size_t i = 0; i < seqs.size(); ++i)
+    for (int64_t t = static_cast<int64_t>(seqs[i].tokens.size()) - seqs[i].outputs;
+         t < static_cast<int64_t>(seqs[i].tokens.size()); ++t)
+      p.output_rows.push_back(static_cast<int32_t>(first_row[i] + t));
+  p.tokens = batch_tokens_;
+  p.decode_rows = decode_rows;
+  p.head_decode_rows = static_cast<int64_t>(p.output_rows.size());
+  ForwardImpl(p, kv, logits);
+  return Status::Ok();
+}
+
+Status Model::Plan(std::span<const int32_t> tokens, const BatchLayout& layout, const KvCache& kv, LogitsMode mode) {
   const ModelConfig& c = config();
   const int64_t n = static_cast<int64_t>(tokens.size()), start = kv.length();
   ForwardPlan& p = plan_;
@@ -73,6 +145,23 @@ Status Model::Plan(std::span<const int32_t> tokens, const BatchLayout& layout, c
       return InvalidArgument("skipped layer " + std::to_string(l) + " outside [0, " +
                              std::to_string(c.n_layer) + ")");
     p.skip[static_cast<size_t>(l)] = 1;
+  }
+  p.seqs.assign(1, PlanSequence{0, n, start, {}});
+  p.output_rows.clear();
+  p.output_hidden = mode == LogitsMode::kHidden;
+  for (int64_t t = mode == LogitsMode::kLast ? n - 1 : 0; t < n; ++t) p.output_rows.push_back(static_cast<int32_t>(t));
+  switch (layout.rows) {
+    case BatchLayout::Rows::kAuto:
+      p.decode_rows = p.head_decode_rows = -1;
+      break;
+    case BatchLayout::Rows::kDecode:
+      p.decode_rows = n;
+      p.head_decode_rows = static_cast<int64_t>(p.output_rows.size());
+      break;
+    case BatchLayout::Rows::kPrompt:
+      p.decode_rows = 0;
+      p.head_decode_rows = static_cast<int64_t>(p.output_rows.size());
+      break;
   }
   p.positions.resize(static_cast<size_t>(n));
   p.tree_mask.clear();
@@ -137,22 +226,67 @@ Status Model::set_kv_type(DType type) {
   return Status::Ok();
 }
 
-Model::KvRows Model::NewKvRows(KvCache& kv, int64_t layer, int64_t start, int64_t n) {
-  const int64_t row = kv.row_elems();
-  if (kv.type() == DType::kF32) return {kv.keys(layer) + start * row, kv.values(layer) + start * row};
+Model::KvRows Model::NewKvRows(const ForwardPlan& plan, KvStorage& kv, int64_t layer) {
+  const int64_t row = kv.row_elems(), n = plan.n();
+  // One sequence in dense float32 rows: the projections write straight into its slots.
+  if (kv.type() == DType::kF32 && plan.seqs.size() == 1 && plan.seqs[0].blocks.empty()) {
+    const int64_t at = plan.seqs[0].start * row;
+    return {reinterpret_cast<float*>(kv.key_data(layer)) + at, reinterpret_cast<float*>(kv.value_data(layer)) + at};
+  }
   if (static_cast<int64_t>(kv_stage_.size()) < 2 * n * row) kv_stage_.resize(static_cast<size_t>(2 * n * row));
   return {kv_stage_.data(), kv_stage_.data() + n * row};
 }
 
-void Model::CommitKvRows(KvCache& kv, int64_t layer, int64_t start, int64_t n, const KvRows& rows) {
-  if (kv.type() != DType::kF32) kv.StoreRows(layer, start, n, rows.k, rows.v);
+void Model::CommitKvRows(const ForwardPlan& plan, KvStorage& kv, int64_t layer, const KvRows& rows) {
+  if (rows.k != kv_stage_.data()) return;  // written in place
+  const int64_t row = kv.row_elems();
+  for (const PlanSequence& s : plan.seqs)
+    WriteKvSlots(kv, layer, s.blocks, s.start, s.count, rows.k + s.first * row, rows.v + s.first * row);
 }
 
-void Model::AttendToCache(kernels::AttentionArgs& a, const KvCache& kv, int64_t layer) {
-  a.k = kv.key_data(layer);
-  a.v = kv.value_data(layer);
-  a.kv_type = kv.type();
-  a.kv_stride = kv.row_elems();
+void Model::Attend(ops::Context& ctx, const ForwardPlan& plan, KvStorage& kv, int64_t layer,
+                   const AttentionShape& shape, const float* q, float* out) {
+  const int64_t q_row = shape.n_head * shape.head_dim;
+  for (const PlanSequence& s : plan.seqs) {
+    kernels::AttentionArgs a;
+    a.q = q + s.first * q_row;
+    a.k = kv.key_data(layer);
+    a.v = kv.value_data(layer);
+    a.kv_type = kv.type();
+    a.kv_stride = kv.row_elems();
+    if (!s.blocks.empty()) {
+      a.block_table = s.blocks.data();
+      a.block_tokens = kv.block_tokens();
+    }
+    a.out = out + s.first * q_row;
+    a.n = s.count;
+    a.n_head = shape.n_head;
+    a.n_kv_head = shape.n_kv_head;
+    a.head_dim = shape.head_dim;
+    a.n_kv = s.start + s.count;
+    a.q_slot = plan.positions.data() + s.first;  // chain: position = slot; tree: the position, the mask decides
+    a.window = shape.window;
+    if (plan.is_tree()) {
+      a.tree_mask = plan.tree_mask.data();
+      a.tree_pos = plan.tree_pos.data();
+      a.tree_start = plan.tree_start;
+    }
+    a.scale = shape.scale;
+    ops::Attention(ctx, a);
+  }
+}
+
+const float* Model::OutputRows(const ForwardPlan& plan, const float* x, int64_t d) {
+  const auto& rows = plan.output_rows;
+  if (rows.empty()) return x;
+  bool run = true;
+  for (size_t i = 1; i < rows.size() && run; ++i) run = rows[i] == rows[i - 1] + 1;
+  if (run) return x + static_cast<int64_t>(rows[0]) * d;
+  gathered_.resize(rows.size() * static_cast<size_t>(d));
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::copy(x + static_cast<int64_t>(rows[i]) * d, x + (static_cast<int64_t>(rows[i]) + 1) * d,
+              gathered_.begin() + static_cast<int64_t>(i) * d);
+  return gathered_.data();
 }
 
 // Streaming is all or nothing: keeping a share of fg-target's matrices resident (8 to 24 of its

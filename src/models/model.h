@@ -14,6 +14,7 @@
 #include "io/checkpoint.h"
 #include "kernels/attention.h"
 #include "kv/kv_cache.h"
+#include "kv/kv_storage.h"
 
 namespace fastgen {
 namespace ops {
@@ -50,19 +51,63 @@ struct BatchLayout {
   // merge order, most frequent pieces first, and the output projection is most of a small
   // model's work; a draft that cannot propose a rare id only loses that proposal.
   int64_t head_rows = 0;
+  // Which kernels the batch's tokens take (kernels::MatMulPath). kAuto: by batch size, as
+  // always. kDecode: decoding steps and speculative chains: the decode kernels at any size,
+  // exactly what each token gets alone. kPrompt: prompt tokens: the GEMM at any size, each
+  // token's result independent of how the prompt is split. Logits always come from the decode
+  // kernels unless kAuto. Decoding that must give the same tokens however it is batched (the
+  // server) names the roles; see ForwardBatch.
+  enum class Rows { kAuto, kDecode, kPrompt };
+  Rows rows = Rows::kAuto;
 };
 
-// A validated batch as the architectures consume it.
+// One sequence's part of a ragged batch (ForwardBatch): its tokens this step, appended to its
+// cache after `start` slots, through its block table in the KvStorage.
+struct BatchSequence {
+  std::span<const int32_t> tokens;   // [count]
+  int64_t start = 0;                 // slots already cached: the tokens go to start .. start + count - 1
+  std::span<const int32_t> blocks;   // block table covering start + count slots (empty: dense storage)
+  bool decode = true;                // decode role (BatchLayout::Rows::kDecode) or prompt role (kPrompt)
+  int64_t outputs = 1;               // logits of its last `outputs` tokens (0 .. count)
+};
+
+// One sequence's rows of a planned batch.
+struct PlanSequence {
+  int64_t first = 0;                 // its first row in the batch
+  int64_t count = 0;
+  int64_t start = 0;                 // its first slot
+  std::span<const int32_t> blocks;   // block table (empty: dense storage, slot = row)
+};
+
+// A validated batch as the architectures consume it: the tokens of one or more sequences,
+// concatenated (decode-role sequences first), with no padding anywhere.
 struct ForwardPlan {
   std::span<const int32_t> tokens;   // [n]
   std::vector<int32_t> positions;    // [n] RoPE / learned position of each token
-  // Tree attention (empty mask = causal chain): see kernels::AttentionArgs.
+  std::vector<PlanSequence> seqs;    // the sequences' row ranges, in row order
+  // ops::Context::decode_rows for the layers (-1: by size) and for the output head.
+  int64_t decode_rows = -1;
+  int64_t head_decode_rows = -1;
+  // Rows whose final hidden state (output_hidden) or logits the pass returns, in this order.
+  std::vector<int32_t> output_rows;
+  bool output_hidden = false;
+  // Tree attention (empty mask = causal chain; one sequence only): see kernels::AttentionArgs.
   int64_t tree_start = 0;
   std::vector<uint8_t> tree_mask;    // [n, tree_len] ancestor-or-self visibility
   std::vector<int32_t> tree_pos;     // [tree_len] positions of the tree nodes
   std::vector<uint8_t> skip;         // [n_layer] 1 = layer skipped
   int64_t head_rows = 0;             // vocabulary rows projected, 1..vocab
   bool is_tree() const { return !tree_mask.empty(); }
+  int64_t n() const { return static_cast<int64_t>(tokens.size()); }
+};
+
+// What attention needs of an architecture's heads.
+struct AttentionShape {
+  int64_t n_head = 0;
+  int64_t n_kv_head = 0;
+  int64_t head_dim = 0;
+  int64_t window = 0;  // sliding window (0: none)
+  float scale = 1.0f;
 };
 
 class Model {
@@ -89,6 +134,15 @@ class Model {
   // Long chains are computed in micro-batches of this many tokens (default 512); results are
   // the same up to float32 rounding of the attention order. Tests lower it.
   void set_max_batch(int64_t tokens) { max_batch_ = tokens < 1 ? 1 : tokens; }
+
+  // The serving runtime's pass: the tokens of several sequences in one padding-free batch, each
+  // appended to its own blocks of `kv` and attending over its own cache; every matmul sees all
+  // the tokens at once. `logits` receives [Σ outputs, vocab], sequence by sequence in the given
+  // order. A token's logits are the same bits whatever else is in the batch (the roles fix its
+  // kernels, attention splits each sequence at fixed slots), and the same as the
+  // single-sequence Forward with the same roles. Fails without writing on an id outside the
+  // vocabulary, a block table too short for its slots, or an empty batch.
+  Status ForwardBatch(std::span<const BatchSequence> seqs, KvStorage& kv, std::vector<float>* logits);
 
   // Logits of `rows` hidden states from a kHidden pass: [rows, d_model] -> [rows, vocab].
   void ProjectLogits(const float* hidden, int64_t rows, std::vector<float>* logits) {
@@ -126,24 +180,29 @@ class Model {
 
  protected:
   Model(std::unique_ptr<Checkpoint> ckpt, ThreadPool* pool) : ckpt_(std::move(ckpt)), pool_(pool) {}
-  // Architecture-specific forward pass over validated input.
-  virtual void ForwardImpl(const ForwardPlan& plan, KvCache& kv, LogitsMode mode,
-                           std::vector<float>* logits) = 0;
+  // Architecture-specific forward pass over validated input: writes every token's keys and
+  // values into `kv` and the plan's output rows (logits or final hidden states) into `out`.
+  virtual void ForwardImpl(const ForwardPlan& plan, KvStorage& kv, std::vector<float>* out) = 0;
   virtual void ProjectImpl(const float* hidden, int64_t rows, float* logits) = 0;
   // The weight matrices in the order a forward pass reads them (for set_stream_weights).
   virtual std::vector<TensorView*> Matrices() = 0;
 
-  // Where a forward pass writes layer l's keys and values for slots [start, start + n), as
-  // float32 [n, n_kv_head, head_dim]: the cache rows themselves in an F32 cache, else staging
-  // rows that CommitKvRows converts into the cache once bias, norm and RoPE are applied.
+  // Where a forward pass writes layer l's keys and values of the batch's tokens, as float32
+  // [n, n_kv_head, head_dim]: the cache rows themselves for one sequence in a dense F32 cache,
+  // else staging rows that CommitKvRows converts into each sequence's slots once bias, norm
+  // and RoPE are applied.
   struct KvRows {
     float* k;
     float* v;
   };
-  KvRows NewKvRows(KvCache& kv, int64_t layer, int64_t start, int64_t n);
-  void CommitKvRows(KvCache& kv, int64_t layer, int64_t start, int64_t n, const KvRows& rows);
-  // Points attention at layer l of the cache (keys, values, their type and row stride).
-  static void AttendToCache(kernels::AttentionArgs& a, const KvCache& kv, int64_t layer);
+  KvRows NewKvRows(const ForwardPlan& plan, KvStorage& kv, int64_t layer);
+  void CommitKvRows(const ForwardPlan& plan, KvStorage& kv, int64_t layer, const KvRows& rows);
+  // Attention of the batch's queries q [n, n_head, head_dim] over layer l of each sequence's
+  // cache into out [n, n_head, head_dim]: one call per sequence, over its own blocks.
+  void Attend(ops::Context& ctx, const ForwardPlan& plan, KvStorage& kv, int64_t layer, const AttentionShape& shape,
+              const float* q, float* out);
+  // The plan's output rows of x [n, d], contiguous: x itself when they are one run, else a copy.
+  const float* OutputRows(const ForwardPlan& plan, const float* x, int64_t d);
   // logits[rows, vocab] = h[rows, d] · output[vocab, d]ᵀ for the first head_rows ids, -inf for
   // the rest (ForwardPlan::head_rows).
   void ProjectHead(ops::Context& ctx, const TensorView& output, const float* h, int64_t rows, int64_t head_rows,
@@ -153,8 +212,10 @@ class Model {
   ThreadPool* pool_;
 
  private:
-  Status Plan(std::span<const int32_t> tokens, const BatchLayout& layout, const KvCache& kv);
+  Status Plan(std::span<const int32_t> tokens, const BatchLayout& layout, const KvCache& kv, LogitsMode mode);
   ForwardPlan plan_;  // reused across calls so decoding does not allocate
+  std::vector<int32_t> batch_tokens_;  // ForwardBatch's concatenated tokens
+  std::vector<float> gathered_;        // OutputRows' copies
   int64_t max_batch_ = 512;        // tokens per micro-batch of a long chain
   std::vector<float> chunk_out_;   // [max_batch, vocab or d_model] one micro-batch's output
   DType kv_type_ = DType::kF32;

@@ -1,5 +1,7 @@
 #include "ops/ops.h"
 
+#include <algorithm>
+
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "kernels/reference/dequant.h"
@@ -10,12 +12,34 @@ namespace fastgen::ops {
 namespace ref = kernels::reference;
 
 void MatMul(Context& ctx, const TensorView& w, const float* x, int64_t n, float* y, int64_t ldy) {
-  kernels::MatMul(w, x, n, y, ldy, *ctx.pool);
+  const kernels::MatMulOutput out{&w, y, ldy};
+  MatMulGroup(ctx, {out}, x, n);
 }
 
 void MatMulGroup(Context& ctx, std::initializer_list<kernels::MatMulOutput> outs, const float* x,
                  int64_t n) {
-  kernels::MatMulGroup(outs.begin(), static_cast<int>(outs.size()), x, n, *ctx.pool);
+  const int count = static_cast<int>(outs.size());
+  if (ctx.decode_rows < 0) {
+    kernels::MatMulGroup(outs.begin(), count, x, n, *ctx.pool);
+    return;
+  }
+  const int64_t d = std::min(ctx.decode_rows, n);
+  if (d > 0) kernels::MatMulGroup(outs.begin(), count, x, d, *ctx.pool, kernels::MatMulPath::kDecode);
+  if (d < n) {
+    // The prefill rows: x and every y advance by d rows.
+    kernels::MatMulOutput shifted[kernels::kMaxGroup];
+    const int64_t k = outs.begin()->w->cols();
+    if (count > kernels::kMaxGroup) {
+      for (const auto& o : outs) {
+        const kernels::MatMulOutput one{o.w, o.y + d * o.ldy, o.ldy};
+        kernels::MatMulGroup(&one, 1, x + d * k, n - d, *ctx.pool, kernels::MatMulPath::kGemm);
+      }
+      return;
+    }
+    int i = 0;
+    for (const auto& o : outs) shifted[i++] = {o.w, o.y + d * o.ldy, o.ldy};
+    kernels::MatMulGroup(shifted, count, x + d * k, n - d, *ctx.pool, kernels::MatMulPath::kGemm);
+  }
 }
 
 void Embed(Context&, const TensorView& table, const int32_t* ids, int64_t n, float* out) {

@@ -17,6 +17,11 @@ namespace fastgen::ops {
 // Threads (and, later, scratch arenas) are passed in, never global.
 struct Context {
   ThreadPool* pool = nullptr;
+  // Which matmul kernels a batch's rows take (kernels::MatMulPath): -1 lets the size decide for
+  // every call; otherwise rows [0, decode_rows) take the decode kernels and the rest the GEMM,
+  // so that each token is computed the same way however it is batched (a decoding step of many
+  // sequences, a prompt chunk beside them, a speculative chain).
+  int64_t decode_rows = -1;
 };
 
 // y[n, m] = x[n, k] · W[m, k]ᵀ with W in its stored dtype; ldy is y's row stride.

@@ -89,7 +89,9 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
 
   const auto t0 = Clock::now();
   const LogitsMode mode = options.prompt_logits ? LogitsMode::kAll : LogitsMode::kLast;
-  FG_RETURN_IF_ERROR(target.Forward(prompt, kv, mode, &logits));
+  BatchLayout prompt_rows;  // the kernels plain decoding uses for the prompt (generate.cc)
+  prompt_rows.rows = BatchLayout::Rows::kPrompt;
+  FG_RETURN_IF_ERROR(target.Forward(prompt, prompt_rows, kv, mode, &logits));
   // A proposer may write the target's cache past its length while it works (layer skipping),
   // never leave it changed: the verifier's next pass starts at kv.length().
   const auto handed_back = [&](int64_t length) {
@@ -191,6 +193,7 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     batch.assign(1, history.back());
     batch.insert(batch.end(), draft.tokens.begin(), draft.tokens.end());
     BatchLayout layout;
+    layout.rows = BatchLayout::Rows::kDecode;  // each token exactly as a plain decoding step computes it
     if (!draft.IsChain()) {
       parents.assign(1, -1);
       for (int32_t par : draft.parents) parents.push_back(par + 1);

@@ -15,13 +15,13 @@ constexpr int64_t kMinChunk = 256;
 constexpr int64_t kTile = 8;
 constexpr int64_t kMaxStates = 512;  // PartialSoftmax per item: tile × GQA group
 
-// Decode-sized chains (one token, or a speculative verification of up to kFixedChunkQueries)
-// split the cache at fixed slots: 256-slot chunks up to slot 4096, 1024-slot chunks beyond. A
-// query then meets the same chunks and the same 16-slot blocks whether it runs alone or in a
-// chain (the chain's other slots are masked out of its blocks), so its output is the same bits:
-// plain and speculative decoding agree exactly. (Chunks sized by the call's own span moved with
-// the chain's length.)
-constexpr int64_t kFixedChunkQueries = 32;
+// Chains split the cache at fixed slots: 256-slot chunks up to slot 4096, 1024-slot chunks
+// beyond. A query then meets the same chunks and the same 16-slot blocks whether it runs alone
+// or in a chain of any length (the chain's other slots are masked out of its blocks, and chunks
+// it cannot see are left empty), so its output is the same bits: plain and speculative decoding
+// agree exactly, and a prompt gives the same keys, values and logits however it is split into
+// chunks (the serving runtime's chunked prefill, a prefix taken from the cache). (Chunks sized
+// by the call's own span moved with the chain's length.)
 constexpr int64_t kFixedChunkSmall = 256, kFixedChunkLarge = 1024, kFixedChunkSwitch = 4096;
 constexpr int64_t FixedChunkBegin(int64_t c) {
   const int64_t small = kFixedChunkSwitch / kFixedChunkSmall;
@@ -47,7 +47,7 @@ SplitPlan Plan(const AttentionArgs& a, int threads, int64_t group) {
   p.tile = a.tree_mask ? 1 : std::max<int64_t>(1, std::min(kTile, kMaxStates / group));
   p.tiles = (a.n + p.tile - 1) / p.tile;
   const int64_t pairs = p.tiles * a.n_kv_head;
-  p.fixed = a.tree_mask == nullptr && a.n <= kFixedChunkQueries;
+  p.fixed = a.tree_mask == nullptr;
   p.lo = 0;
   if (p.fixed) {
     int64_t lo_pos = a.q_slot[0], hi_pos = a.q_slot[0];

@@ -219,7 +219,7 @@ void AttendTileNv(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, c
       const int64_t next = std::min<int64_t>(kBlock, r.count - b0 - kBlock);
       const int64_t bytes = d / Info(a.kv_type).block_elems * Info(a.kv_type).block_bytes;
       for (int j = 0; j < next; ++j) {
-        const int64_t off = slot_at(b0 + kBlock + j) * a.kv_stride + kvh * d;
+        const int64_t off = CacheRowOf(a, slot_at(b0 + kBlock + j)) * a.kv_stride + kvh * d;
         const uint8_t* kp = KvRow(a.k, a.kv_type, off);
         const uint8_t* vp = KvRow(a.v, a.kv_type, off);
         for (int64_t c = 0; c < bytes; c += 64) {
@@ -232,7 +232,7 @@ void AttendTileNv(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, c
     const float* vrow[kBlock];
     if (a.kv_type == DType::kF32) {
       for (int j = 0; j < count; ++j) {
-        const int64_t off = slot_at(b0 + j) * a.kv_stride + kvh * d;
+        const int64_t off = CacheRowOf(a, slot_at(b0 + j)) * a.kv_stride + kvh * d;
         krow[j] = static_cast<const float*>(a.k) + off;
         vrow[j] = static_cast<const float*>(a.v) + off;
       }
@@ -242,7 +242,7 @@ void AttendTileNv(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, c
       const uint8_t* ksrc[kBlock];
       const uint8_t* vsrc[kBlock];
       for (int j = 0; j < count; ++j) {
-        const int64_t off = slot_at(b0 + j) * a.kv_stride + kvh * d;
+        const int64_t off = CacheRowOf(a, slot_at(b0 + j)) * a.kv_stride + kvh * d;
         ksrc[j] = KvRow(a.k, a.kv_type, off);
         vsrc[j] = KvRow(a.v, a.kv_type, off);
         krow[j] = kbuf + j * d;

@@ -26,7 +26,7 @@ float Dot8(const float* q, const float* k, int64_t n) {
 // Head kvh of cache slot `slot` as float32: the cache row itself, or a compact type's row
 // converted into buf [head_dim].
 const float* CacheRow(const AttentionArgs& a, const void* base, int64_t slot, int64_t kvh, float* buf) {
-  const int64_t elem = slot * a.kv_stride + kvh * a.head_dim;
+  const int64_t elem = CacheRowOf(a, slot) * a.kv_stride + kvh * a.head_dim;
   if (a.kv_type == DType::kF32) return static_cast<const float*>(base) + elem;
   DequantizeRow(a.kv_type, KvRow(base, a.kv_type, elem), buf, a.head_dim);
   return buf;
