@@ -129,7 +129,8 @@ int ReportError(const Status& status) {
   std::fwrite(line.data(), 1, line.size(), stderr);
   switch (status.code()) {
     case ErrorCode::kOk: return kExitOk;
-    case ErrorCode::kInvalidArgument: return kExitUsage;
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kUnavailable: return kExitUsage;
     case ErrorCode::kNotFound:
     case ErrorCode::kCorruptFile:
     case ErrorCode::kUnsupported:

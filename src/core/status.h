@@ -18,6 +18,7 @@ enum class ErrorCode {
   kCorruptFile,      // a file's bytes disagree with its own header
   kUnsupported,      // valid input fastgen does not handle (unknown architecture or dtype)
   kIo,               // the operating system refused (open, mmap, read)
+  kUnavailable,      // valid, but not now: the server's queue is full or it is shutting down
   kInternal,
 };
 
@@ -47,6 +48,7 @@ inline Status NotFound(std::string m) { return {ErrorCode::kNotFound, std::move(
 inline Status CorruptFile(std::string m) { return {ErrorCode::kCorruptFile, std::move(m)}; }
 inline Status Unsupported(std::string m) { return {ErrorCode::kUnsupported, std::move(m)}; }
 inline Status IoError(std::string m) { return {ErrorCode::kIo, std::move(m)}; }
+inline Status Unavailable(std::string m) { return {ErrorCode::kUnavailable, std::move(m)}; }
 inline Status Internal(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
 
 // A value or the Status explaining why there is none.
