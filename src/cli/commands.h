@@ -15,5 +15,7 @@ CommandFn AddBenchCommand(CLI::App& app);
 CommandFn AddChatCommand(CLI::App& app);
 CommandFn AddQuantizeCommand(CLI::App& app);
 CommandFn AddTokenizeCommands(CLI::App& app, CommandFn* detokenize);
+CommandFn AddServeCommand(CLI::App& app);
+CommandFn AddBenchServeCommand(CLI::App& app);
 
 }  // namespace fastgen::cli

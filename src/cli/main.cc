@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
   commands["quantize"] = fastgen::cli::AddQuantizeCommand(app);
   commands["tokenize"] = fastgen::cli::AddTokenizeCommands(app, &detokenize);
   commands["detokenize"] = detokenize;
+  commands["serve"] = fastgen::cli::AddServeCommand(app);
+  commands["bench-serve"] = fastgen::cli::AddBenchServeCommand(app);
 
   // CLI11 reports a first argument that names no subcommand as "A subcommand is required";
   // say what was wrong instead.
