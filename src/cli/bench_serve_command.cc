@@ -83,6 +83,7 @@ std::unique_ptr<httplib::Client> MakeClient(const Target& t, int timeout_s) {
   c->set_write_timeout(timeout_s, 0);
   c->set_connection_timeout(10, 0);
   c->set_default_headers(t.headers);
+  c->set_keep_alive(true);  // one connection per worker, as clients keep them
   return c;
 }
 

@@ -156,6 +156,9 @@ CommandFn AddServeCommand(CLI::App& app) {
   cmd->add_option("--chat-template", f->template_file, "Jinja chat template file (default: the model's own)")
       ->check(NonEmpty());
   cmd->add_option("--max-body", f->max_body_mib, "Largest request body in MiB (default 8)")->check(IntRange(1, 1024));
+  cmd->add_option("--read-timeout", f->http.read_timeout_seconds,
+                  "Seconds a client may take to send its request before it is dropped (default 10)")
+      ->check(IntRange(1, 3600));
   cmd->add_option("--http-threads", f->http.http_threads, "HTTP connection threads (default max(32, 4 x --parallel))")
       ->check(IntRange(0, 4096));
   AddSamplerFlags(cmd, &f->sampler);
