@@ -27,6 +27,8 @@ struct ServeFlags {
   runtime::EngineOptions engine;
   std::string alias;
   std::string template_file;
+  std::string draft_model;
+  std::string draft_weights = "q8_0";
   int64_t max_body_mib = 8;
 };
 
@@ -85,7 +87,20 @@ int Serve(ServeFlags& f) {
     }
   }
 
-  f.engine.spec_max_running = std::max(0, f.engine.spec_max_running);
+  std::unique_ptr<Model> draft;
+  if (!f.draft_model.empty()) {
+    ModelOptions o;
+    o.kv_type = model.kv_type();
+    if (f.draft_weights != "keep") {
+      const std::optional<DType> type = DTypeFromName(f.draft_weights);
+      if (!type) return ReportError(InvalidArgument("--draft-weights '" + f.draft_weights + "' is not a weight type or keep"));
+      o.weight_type = *type;
+    }
+    auto d = LoadModel(f.draft_model, lm->pool.get(), o);
+    if (!d.ok()) return ReportError(d.status().WithContext("--draft-model"));
+    draft = std::move(*d);
+    f.engine.draft = draft.get();
+  }
   auto engine = runtime::Engine::Create(model, tokenizer.get(), f.engine);
   if (!engine.ok()) return ReportError(engine.status());
 
@@ -153,6 +168,13 @@ CommandFn AddServeCommand(CLI::App& app) {
   cmd->add_option("--spec-max-running", f->engine.spec_max_running,
                   "Speculate with prompt lookup while at most this many sequences decode (default 2; 0: never)")
       ->check(IntRange(0, 4096));
+  cmd->add_option("--draft-model", f->draft_model,
+                  "Draft model (same tokenizer) for speculative decoding while few sequences decode, where "
+                  "prompt lookup finds nothing to copy (output unchanged)")
+      ->check(NonEmpty());
+  cmd->add_option("--draft-weights", f->draft_weights, "Weight type the draft model runs in (default q8_0; keep: the file's)");
+  cmd->add_option("--draft-len", f->engine.draft_length, "Tokens the draft model drafts per step (default 4)")
+      ->check(IntRange(1, 64));
   cmd->add_option("--chat-template", f->template_file, "Jinja chat template file (default: the model's own)")
       ->check(NonEmpty());
   cmd->add_option("--max-body", f->max_body_mib, "Largest request body in MiB (default 8)")->check(IntRange(1, 1024));

@@ -19,7 +19,7 @@ std::mutex& ServedMutex() {
   static std::mutex m;
   return m;
 }
-std::vector<const Model*>& Served() {
+std::vector<const Model*>& Served() {  // guarded by ServedMutex
   static std::vector<const Model*> v;
   return v;
 }
@@ -43,11 +43,20 @@ Expected<std::unique_ptr<Engine>> Engine::Create(Model& model, const Tokenizer* 
   if (blocks < 2) return InvalidArgument("-c " + std::to_string(kv_tokens) + ": the KV budget must hold at least two blocks");
   FG_ASSIGN_OR_RETURN(KvBlockPool pool,
                       KvBlockPool::Create({c.n_layer, c.n_kv_head, c.head_dim, o.block_tokens, blocks, model.kv_type()}));
+  if (o.draft) {
+    if (o.draft == &model) return InvalidArgument("the draft model must be another model than the target");
+    if (o.draft->config().vocab_size != c.vocab_size)
+      return InvalidArgument("the draft model's vocabulary (" + std::to_string(o.draft->config().vocab_size) +
+                             ") differs from the target's (" + std::to_string(c.vocab_size) + ")");
+    if (o.draft_length < 1) return InvalidArgument("the draft length must be >= 1");
+  }
   {
     std::lock_guard<std::mutex> lock(ServedMutex());
-    if (std::find(Served().begin(), Served().end(), &model) != Served().end())
-      return InvalidArgument("the model is already served by another engine");
+    for (const Model* m : {static_cast<const Model*>(&model), static_cast<const Model*>(o.draft)})
+      if (m && std::find(Served().begin(), Served().end(), m) != Served().end())
+        return InvalidArgument("the model is already served by another engine");
     Served().push_back(&model);
+    if (o.draft) Served().push_back(o.draft);
   }
   std::unique_ptr<Engine> e(new Engine(model, tokenizer, o, std::move(pool)));
   e->thread_ = std::thread([p = e.get()] { p->Loop(); });
@@ -77,6 +86,7 @@ Engine::~Engine() {
   if (thread_.joinable()) thread_.join();
   std::lock_guard<std::mutex> lock(ServedMutex());
   std::erase(Served(), &model_);
+  if (opts_.draft) std::erase(Served(), static_cast<const Model*>(opts_.draft));
 }
 
 Expected<std::shared_ptr<RequestHandle>> Engine::Submit(Request r) {
@@ -342,6 +352,27 @@ void Engine::Emit(Sequence* s, std::span<const float> rows, std::span<const int3
   if (finish != FinishReason::kNone) Finish(s, finish, {});
 }
 
+void Engine::ProposeWithDraftModel(Sequence* s, int64_t length, speculative::Draft* d) {
+  if (!s->drafter) {
+    speculative::DraftModelOptions o;
+    o.initial_length = o.max_length = static_cast<int32_t>(length);
+    o.adaptive_length = false;
+    s->drafter = std::make_unique<speculative::DraftModelProposer>(*opts_.draft, o);
+    const speculative::GenerationSetup setup{s->tokens, s->request->params.sampler, context_,
+                                             static_cast<int32_t>(model_.config().vocab_size), nullptr, nullptr};
+    if (!s->drafter->Start(setup).ok() || !s->drafter->Prefill(s->tokens).ok()) {
+      s->drafter.reset();
+      return;
+    }
+  }
+  // The proposer catches its cache up with the context (what was kept) and drafts a chain.
+  const speculative::ProposeRequest pr{s->tokens, static_cast<int32_t>(length)};
+  if (!s->drafter->Propose(pr, d).ok()) {
+    d->Clear();
+    s->drafter.reset();
+  }
+}
+
 bool Engine::Step() {
   std::vector<Sequence*> preempted;
   const std::vector<ScheduledWork> work = scheduler_.Schedule(&preempted);
@@ -371,12 +402,16 @@ bool Engine::Step() {
       if (room > 0) {
         speculative::Draft d;
         const speculative::ProposeRequest pr{s->tokens, static_cast<int32_t>(std::min<int64_t>(room, opts_.spec_draft))};
-        if (lookup.Propose(pr, &d).ok() && !d.empty() && d.IsChain() &&
-            scheduler_.ReserveSlots(s, s->computed + 1 + static_cast<int64_t>(d.size()))) {
+        if (!lookup.Propose(pr, &d).ok() || !d.IsChain()) d.Clear();
+        // Prompt lookup first (free), the draft model where the context has nothing to copy.
+        if (d.empty() && opts_.draft) ProposeWithDraftModel(s, std::min<int64_t>(room, opts_.draft_length), &d);
+        if (!d.empty() && d.IsChain() && scheduler_.ReserveSlots(s, s->computed + 1 + static_cast<int64_t>(d.size()))) {
           drafts[i] = d.tokens;
           tokens[i].insert(tokens[i].end(), d.tokens.begin(), d.tokens.end());
         }
       }
+    } else if (s->drafter && !speculate) {
+      s->drafter.reset();  // the batch grew past speculation: give the draft cache back
     }
     BatchSequence& b = batch[i];
     b.tokens = tokens[i];

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "decoding/speculative/draft_model.h"
 #include "kv/block_pool.h"
 #include "models/model.h"
 #include "runtime/metrics.h"
@@ -41,8 +42,13 @@ struct EngineOptions {
   int max_queue = 256;           // requests waiting beyond which Submit says Unavailable
   bool prefix_cache = true;
   int spec_max_running = 2;      // prompt lookup while at most this many sequences decode (0: never)
-  int spec_draft = 8;            // drafted tokens per sequence and step
+  int spec_draft = 8;            // drafted tokens per sequence and step (prompt lookup)
   int max_n = 16;                // choices per request
+  // A draft model sharing the target's tokenizer drafts (chains of draft_length) where prompt
+  // lookup finds nothing, for the sequences speculation runs on; each keeps its own dense cache
+  // of the draft model while it speculates. Null: prompt lookup only. It must outlive the engine.
+  Model* draft = nullptr;
+  int draft_length = 4;
 };
 
 class Engine {
@@ -79,6 +85,8 @@ class Engine {
   void Emit(Sequence* s, std::span<const float> rows, std::span<const int32_t> draft);
   void Finish(Sequence* s, FinishReason reason, std::string tail);
   void FailAll(const Status& status);
+  // A chain of up to `length` tokens from the draft model for `s` (empty when it has none).
+  void ProposeWithDraftModel(Sequence* s, int64_t length, speculative::Draft* d);
   void UpdateGauges();  // running, waiting, KV blocks, prefix cache into the metrics
   TokenDelta MakeDelta(int32_t id, std::span<const float> logits, int top) const;
 

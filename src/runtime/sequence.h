@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "decoding/sampler.h"
+#include "decoding/speculative/draft_model.h"
 #include "runtime/request.h"
 #include "tokenizer/tokenizer.h"
 
@@ -63,6 +64,8 @@ struct Sequence {
   bool forked = false;                    // choice > 0 of n: made from choice 0 when its prompt finished
   std::chrono::steady_clock::time_point last_token_time;
   int preemptions = 0;
+  // The draft model's proposer while this sequence speculates with one (engine.h).
+  std::unique_ptr<speculative::DraftModelProposer> drafter;
 
   int64_t generated() const { return static_cast<int64_t>(tokens.size()) - prompt_len; }
   bool prompt_done() const { return computed >= prompt_len; }

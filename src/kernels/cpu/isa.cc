@@ -1,5 +1,7 @@
 #include "kernels/cpu/isa.h"
 
+#include <cpuid.h>
+
 #include <atomic>
 #include <cctype>
 #include <cstdio>
@@ -8,19 +10,56 @@
 namespace fastgen::kernels::cpu {
 namespace {
 
-bool CpuHasAvx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
+// CPUID and XGETBV directly (not the compilers' __builtin_cpu_supports, whose feature names
+// differ between GCC and clang): the instruction set bits, and whether the OS saves the register
+// state they need.
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false, bmi2 = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false, avx512bf16 = false;
+  bool os_avx = false, os_avx512 = false;
+};
+
+CpuFeatures ReadCpuFeatures() {
+  CpuFeatures f;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  f.fma = c & (1u << 12);
+  f.f16c = c & (1u << 29);
+  const bool osxsave = c & (1u << 27), avx = c & (1u << 28);
+  if (osxsave && avx) {
+    unsigned lo = 0, hi = 0;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    f.os_avx = (lo & 0x6) == 0x6;          // XMM and YMM state
+    f.os_avx512 = (lo & 0xe6) == 0xe6;     // and opmask, ZMM_Hi256, Hi16_ZMM
+  }
+  if (__get_cpuid_max(0, nullptr) < 7) return f;
+  __cpuid_count(7, 0, a, b, c, d);
+  f.avx2 = b & (1u << 5);
+  f.bmi2 = b & (1u << 8);
+  f.avx512f = b & (1u << 16);
+  f.avx512dq = b & (1u << 17);
+  f.avx512bw = b & (1u << 30);
+  f.avx512vl = b & (1u << 31);
+  f.avx512vnni = c & (1u << 11);
+  __cpuid_count(7, 1, a, b, c, d);
+  f.avx512bf16 = a & (1u << 5);
+  return f;
 }
 
-// libgcc's CPU model also checks XGETBV, so "avx512f" implies the OS saves the ZMM state.
+const CpuFeatures& Features() {
+  static const CpuFeatures f = ReadCpuFeatures();
+  return f;
+}
+
+bool CpuHasAvx2() {
+  const CpuFeatures& f = Features();
+  return f.os_avx && f.avx2 && f.fma && f.f16c && f.bmi2;
+}
+
 bool CpuHasAvx512() {
-  __builtin_cpu_init();
-  return CpuHasAvx2() && __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") &&
-         __builtin_cpu_supports("avx512bf16");
+  const CpuFeatures& f = Features();
+  return CpuHasAvx2() && f.os_avx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni &&
+         f.avx512bf16;
 }
 
 Isa BestIsa() {
