@@ -232,12 +232,24 @@ int BenchServe(const BenchServeFlags& f) {
     }
     std::vector<Sample> samples(static_cast<size_t>(n));
     std::atomic<int64_t> next{0};
+    std::atomic<int64_t> retries{0};
     const auto t0 = Clock::now();
     std::vector<std::thread> workers;
     for (int w = 0; w < c; ++w) {
       workers.emplace_back([&] {
         auto client = MakeClient(*target, f.timeout_s);
-        for (int64_t i = next++; i < n; i = next++) samples[static_cast<size_t>(i)] = RunOne(*client, f, model, prompts[static_cast<size_t>(i)]);
+        for (int64_t i = next++; i < n; i = next++) {
+          Sample s = RunOne(*client, f, model, prompts[static_cast<size_t>(i)]);
+          // A kept-alive connection the server closed while idle fails before any byte comes
+          // back: that request never reached the server, so it is sent again on a new
+          // connection (once; counted).
+          if (!s.ok && s.error.rfind("request failed", 0) == 0 && s.ttft == 0) {
+            ++retries;
+            client = MakeClient(*target, f.timeout_s);
+            s = RunOne(*client, f, model, prompts[static_cast<size_t>(i)]);
+          }
+          samples[static_cast<size_t>(i)] = std::move(s);
+        }
       });
     }
     for (auto& w : workers) w.join();
@@ -263,10 +275,14 @@ int BenchServe(const BenchServeFlags& f) {
                   {"seconds", wall},
                   {"generated_tokens", tokens},
                   {"generated_tokens_per_second", tps},
+                  {"retried_connections", retries.load()},
                   {"ttft_seconds", {{"p50", Percentile(ttft, 50)}, {"p90", Percentile(ttft, 90)}, {"p99", Percentile(ttft, 99)}}},
                   {"itl_seconds", {{"p50", Percentile(itl, 50)}, {"p90", Percentile(itl, 90)}, {"p99", Percentile(itl, 99)}}},
                   {"e2e_seconds", {{"p50", Percentile(e2e, 50)}, {"p90", Percentile(e2e, 90)}, {"p99", Percentile(e2e, 99)}}}};
     if (!first_error.empty()) level["first_error"] = first_error;
+    json ttft_each = json::array();
+    for (const Sample& s : samples) ttft_each.push_back(s.ok ? json(s.ttft) : json());
+    level["ttft_each_seconds"] = ttft_each;  // in submission order
     report.push_back(level);
     if (!f.json_out) {
       std::printf("| %d | %lld | %lld | %.2f | %.3f / %.3f / %.3f | %.1f / %.1f / %.1f | %.2f / %.2f |\n", c,
@@ -275,6 +291,8 @@ int BenchServe(const BenchServeFlags& f) {
                   Percentile(e2e, 50), Percentile(e2e, 90));
       std::fflush(stdout);
       if (!first_error.empty()) std::fprintf(stderr, "first failure: %s\n", EscapeForTerminal(first_error).c_str());
+      if (retries > 0) std::fprintf(stderr, "%lld requests sent again after their kept-alive connection closed\n",
+                                    static_cast<long long>(retries.load()));
     }
   }
   if (f.json_out) std::printf("%s\n", json{{"url", f.url}, {"model", model}, {"levels", report}}.dump(2).c_str());

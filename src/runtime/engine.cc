@@ -390,7 +390,9 @@ bool Engine::Step() {
   std::vector<std::vector<int32_t>> tokens(work.size());
   std::vector<std::vector<int32_t>> drafts(work.size());
   std::vector<BatchSequence> batch(work.size());
+  std::vector<uint8_t> eligible(work.size(), 0);  // sequences speculation was considered for
   speculative::PromptLookupProposer lookup({3, 1, opts_.spec_draft, 1});
+  const auto step_start = Clock::now();
   for (size_t i = 0; i < work.size(); ++i) {
     Sequence* s = work[i].seq;
     const auto from = s->tokens.begin() + s->computed;
@@ -399,7 +401,8 @@ bool Engine::Step() {
     if (speculate && work[i].decode && reaches_end && work[i].count == 1) {
       // Room: the choice's token budget and the context, less the token this step samples anyway.
       const int64_t room = std::min(s->max_new - s->generated(), context_ - static_cast<int64_t>(s->tokens.size())) - 1;
-      if (room > 0) {
+      eligible[i] = room > 0;
+      if (room > 0 && s->spec_control.Speculate()) {
         speculative::Draft d;
         const speculative::ProposeRequest pr{s->tokens, static_cast<int32_t>(std::min<int64_t>(room, opts_.spec_draft))};
         if (!lookup.Propose(pr, &d).ok() || !d.IsChain()) d.Clear();
@@ -430,6 +433,7 @@ bool Engine::Step() {
     return true;
   }
   const auto vocab = static_cast<size_t>(model_.config().vocab_size);
+  const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
   size_t row = 0;
   for (size_t i = 0; i < work.size(); ++i) {
     Sequence* s = work[i].seq;
@@ -454,7 +458,12 @@ bool Engine::Step() {
       }
       for (Sequence* c : choices) Emit(c, rows, {});
     } else {
-      Emit(s, rows, drafts[i]);
+      const int64_t before = static_cast<int64_t>(s->tokens.size());
+      const bool drafted = !drafts[i].empty();
+      Sequence* alive = s;
+      Emit(s, rows, drafts[i]);  // may finish s and free it
+      if (eligible[i] && std::any_of(seqs_.begin(), seqs_.end(), [alive](const auto& p) { return p.get() == alive; }))
+        alive->spec_control.Record(drafted, static_cast<int64_t>(alive->tokens.size()) - before, step_seconds);
     }
   }
   metrics_.Update([&](EngineStats& m) { ++m.steps; });

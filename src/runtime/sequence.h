@@ -10,6 +10,7 @@
 
 #include "decoding/sampler.h"
 #include "decoding/speculative/draft_model.h"
+#include "decoding/speculative/step_control.h"
 #include "runtime/request.h"
 #include "tokenizer/tokenizer.h"
 
@@ -66,6 +67,9 @@ struct Sequence {
   int preemptions = 0;
   // The draft model's proposer while this sequence speculates with one (engine.h).
   std::unique_ptr<speculative::DraftModelProposer> drafter;
+  // Whether drafting pays for this sequence: the tokens per second its drafting steps and its
+  // plain steps commit, measured (speculation changes speed only, never the output).
+  speculative::FallbackController spec_control{true, 4};
 
   int64_t generated() const { return static_cast<int64_t>(tokens.size()) - prompt_len; }
   bool prompt_done() const { return computed >= prompt_len; }
