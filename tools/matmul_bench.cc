@@ -7,6 +7,7 @@
 // Usage: matmul_bench [-t THREADS] [-r REPS] [--types F16,Q8_0,...] [--isas avx2,avx512]
 //                     [--n 1,512] [--hot] [--shapes tinyllama|fg-target|fg-draft]
 //                     [--path auto|decode|gemm]   (which kernels; auto: by n)
+//                     [--repack]   (Q8_0 / Q4_0 interleaved 16 rows at a time, as models load them)
 // fg-target's shapes (384 wide) are those of speculative verification on the bundled model,
 // fg-draft's (192 wide) those of its draft model, which runs from the caches (--hot).
 #include <algorithm>
@@ -23,6 +24,7 @@
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/repack.h"
 #include "kernels/matmul.h"
 #include "kernels/reference/quant_blocks.h"
 
@@ -121,12 +123,14 @@ int Main(int argc, char** argv) {
   std::vector<int64_t> ns = {1, 512};
   std::string shape_set = "tinyllama";
   kernels::MatMulPath path = kernels::MatMulPath::kAuto;
+  bool repack = false;  // --repack: the interleaved copy the models use (kernels/cpu/repack.h)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : "";
     if (a == "-t") { threads = std::atoi(v); ++i; }
     else if (a == "-r") { reps = std::atoi(v); ++i; }
     else if (a == "--hot") { hot = true; }
+    else if (a == "--repack") { repack = true; }
     else if (a == "--types") { types = Split(v); ++i; }
     else if (a == "--isas") { isas = Split(v); ++i; }
     else if (a == "--shapes") { shape_set = v; ++i; }
@@ -178,6 +182,14 @@ int Main(int argc, char** argv) {
         const size_t copies = hot ? 1 : std::max<size_t>(1, (size_t{256} << 20) / bytes + 1);
         std::vector<uint8_t> w_buf(bytes * copies);
         FillRandom(*t, w_buf.data(), w_buf.size(), rng);
+        const bool packed = repack && kernels::cpu::RepackSupported(*t) && s.k % 32 == 0;
+        const size_t group = packed ? kernels::cpu::RepackedGroupBytes(*t, s.k) : 0;
+        const size_t packed_bytes = group * static_cast<size_t>((s.m + 15) / 16);
+        std::vector<uint8_t> p_buf(packed ? packed_bytes * copies + 64 : 0);
+        uint8_t* p_base = packed ? p_buf.data() + (64 - reinterpret_cast<uintptr_t>(p_buf.data()) % 64) % 64 : nullptr;
+        for (size_t c = 0; packed && c < copies; ++c)
+          kernels::cpu::Repack(*t, w_buf.data() + bytes * c, s.m, s.k, bytes / static_cast<size_t>(s.m),
+                               p_base + packed_bytes * c);
         for (int64_t n : ns) {
           std::vector<float> x(static_cast<size_t>(n * s.k));  // [n, k]
           std::normal_distribution<float> normal;
@@ -191,6 +203,10 @@ int Main(int argc, char** argv) {
             w.shape = {s.m, s.k};
             w.data = w_buf.data() + bytes * (static_cast<size_t>(i + 1) % copies);
             w.nbytes = bytes;
+            if (packed) {
+              w.packed = p_base + packed_bytes * (static_cast<size_t>(i + 1) % copies);
+              w.packed_group_bytes = group;
+            }
             const auto t0 = Clock::now();
             const std::clock_t c0 = std::clock();
             kernels::MatMul(w, x.data(), n, y.data(), s.m, pool, path);

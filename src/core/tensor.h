@@ -24,6 +24,11 @@ struct TensorView {
   // do not evict what the cache can hold (the KV cache, the other weights, a draft model).
   // Set by Model::set_stream_weights.
   bool stream = false;
+  // The same weights also held 16 rows at a time, interleaved for the SIMD kernels
+  // (kernels/cpu/repack.h): group g holds rows 16g .. 16g + 15, block by block. Null: only the
+  // row-major `data`, which every other reader (the reference kernels, embedding lookups) uses.
+  const uint8_t* packed = nullptr;
+  size_t packed_group_bytes = 0;  // bytes of one group of 16 rows
 
   int64_t numel() const {
     int64_t n = 1;
@@ -38,12 +43,19 @@ struct TensorView {
 
   // Rows [begin, begin + count) as a tensor of the same dtype, without copying: used to split
   // fused weights (Phi-3's qkv_proj and gate_up_proj, GPT-2's c_attn).
+  // Interleaved weights come along when the slice starts on a group of 16 rows.
   TensorView RowSlice(int64_t begin, int64_t count, std::string slice_name) const {
     TensorView v = *this;
     v.name = std::move(slice_name);
     v.shape = {count, cols()};
     v.data = row(begin);
     v.nbytes = static_cast<size_t>(count) * row_bytes();
+    if (packed != nullptr && begin % 16 == 0) {
+      v.packed = packed + static_cast<size_t>(begin / 16) * packed_group_bytes;
+    } else {
+      v.packed = nullptr;
+      v.packed_group_bytes = 0;
+    }
     return v;
   }
 };

@@ -86,6 +86,8 @@ void MatMulGroup(const MatMulOutput* outs, int count, const float* x, int64_t n,
     job.ldy = outs[i].ldy;
     job.gemm = path == MatMulPath::kAuto ? isa->use_gemm(w0.dtype, n, job.k) : path == MatMulPath::kGemm;
     job.stream = outs[i].w->stream;
+    job.packed = outs[i].w->packed;
+    job.packed_group_bytes = outs[i].w->packed_group_bytes;
     ctx.first_row[i + 1] = ctx.first_row[i] + job.m;
   }
   cpu::MatMulJob& job = ctx.jobs[0];

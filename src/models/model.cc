@@ -1,14 +1,20 @@
 #include "models/model.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <new>
 #include <limits>
 
 #include "core/cache_info.h"
+#include "kernels/cpu/repack.h"
 #include "kernels/reference/dequant.h"
 #include "models/gpt2.h"
 #include "models/llama.h"
 #include "models/stream_choice.h"
+#include "models/tensor_names.h"
 #include "ops/ops.h"
 
 namespace fastgen {
@@ -330,6 +336,39 @@ Expected<int> Model::ConvertMatrices(DType type) {
   return converted;
 }
 
+int Model::RepackMatrices() {
+  int repacked = 0;
+  const long page = ::sysconf(_SC_PAGESIZE);
+  // The embedding table is read row by row (a tied output matrix is the same bytes): its pages stay.
+  const TensorView* embedding =
+      ckpt_->weights.Find(TensorName(config().arch, ckpt_->format, Role::kTokenEmbd));
+  for (TensorView* w : Matrices()) {
+    if (w->packed != nullptr || !kernels::cpu::RepackSupported(w->dtype) || w->cols() % 32 != 0) continue;
+    const int64_t m = w->rows(), k = w->cols();
+    const size_t group = kernels::cpu::RepackedGroupBytes(w->dtype, k);
+    const size_t bytes = group * static_cast<size_t>((m + 15) / 16);
+    // 64-byte aligned: the kernels load whole cache lines of it.
+    std::unique_ptr<uint8_t[]> buf(new (std::align_val_t(64)) uint8_t[bytes]);
+    kernels::cpu::Repack(w->dtype, w->data, m, k, w->row_bytes(), buf.get());
+    // The file's pages of this matrix are not read again by the kernels: drop them from memory
+    // (whole pages inside the matrix only; never a buffer of ours, which would be zeroed).
+    const bool owned = std::any_of(converted_.begin(), converted_.end(), [w](const std::vector<uint8_t>& c) {
+      return w->data >= c.data() && w->data < c.data() + c.size();
+    });
+    if (!owned && w->data != nullptr) {
+      const uintptr_t begin = (reinterpret_cast<uintptr_t>(w->data) + page - 1) / page * page;
+      const uintptr_t end = (reinterpret_cast<uintptr_t>(w->data) + w->nbytes) / page * page;
+      const bool embedding_too = embedding != nullptr && w->data == embedding->data;
+      if (end > begin && !embedding_too) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+    }
+    w->packed = buf.get();
+    w->packed_group_bytes = group;
+    repacked_.push_back(std::move(buf));
+    ++repacked;
+  }
+  return repacked;
+}
+
 Expected<std::unique_ptr<Model>> LoadModel(const std::string& path, ThreadPool* pool,
                                            const ModelOptions& options) {
   FG_ASSIGN_OR_RETURN(auto ckpt, OpenCheckpoint(path, options.checkpoint));
@@ -341,6 +380,7 @@ Expected<std::unique_ptr<Model>> LoadModel(const std::string& path, ThreadPool* 
   }
   FG_RETURN_IF_ERROR(model->set_kv_type(options.kv_type));
   if (options.weight_type) FG_RETURN_IF_ERROR(model->ConvertMatrices(*options.weight_type).status());
+  if (options.repack) model->RepackMatrices();
   if (options.stream_weights) {
     model->set_stream_weights(*options.stream_weights);
     model->set_stream_decision(std::string("--stream-weights ") + (*options.stream_weights ? "on" : "off"));

@@ -178,6 +178,12 @@ class Model {
   // number of matrices converted.
   Expected<int> ConvertMatrices(DType type);
 
+  // Gives the matrices the SIMD kernels read interleaved 16 rows at a time (kernels/cpu/
+  // repack.h: Q8_0 and Q4_0 on AVX-512) that copy, and lets the row-major pages of the file go
+  // (they reload from the file if a reference kernel or the embedding lookup reads them).
+  // Returns the number of matrices repacked. LoadModel does it unless ModelOptions::repack is off.
+  int RepackMatrices();
+
  protected:
   Model(std::unique_ptr<Checkpoint> ckpt, ThreadPool* pool) : ckpt_(std::move(ckpt)), pool_(pool) {}
   // Architecture-specific forward pass over validated input: writes every token's keys and
@@ -223,6 +229,7 @@ class Model {
   std::string stream_decision_;
   std::vector<float> kv_stage_;    // [2, n, n_kv_head * head_dim] K and V rows of a compact cache
   std::vector<std::vector<uint8_t>> converted_;  // matrices re-encoded by ConvertMatrices
+  std::vector<std::unique_ptr<uint8_t[]>> repacked_;  // interleaved copies (RepackMatrices)
 };
 
 struct ModelOptions {
@@ -234,6 +241,9 @@ struct ModelOptions {
   // Model::ConvertMatrices to this type after loading (before the streaming choice); unset:
   // the file's types.
   std::optional<DType> weight_type;
+  // Model::RepackMatrices after loading (speed only: the results are the kernels' own either
+  // way, each batch-invariant).
+  bool repack = true;
 };
 
 // Opens `path` (model directory or GGUF file) and builds the model its config names.

@@ -24,6 +24,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/matmul_job.h"
+#include "kernels/cpu/repack.h"
 #include "kernels/matmul.h"
 #include "kernels/reference/dequant.h"
 #include "kernels/reference/quant_blocks.h"
@@ -335,6 +336,113 @@ TEST(Isa, NamesAndForcing) {
   }
   cpu::ForceIsa(saved);
 }
+
+// Weights interleaved 16 rows at a time (kernels/cpu/repack.h): the decode and GEMM paths read
+// that copy and must agree with the reference, stay batch-invariant, and write only their rows
+// (m not a multiple of 16, row ranges not on a group, products grouped side by side).
+class InterleavedTest : public testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override {
+    saved_ = cpu::ActiveIsa();
+    if (!cpu::IsaSupported(Isa::kAvx512)) GTEST_SKIP() << "this CPU lacks AVX-512 (the interleaved kernels are not run)";
+    ASSERT_TRUE(cpu::ForceIsa(Isa::kAvx512));
+  }
+  void TearDown() override { cpu::ForceIsa(saved_); }
+  Isa saved_ = Isa::kReference;
+};
+
+struct Packed {
+  std::vector<uint8_t> rows;
+  std::unique_ptr<uint8_t[]> packed;
+  TensorView w;
+};
+
+Packed MakePacked(DType t, int64_t m, int64_t k, std::mt19937& rng) {
+  Packed p;
+  p.rows = RandomRows(t, m, k, rng);
+  p.w = ViewOf(t, p.rows, m, k);
+  const size_t group = cpu::RepackedGroupBytes(t, k);
+  p.packed.reset(new (std::align_val_t(64)) uint8_t[group * static_cast<size_t>((m + 15) / 16)]);
+  cpu::Repack(t, p.rows.data(), m, k, p.w.row_bytes(), p.packed.get());
+  p.w.packed = p.packed.get();
+  p.w.packed_group_bytes = group;
+  return p;
+}
+
+TEST_P(InterleavedTest, MatchesTheRowMajorKernels) {
+  const DType t = GetParam();
+  ASSERT_TRUE(cpu::RepackSupported(t));
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  ThreadPool pool(3);
+  for (int64_t k : {32, 64, 96, 768}) {
+    for (int64_t m : {1, 15, 16, 17, 37, 130}) {
+      Packed p = MakePacked(t, m, k, rng);
+      TensorView rowmajor = p.w;
+      rowmajor.packed = nullptr;
+      for (int64_t n : {1, 2, 3, 4, 5, 9, 16, 33, 70}) {
+        std::vector<float> x(static_cast<size_t>(n * k));
+        for (auto& v : x) v = normal(rng);
+        const int64_t ldy = m + 3;
+        for (auto path : {kernels::MatMulPath::kDecode, kernels::MatMulPath::kGemm}) {
+          std::vector<float> y(static_cast<size_t>(n * ldy), -7.0f), plain(y);
+          MatMul(p.w, x.data(), n, y.data(), ldy, pool, path);
+          MatMul(rowmajor, x.data(), n, plain.data(), ldy, pool, path);
+          for (int64_t tok = 0; tok < n; ++tok) {
+            for (int64_t r = 0; r < m; ++r) {
+              const size_t i = static_cast<size_t>(tok * ldy + r);
+              // Both quantize x per 32 the same way and sum exact int32 block products: they
+              // differ only in the float summation order (the row-major kernels are checked
+              // against the reference, activation rounding included, by MatchesReference).
+              ASSERT_NEAR(y[i], plain[i], 1e-4f * (1.0f + std::fabs(plain[i])))
+                  << "k=" << k << " m=" << m << " n=" << n << " row=" << r << " token=" << tok;
+            }
+            for (int64_t c = m; c < ldy; ++c) ASSERT_EQ(y[static_cast<size_t>(tok * ldy + c)], -7.0f) << "wrote past m";
+          }
+          if (path == kernels::MatMulPath::kGemm) {
+            // The GEMM reads the same values from either layout: the same bits.
+            ASSERT_EQ(0, std::memcmp(y.data(), plain.data(), y.size() * sizeof(float))) << "k=" << k << " m=" << m << " n=" << n;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(InterleavedTest, DecodeIsBatchInvariantAtAnySize) {
+  const DType t = GetParam();
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t k = 2048, m = 77, max_n = 40;
+  Packed p = MakePacked(t, m, k, rng);
+  std::vector<float> x(static_cast<size_t>(max_n * k));
+  for (auto& v : x) v = normal(rng);
+  for (int threads : {1, 3}) {
+    ThreadPool pool(threads);
+    std::vector<float> alone(static_cast<size_t>(max_n * m));
+    for (int64_t tok = 0; tok < max_n; ++tok)
+      MatMul(p.w, x.data() + tok * k, 1, alone.data() + tok * m, m, pool, kernels::MatMulPath::kDecode);
+    for (int64_t n : {2, 3, 4, 5, 8, 16, 17, 40}) {
+      std::vector<float> y(static_cast<size_t>(n * m));
+      MatMul(p.w, x.data() + (max_n - n) * k, n, y.data(), m, pool, kernels::MatMulPath::kDecode);
+      ASSERT_EQ(0, std::memcmp(y.data(), alone.data() + (max_n - n) * m, y.size() * sizeof(float)))
+          << "n=" << n << " threads=" << threads;
+    }
+  }
+  // A grouped call splits rows at product boundaries that are not on a group of 16.
+  Packed q = MakePacked(t, 23, k, rng);
+  ThreadPool pool(2);
+  std::vector<float> ga(static_cast<size_t>(3 * m)), gb(static_cast<size_t>(3 * 23)), sa(ga), sb(gb);
+  const MatMulOutput outs[2] = {{&p.w, ga.data(), m}, {&q.w, gb.data(), 23}};
+  MatMulGroup(outs, 2, x.data(), 3, pool, kernels::MatMulPath::kDecode);
+  MatMul(p.w, x.data(), 3, sa.data(), m, pool, kernels::MatMulPath::kDecode);
+  MatMul(q.w, x.data(), 3, sb.data(), 23, pool, kernels::MatMulPath::kDecode);
+  EXPECT_EQ(ga, sa);
+  EXPECT_EQ(gb, sb);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, InterleavedTest, testing::Values(DType::kQ8_0, DType::kQ4_0),
+                         [](const testing::TestParamInfo<DType>& info) { return std::string(Name(info.param)); });
 
 }  // namespace
 }  // namespace fastgen::kernels

@@ -64,6 +64,8 @@ void Rows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
     }
   } else if (job.gemm) {
     QuantGemmRowsAvx512(job, m0, m1, scratch);
+  } else if (job.packed != nullptr) {
+    Decode16RowsAvx512(job, m0, m1);
   } else {
     QuantDecodeRowsAvx512(job, m0, m1);
   }

@@ -28,6 +28,10 @@ struct MatMulJob {
   int64_t ldy = 0;
   bool gemm = false;         // cache-blocked path (prefill) rather than per-row dot products
   bool stream = false;       // decode: prefetch the weights non-temporally (TensorView::stream)
+  // The weights interleaved 16 rows at a time (repack.h; null: only the row-major w), groups
+  // packed_group_bytes apart.
+  const uint8_t* packed = nullptr;
+  size_t packed_group_bytes = 0;
   uint8_t* act = nullptr;    // prepared activations: act_bytes(job) bytes, 64-byte aligned
 };
 

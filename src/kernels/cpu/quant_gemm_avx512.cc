@@ -85,8 +85,28 @@ inline void Put32(const Panel& p, int64_t r, int64_t j, __m256i w, float scale) 
   p.bias[r * (kKc / 16) + j] = -128 * SumS8(w);
 }
 
+// Row `r`'s quant bytes of block `b` and its f16 scale, from the interleaved copy (repack.h).
+template <int kQuantBytes>
+inline void Interleaved(const MatMulJob& job, int64_t r, int64_t b, uint8_t* qs, uint16_t* d) {
+  const uint8_t* blk = job.packed + static_cast<size_t>(r / 16) * job.packed_group_bytes +
+                       static_cast<size_t>(b) * (32 + 16 * kQuantBytes);
+  const int lane = static_cast<int>(r % 16);
+  std::memcpy(d, blk + 2 * lane, 2);
+  for (int j = 0; j < kQuantBytes / 4; ++j) std::memcpy(qs + 4 * j, blk + 32 + 64 * j + 4 * lane, 4);
+}
+
 void PackQ8_0(const MatMulJob& job, const Panel& p, int64_t p0, int64_t rows, int64_t k0,
               int64_t kc) {
+  if (job.packed != nullptr) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < kc / 32; ++j) {
+        alignas(32) uint8_t qs[32];
+        uint16_t d;
+        Interleaved<32>(job, p0 + r, k0 / 32 + j, qs, &d);
+        Put32(p, r, j, _mm256_load_si256(reinterpret_cast<const __m256i*>(qs)), HalfToFloat(d));
+      }
+    return;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const block_q8_0* blk = reinterpret_cast<const block_q8_0*>(
         job.w + static_cast<size_t>(p0 + r) * job.row_bytes) + k0 / 32;
@@ -99,6 +119,19 @@ void PackQ8_0(const MatMulJob& job, const Panel& p, int64_t p0, int64_t rows, in
 void PackQ4_0(const MatMulJob& job, const Panel& p, int64_t p0, int64_t rows, int64_t k0,
               int64_t kc) {
   const __m256i shifts = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+  if (job.packed != nullptr) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < kc / 32; ++j) {
+        alignas(16) uint8_t qs[16];
+        uint16_t d;
+        Interleaved<16>(job, p0 + r, k0 / 32 + j, qs, &d);
+        const __m256i q = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(qs)));
+        const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_srlv_epi16(q, shifts), _mm256_set1_epi8(0x0f)),
+                                          _mm256_set1_epi8(8));
+        Put32(p, r, j, w, HalfToFloat(d));
+      }
+    return;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const block_q4_0* blk = reinterpret_cast<const block_q4_0*>(
         job.w + static_cast<size_t>(p0 + r) * job.row_bytes) + k0 / 32;
