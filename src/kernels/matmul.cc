@@ -85,6 +85,7 @@ void MatMulGroup(const MatMulOutput* outs, int count, const float* x, int64_t n,
     job.y = outs[i].y;
     job.ldy = outs[i].ldy;
     job.gemm = path == MatMulPath::kAuto ? isa->use_gemm(w0.dtype, n, job.k) : path == MatMulPath::kGemm;
+    job.amx = job.gemm && isa->amx(w0.dtype);
     job.stream = outs[i].w->stream;
     job.packed = outs[i].w->packed;
     job.packed_group_bytes = outs[i].w->packed_group_bytes;

@@ -444,5 +444,47 @@ TEST_P(InterleavedTest, DecodeIsBatchInvariantAtAnySize) {
 INSTANTIATE_TEST_SUITE_P(Types, InterleavedTest, testing::Values(DType::kQ8_0, DType::kQ4_0),
                          [](const testing::TestParamInfo<DType>& info) { return std::string(Name(info.param)); });
 
+// The GEMM on AMX tiles computes the VNNI GEMM's products in the VNNI GEMM's order: the same
+// bits, for every type it takes, from row-major or interleaved weights.
+TEST(AmxGemm, SameBitsAsTheVnniGemm) {
+  if (!cpu::AmxAvailable()) GTEST_SKIP() << "this CPU (or its OS) offers no AMX tiles";
+  const Isa saved = cpu::ActiveIsa();
+  ASSERT_TRUE(cpu::ForceIsa(Isa::kAvx512));
+  std::mt19937 rng(19);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  ThreadPool pool(2);
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K}) {
+    for (int64_t k : {256, 768}) {
+      for (int64_t m : {1, 17, 64, 130}) {
+        const std::vector<uint8_t> rows = RandomRows(t, m, k, rng);
+        TensorView w = ViewOf(t, rows, m, k);
+        std::unique_ptr<uint8_t[]> packed;
+        for (bool interleaved : {false, true}) {
+          if (interleaved) {
+            if (!cpu::RepackSupported(t)) continue;
+            const size_t group = cpu::RepackedGroupBytes(t, k);
+            packed.reset(new (std::align_val_t(64)) uint8_t[group * static_cast<size_t>((m + 15) / 16)]);
+            cpu::Repack(t, rows.data(), m, k, w.row_bytes(), packed.get());
+            w.packed = packed.get();
+            w.packed_group_bytes = group;
+          }
+          for (int64_t n : {1, 5, 16, 33, 70}) {
+            std::vector<float> x(static_cast<size_t>(n * k));
+            for (auto& v : x) v = normal(rng);
+            std::vector<float> vnni(static_cast<size_t>(n * m)), amx(vnni);
+            cpu::SetAmxEnabled(false);
+            MatMul(w, x.data(), n, vnni.data(), m, pool, kernels::MatMulPath::kGemm);
+            cpu::SetAmxEnabled(true);
+            MatMul(w, x.data(), n, amx.data(), m, pool, kernels::MatMulPath::kGemm);
+            ASSERT_EQ(0, std::memcmp(vnni.data(), amx.data(), vnni.size() * sizeof(float)))
+                << Name(t) << " k=" << k << " m=" << m << " n=" << n << " interleaved=" << interleaved;
+          }
+        }
+      }
+    }
+  }
+  cpu::ForceIsa(saved);
+}
+
 }  // namespace
 }  // namespace fastgen::kernels

@@ -107,6 +107,33 @@ inline GemmActs QuantGemmBlockAt(uint8_t* act, int64_t k, int64_t tb) {
   return g;
 }
 
+// GEMM on AMX tiles (quant_gemm_amx.cc): tokens are tile rows, so x is row-major per token,
+// quantized exactly as for the VNNI GEMM:
+//   xa [n16, k]    uint8   q + 128
+//   xd [n16, k/32] float   block scales
+//   xs [n16, k/32] float   d * Σq per block (K-quant minimums)
+// with n16 = n rounded up to 16 (the padding tokens: q = 0, d = 0).
+struct AmxActs {
+  uint8_t* xa;
+  float* xd;
+  float* xs;
+};
+inline int64_t AmxTokens(int64_t n) { return (n + 15) / 16 * 16; }
+inline size_t AmxActBytes(int64_t n, int64_t k) {
+  const size_t n16 = static_cast<size_t>(AmxTokens(n));
+  return AlignUp(n16 * static_cast<size_t>(k)) + 2 * AlignUp(n16 * static_cast<size_t>(k / 32) * 4);
+}
+inline AmxActs AmxActsAt(uint8_t* act, int64_t n, int64_t k) {
+  const size_t n16 = static_cast<size_t>(AmxTokens(n));
+  AmxActs a;
+  a.xa = act;
+  act += AlignUp(n16 * static_cast<size_t>(k));
+  a.xd = reinterpret_cast<float*>(act);
+  act += AlignUp(n16 * static_cast<size_t>(k / 32) * 4);
+  a.xs = reinterpret_cast<float*>(act);
+  return a;
+}
+
 // Decode on float weights for n >= 2 tokens: the tokens go in passes over each weight row, of
 // near-equal size and as few as the ISA's tile width (max_tile) and L1 allow: a pass's
 // activations (tokens × k floats) are reread for every row, so they must stay in L1 (at 12

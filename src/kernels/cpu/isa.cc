@@ -1,11 +1,14 @@
 #include "kernels/cpu/isa.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 
 namespace fastgen::kernels::cpu {
 namespace {
@@ -14,6 +17,7 @@ namespace {
 // differ between GCC and clang): the instruction set bits, and whether the OS saves the register
 // state they need.
 struct CpuFeatures {
+  bool amx_tile = false, amx_int8 = false, os_amx = false;
   bool avx2 = false, fma = false, f16c = false, bmi2 = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false, avx512bf16 = false;
   bool os_avx = false, os_avx512 = false;
@@ -31,6 +35,7 @@ CpuFeatures ReadCpuFeatures() {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     f.os_avx = (lo & 0x6) == 0x6;          // XMM and YMM state
     f.os_avx512 = (lo & 0xe6) == 0xe6;     // and opmask, ZMM_Hi256, Hi16_ZMM
+    f.os_amx = (lo & 0x60000) == 0x60000;  // XTILECFG and XTILEDATA
   }
   if (__get_cpuid_max(0, nullptr) < 7) return f;
   __cpuid_count(7, 0, a, b, c, d);
@@ -41,6 +46,8 @@ CpuFeatures ReadCpuFeatures() {
   f.avx512bw = b & (1u << 30);
   f.avx512vl = b & (1u << 31);
   f.avx512vnni = c & (1u << 11);
+  f.amx_tile = d & (1u << 24);
+  f.amx_int8 = d & (1u << 25);
   __cpuid_count(7, 1, a, b, c, d);
   f.avx512bf16 = a & (1u << 5);
   return f;
@@ -137,5 +144,38 @@ bool ForceIsa(Isa isa) {
   ActiveSlot().store(isa, std::memory_order_relaxed);
   return true;
 }
+
+namespace {
+
+// Linux keeps the AMX tile data out of a process's saved state until the process asks for it.
+bool RequestTileData() {
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  return ::syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
+bool DetectAmx() {
+  const CpuFeatures& f = Features();
+  return CpuHasAvx512() && f.amx_tile && f.amx_int8 && f.os_amx && RequestTileData();
+}
+
+std::atomic<bool>& AmxSwitch() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("FASTGEN_AMX");
+    return !(env && std::string_view(env) == "0");
+  }()};
+  return on;
+}
+
+}  // namespace
+
+bool AmxAvailable() {
+  static const bool available = DetectAmx();
+  return available;
+}
+
+bool AmxEnabled() { return AmxAvailable() && AmxSwitch().load(std::memory_order_relaxed); }
+
+void SetAmxEnabled(bool on) { AmxSwitch().store(on, std::memory_order_relaxed); }
 
 }  // namespace fastgen::kernels::cpu

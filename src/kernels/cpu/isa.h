@@ -31,4 +31,13 @@ Isa ActiveIsa();
 // when the CPU lacks it: an instruction the CPU does not have is never executed.
 bool ForceIsa(Isa isa);
 
+// AMX (Intel's tile matrix unit, Sapphire Rapids and later), which the AVX-512 GEMM uses for
+// int8 weights when present: the CPU has AMX-TILE and AMX-INT8, the OS saves the tile state,
+// and it granted this process the tile data (ARCH_REQ_XCOMP_PERM, asked for once, at the first
+// call). FASTGEN_AMX=0 turns it off (comparisons, or a kernel of the OS that misbehaves);
+// SetAmxEnabled does the same for tests. False on AMD and on older Intel parts.
+bool AmxAvailable();
+bool AmxEnabled();            // AmxAvailable() and not turned off
+void SetAmxEnabled(bool on);  // within AmxAvailable()
+
 }  // namespace fastgen::kernels::cpu

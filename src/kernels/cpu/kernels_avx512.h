@@ -30,6 +30,14 @@ void QuantGemmPrepareAvx512(const MatMulJob& job, int64_t tb0, int64_t tb1);
 size_t QuantGemmScratchBytesAvx512(const MatMulJob& job);
 void QuantGemmRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch);
 
+// quant_gemm_amx.cc: the same GEMM for Q8_0 / Q4_0 / Q4_K / Q5_K on AMX tiles (when
+// AmxEnabled()); its activations are laid out per token (AmxActs).
+bool AmxGemmSupports(DType t);
+size_t QuantGemmActBytesAmx(const MatMulJob& job);
+void QuantGemmPrepareAmx(const MatMulJob& job, int64_t t0, int64_t t1);
+size_t QuantGemmScratchBytesAmx(const MatMulJob& job);
+void QuantGemmRowsAmx(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch);
+
 // elementwise_avx512.cc: the row-wise operations (same contracts as kernels/reference).
 void SiluMulAvx512(float* gate, const float* up, int64_t n, int64_t m, int64_t ldg, int64_t ldu);
 float MaxSumExpAvx512(const float* x, int64_t n, float* max);

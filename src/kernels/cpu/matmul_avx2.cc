@@ -52,7 +52,9 @@ void Rows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
 }
 
 // Constant-initialized: no code of this file runs before the ISA check.
-constexpr IsaKernels kKernels = {Supports, UseGemm, ActBytes, PrepareUnits,
+bool NoAmx(DType) { return false; }
+
+constexpr IsaKernels kKernels = {Supports, UseGemm, NoAmx, ActBytes, PrepareUnits,
                                  Prepare,  ScratchBytes,  Rows};
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The AVX-512 kernel table: routes each job to the float or quantized kernels, decode or GEMM.
 #include "kernels/cpu/act_layout.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu/kernels_avx512.h"
 
 namespace fastgen::kernels::cpu {
@@ -23,7 +24,10 @@ bool UseGemm(DType t, int64_t n, int64_t k) {
   return IsFloat(t) ? n >= 8 && n * k >= 65536 : n >= 8;
 }
 
+bool Amx(DType t) { return AmxEnabled() && AmxGemmSupports(t); }
+
 size_t ActBytes(const MatMulJob& job) {
+  if (job.amx) return QuantGemmActBytesAmx(job);
   if (job.gemm) {
     const size_t blocks = static_cast<size_t>(GemmTokenBlocks(job.n));
     return blocks * (IsFloat(job.dtype) ? FloatGemmBlockBytes(job.k) : QuantGemmBlockBytes(job.k));
@@ -32,12 +36,15 @@ size_t ActBytes(const MatMulJob& job) {
 }
 
 int64_t PrepareUnits(const MatMulJob& job) {
+  if (job.amx) return AmxTokens(job.n);
   if (job.gemm) return GemmTokenBlocks(job.n);
   return IsFloat(job.dtype) && FloatDecodeActBytesAvx512(job) == 0 ? 0 : job.n;
 }
 
 void Prepare(const MatMulJob& job, int64_t u0, int64_t u1) {
-  if (job.gemm) {
+  if (job.amx) {
+    QuantGemmPrepareAmx(job, u0, u1);
+  } else if (job.gemm) {
     if (IsFloat(job.dtype)) {
       FloatGemmPrepareAvx512(job, u0, u1);
     } else {
@@ -51,6 +58,7 @@ void Prepare(const MatMulJob& job, int64_t u0, int64_t u1) {
 }
 
 size_t ScratchBytes(const MatMulJob& job) {
+  if (job.amx) return QuantGemmScratchBytesAmx(job);
   if (!job.gemm) return 0;
   return IsFloat(job.dtype) ? FloatGemmScratchBytesAvx512(job) : QuantGemmScratchBytesAvx512(job);
 }
@@ -62,6 +70,8 @@ void Rows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
     } else {
       FloatDecodeRowsAvx512(job, m0, m1);
     }
+  } else if (job.amx) {
+    QuantGemmRowsAmx(job, m0, m1, scratch);
   } else if (job.gemm) {
     QuantGemmRowsAvx512(job, m0, m1, scratch);
   } else if (job.packed != nullptr) {
@@ -72,7 +82,7 @@ void Rows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
 }
 
 // Constant-initialized: no code of this file runs before the ISA check.
-constexpr IsaKernels kKernels = {Supports, UseGemm, ActBytes, PrepareUnits,
+constexpr IsaKernels kKernels = {Supports, UseGemm, Amx, ActBytes, PrepareUnits,
                                  Prepare,  ScratchBytes,  Rows};
 
 }  // namespace

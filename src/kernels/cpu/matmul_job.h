@@ -27,6 +27,7 @@ struct MatMulJob {
   float* y = nullptr;  // [n, ldy]
   int64_t ldy = 0;
   bool gemm = false;         // cache-blocked path (prefill) rather than per-row dot products
+  bool amx = false;          // the GEMM on AMX tiles (IsaKernels::amx)
   bool stream = false;       // decode: prefetch the weights non-temporally (TensorView::stream)
   // The weights interleaved 16 rows at a time (repack.h; null: only the row-major w), groups
   // packed_group_bytes apart.
@@ -41,6 +42,9 @@ struct IsaKernels {
   bool (*supports)(DType dtype);
   // Whether n tokens of k-wide rows of this dtype take the GEMM path.
   bool (*use_gemm)(DType dtype, int64_t n, int64_t k);
+  // Whether this ISA's GEMM runs on AMX tiles for the dtype now (the same products as its VNNI
+  // GEMM, bit for bit: a faster unit only).
+  bool (*amx)(DType dtype);
   // Bytes of prepared activations (quantized / repacked x) for the job; 0 when x is used as is.
   size_t (*act_bytes)(const MatMulJob& job);
   // Prepares the activations of "units" [u0, u1) into job.act; units are tokens or token blocks
