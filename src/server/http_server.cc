@@ -81,6 +81,9 @@ Server::Server(runtime::Engine& engine, ApiContext api, ServerOptions options)
   http_->set_read_timeout(opts_.read_timeout_seconds, 0);
   http_->set_write_timeout(30, 0);
   http_->set_keep_alive_timeout(5);
+  // Clients keep their connections (the openai client, proxies): closing one after a few
+  // requests (cpp-httplib's default, 5) races with the client's next request on it.
+  http_->set_keep_alive_max_count(100000);
   Routes();
 }
 
