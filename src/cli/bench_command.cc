@@ -1,6 +1,7 @@
 // `fastgen bench`: prompt-processing and generation throughput, median and spread over
 // repetitions, as text or JSON. With --spec: plain against speculative greedy decoding of a
 // prompt file, alternated over repetitions.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -112,7 +113,10 @@ int Bench(BenchFlags& f) {
     const auto series = SeriesJson;
     if (f.bench.n_prompt > 0) j["pp"] = {{"tokens", f.bench.n_prompt}, {"tokens_per_second", series(r->prompt)}};
     if (f.bench.n_gen > 0)
-      j["tg"] = {{"tokens", f.bench.n_gen}, {"depth", f.bench.depth}, {"tokens_per_second", series(r->generation)}};
+      j["tg"] = {{"tokens", f.bench.n_gen},
+                 {"depth", f.bench.depth},
+                 {"batch", std::max(f.bench.batch, 1)},
+                 {"tokens_per_second", series(r->generation)}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -127,6 +131,7 @@ int Bench(BenchFlags& f) {
   if (f.bench.n_gen > 0) {
     std::string name = "tg" + std::to_string(f.bench.n_gen);
     if (f.bench.depth > 0) name += " @ d" + std::to_string(f.bench.depth);
+    if (f.bench.batch > 0) name += " x" + std::to_string(f.bench.batch) + " sequences";
     if (m.kv_type() != DType::kF32) name += " kv " + std::string(Name(m.kv_type()));
     row(name, r->generation);
   }
@@ -147,6 +152,10 @@ CommandFn AddBenchCommand(CLI::App& app) {
       ->check(IntRange(0, int64_t{1} << 24));
   cmd->add_option("-d,--depth", f->bench.depth, "Tokens already in the KV cache before generating (default 0)")
       ->check(IntRange(0, int64_t{1} << 24));
+  cmd->add_option("-b,--batch", f->bench.batch,
+                  "Generate with B sequences decoded together, each after its own -d prompt, in paged KV "
+                  "blocks as the server does; tokens/s counts all B (default: one sequence, dense cache)")
+      ->check(IntRange(1, 4096));
   cmd->add_option("-r,--repetitions", f->bench.repetitions, "Repetitions (default 5)")->check(IntRange(1, 1000));
   cmd->add_option("-c,--ctx-size", f->ctx_size, "Positions a run may use (default: the model's trained context)")
       ->check(IntRange(0, int64_t{1} << 24));

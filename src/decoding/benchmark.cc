@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "decoding/sampler.h"
+#include "kv/block_pool.h"
 
 namespace fastgen {
 namespace {
@@ -13,6 +14,48 @@ using Clock = std::chrono::steady_clock;
 std::vector<double> Sorted(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v;
+}
+
+// The tg test of B sequences decoded together (BenchOptions::batch): each has its own blocks
+// (16 slots each) covering depth + n_gen slots, is prefilled with `depth` random tokens in the
+// prompt role, then takes n_gen steps in which every sequence adds one token in the decode role.
+Status RunBatchedGeneration(Model& model, const BenchOptions& o, Xoshiro256StarStar& rng, BenchSeries* out) {
+  const ModelConfig& c = model.config();
+  const int64_t B = o.batch;
+  constexpr int64_t kBlockTokens = 16;
+  const int64_t per_seq = (o.depth + o.n_gen + kBlockTokens - 1) / kBlockTokens;
+  FG_ASSIGN_OR_RETURN(KvBlockPool pool, KvBlockPool::Create({c.n_layer, c.n_kv_head, c.head_dim, kBlockTokens,
+                                                            std::max<int64_t>(B * per_seq, 1), model.kv_type()}));
+  std::vector<std::vector<int32_t>> tables(static_cast<size_t>(B));
+  for (auto& t : tables)
+    for (int64_t i = 0; i < per_seq; ++i) t.push_back(*pool.Allocate());
+  auto random_tokens = [&](int64_t n) {
+    std::vector<int32_t> t(static_cast<size_t>(n));
+    for (auto& id : t) id = static_cast<int32_t>(rng.Next() % static_cast<uint64_t>(c.vocab_size));
+    return t;
+  };
+  std::vector<float> logits;
+  for (int rep = 0; rep < o.repetitions; ++rep) {
+    if (o.depth > 0) {
+      for (int64_t s = 0; s < B; ++s) {
+        const auto prompt = random_tokens(o.depth);
+        BatchSequence seq{prompt, 0, tables[static_cast<size_t>(s)], /*decode=*/false, /*outputs=*/1};
+        FG_RETURN_IF_ERROR(model.ForwardBatch(std::span<const BatchSequence>(&seq, 1), pool, &logits));
+      }
+    }
+    const auto tokens = random_tokens(B * o.n_gen);  // [n_gen, B]
+    std::vector<BatchSequence> step(static_cast<size_t>(B));
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < o.n_gen; ++i) {
+      for (int64_t s = 0; s < B; ++s)
+        step[static_cast<size_t>(s)] = BatchSequence{std::span<const int32_t>(&tokens[static_cast<size_t>(i * B + s)], 1),
+                                                     o.depth + i, tables[static_cast<size_t>(s)], true, 1};
+      FG_RETURN_IF_ERROR(model.ForwardBatch(step, pool, &logits));
+    }
+    const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+    out->tokens_per_second.push_back(static_cast<double>(B * o.n_gen) / sec);
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -31,8 +74,8 @@ double BenchSeries::Max() const {
 }
 
 Expected<BenchResult> RunBenchmark(Model& model, const BenchOptions& o) {
-  if (o.n_prompt < 0 || o.n_gen < 0 || o.depth < 0 || o.repetitions < 1)
-    return InvalidArgument("benchmark lengths must be >= 0 and repetitions >= 1");
+  if (o.n_prompt < 0 || o.n_gen < 0 || o.depth < 0 || o.repetitions < 1 || o.batch < 0)
+    return InvalidArgument("benchmark lengths and the batch must be >= 0 and repetitions >= 1");
   const ModelConfig& c = model.config();
   const int64_t capacity = std::max(o.n_prompt, o.depth + o.n_gen);
   const int64_t context = o.context > 0 ? o.context : c.max_context;
@@ -73,7 +116,11 @@ Expected<BenchResult> RunBenchmark(Model& model, const BenchOptions& o) {
       const double s = std::chrono::duration<double>(Clock::now() - t0).count();
       r.prompt.tokens_per_second.push_back(static_cast<double>(o.n_prompt) / s);
     }
-    if (o.n_gen > 0) {
+    if (o.n_gen > 0 && o.batch > 0) {
+      BenchOptions one = o;
+      one.repetitions = 1;
+      FG_RETURN_IF_ERROR(RunBatchedGeneration(model, one, rng, &r.generation));
+    } else if (o.n_gen > 0) {
       kv.Clear();
       if (o.depth > 0)
         FG_RETURN_IF_ERROR(model.Forward(random_tokens(o.depth), prompt_rows, kv, LogitsMode::kLast, &logits));

@@ -20,6 +20,11 @@ struct BenchOptions {
   // Positions the runs may use: max(n_prompt, depth + n_gen) must fit. 0: the model's trained
   // context (a run past it measures extrapolated positions, which the caller must ask for).
   int64_t context = 0;
+  // Sequences decoded together in the tg test (0: one sequence through the dense cache, as
+  // `fastgen run` decodes). B >= 1: B sequences, each with its own random prompt of `depth`
+  // tokens in paged KV blocks (KvBlockPool), every step one token of each in one ragged batch
+  // (Model::ForwardBatch), as the server decodes. tokens/s counts the tokens of all B.
+  int batch = 0;
 };
 
 struct BenchSeries {

@@ -486,5 +486,37 @@ TEST(AmxGemm, SameBitsAsTheVnniGemm) {
   cpu::ForceIsa(saved);
 }
 
+// Decode of several tokens on interleaved Q8_0 / Q4_0 weights takes the tile unit (the server's
+// batched steps): the VNNI decode kernel's bits for any count of tokens, rows and blocks (an odd
+// count of blocks ends the two tile sets' pipeline early).
+TEST(AmxDecode, SameBitsAsTheVnniDecode) {
+  if (!cpu::AmxAvailable()) GTEST_SKIP() << "this CPU (or its OS) offers no AMX tiles";
+  const Isa saved = cpu::ActiveIsa();
+  ASSERT_TRUE(cpu::ForceIsa(Isa::kAvx512));
+  std::mt19937 rng(23);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  ThreadPool pool(2);
+  for (DType t : {DType::kQ8_0, DType::kQ4_0}) {
+    for (int64_t k : {96, 2048}) {
+      for (int64_t m : {16, 77, 300}) {
+        Packed p = MakePacked(t, m, k, rng);
+        for (int64_t n : {4, 5, 15, 16, 17, 33, 64}) {
+          std::vector<float> x(static_cast<size_t>(n * k));
+          for (auto& v : x) v = normal(rng);
+          const int64_t ldy = m + 5;
+          std::vector<float> vnni(static_cast<size_t>(n * ldy), -3.0f), amx(vnni);
+          cpu::SetAmxEnabled(false);
+          MatMul(p.w, x.data(), n, vnni.data(), ldy, pool, kernels::MatMulPath::kDecode);
+          cpu::SetAmxEnabled(true);
+          MatMul(p.w, x.data(), n, amx.data(), ldy, pool, kernels::MatMulPath::kDecode);
+          ASSERT_EQ(0, std::memcmp(vnni.data(), amx.data(), vnni.size() * sizeof(float)))
+              << Name(t) << " k=" << k << " m=" << m << " n=" << n;
+        }
+      }
+    }
+  }
+  cpu::ForceIsa(saved);
+}
+
 }  // namespace
 }  // namespace fastgen::kernels

@@ -24,6 +24,10 @@ void QuantDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1);
 void KQuantDecodeRowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1);
 // quant_decode16_avx512.cc: Q8_0 and Q4_0 weights interleaved 16 rows at a time (job.packed).
 void Decode16RowsAvx512(const MatMulJob& job, int64_t m0, int64_t m1);
+// quant_decode16_amx.cc: the same products, the same bits, with each block's integer sums for up
+// to 16 tokens on AMX tiles (when AmxEnabled()); DecodeActs as the VNNI kernel's.
+size_t Decode16ScratchBytesAmx();
+void Decode16RowsAmx(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch);
 
 // quant_gemm_avx512.cc: the same weights in the VNNI GEMM (prefill).
 void QuantGemmPrepareAvx512(const MatMulJob& job, int64_t tb0, int64_t tb1);

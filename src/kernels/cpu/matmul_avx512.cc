@@ -26,6 +26,15 @@ bool UseGemm(DType t, int64_t n, int64_t k) {
 
 bool Amx(DType t) { return AmxEnabled() && AmxGemmSupports(t); }
 
+// Decode of interleaved Q8_0 / Q4_0 weights takes the tile unit from this many tokens (the
+// server's batched steps; speculative chains of a few tokens): the same bits as the VNNI kernel,
+// so the choice may follow the batch size. Below it, filling a tile for a few tokens costs more
+// than the VNNI kernel's products (matmul_bench --repack --path decode).
+constexpr int64_t kAmxDecodeTokens = 4;
+bool AmxDecode(const MatMulJob& job) {
+  return !job.gemm && job.packed != nullptr && job.n >= kAmxDecodeTokens && AmxEnabled();
+}
+
 size_t ActBytes(const MatMulJob& job) {
   if (job.amx) return QuantGemmActBytesAmx(job);
   if (job.gemm) {
@@ -59,6 +68,7 @@ void Prepare(const MatMulJob& job, int64_t u0, int64_t u1) {
 
 size_t ScratchBytes(const MatMulJob& job) {
   if (job.amx) return QuantGemmScratchBytesAmx(job);
+  if (AmxDecode(job)) return Decode16ScratchBytesAmx();
   if (!job.gemm) return 0;
   return IsFloat(job.dtype) ? FloatGemmScratchBytesAvx512(job) : QuantGemmScratchBytesAvx512(job);
 }
@@ -75,7 +85,11 @@ void Rows(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scratch) {
   } else if (job.gemm) {
     QuantGemmRowsAvx512(job, m0, m1, scratch);
   } else if (job.packed != nullptr) {
-    Decode16RowsAvx512(job, m0, m1);
+    if (AmxDecode(job)) {
+      Decode16RowsAmx(job, m0, m1, scratch);
+    } else {
+      Decode16RowsAvx512(job, m0, m1);
+    }
   } else {
     QuantDecodeRowsAvx512(job, m0, m1);
   }

@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "kernels/cpu/act_layout.h"
+#include "kernels/cpu/amx_tiles.h"
 #include "kernels/cpu/kernels_avx512.h"
 #include "kernels/cpu/quant_gemm_pack_avx512.h"
 
@@ -33,14 +34,6 @@ constexpr int64_t kAmxPanelRows = 64;  // rows per panel: 4 groups of 16
 // The tile configuration (palette 1): tmm0 16 × 64 bytes (int32 sums of 16 tokens × 16 rows),
 // tmm1 16 × 32 bytes (x: 16 tokens × one block), tmm2 8 × 64 bytes (one block of 16 rows,
 // 4 bytes of a row per 4 columns).
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 // Two sets (tmm0-2, tmm3-5): block j + 1's product runs while block j's sums are stored and
 // folded into the accumulators (the store waits on the product's latency otherwise).
 void ConfigureTiles() {
@@ -53,7 +46,7 @@ void ConfigureTiles() {
     c.colsb[3 * set + 2] = 64;
     c.rows[3 * set + 2] = 8;
   }
-  _tile_loadconfig(&c);
+  LoadTileConfig(c);
 }
 
 // Scratch: the unpacked panel for one 256-column chunk (the packers' format), then the B layout
