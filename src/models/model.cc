@@ -348,7 +348,7 @@ int Model::RepackMatrices() {
     const size_t group = kernels::cpu::RepackedGroupBytes(w->dtype, k);
     const size_t bytes = group * static_cast<size_t>((m + 15) / 16);
     // 64-byte aligned: the kernels load whole cache lines of it.
-    std::unique_ptr<uint8_t[]> buf(new (std::align_val_t(64)) uint8_t[bytes]);
+    AlignedBytes buf = AllocateAligned(bytes);
     kernels::cpu::Repack(w->dtype, w->data, m, k, w->row_bytes(), buf.get());
     // The file's pages of this matrix are not read again by the kernels: drop them from memory
     // (whole pages inside the matrix only; never a buffer of ours, which would be zeroed).

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/aligned.h"
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "io/checkpoint.h"
@@ -229,7 +230,7 @@ class Model {
   std::string stream_decision_;
   std::vector<float> kv_stage_;    // [2, n, n_kv_head * head_dim] K and V rows of a compact cache
   std::vector<std::vector<uint8_t>> converted_;  // matrices re-encoded by ConvertMatrices
-  std::vector<std::unique_ptr<uint8_t[]>> repacked_;  // interleaved copies (RepackMatrices)
+  std::vector<AlignedBytes> repacked_;  // interleaved copies (RepackMatrices)
 };
 
 struct ModelOptions {

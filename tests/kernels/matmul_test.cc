@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/aligned.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -353,7 +354,7 @@ class InterleavedTest : public testing::TestWithParam<DType> {
 
 struct Packed {
   std::vector<uint8_t> rows;
-  std::unique_ptr<uint8_t[]> packed;
+  AlignedBytes packed;
   TensorView w;
 };
 
@@ -362,7 +363,7 @@ Packed MakePacked(DType t, int64_t m, int64_t k, std::mt19937& rng) {
   p.rows = RandomRows(t, m, k, rng);
   p.w = ViewOf(t, p.rows, m, k);
   const size_t group = cpu::RepackedGroupBytes(t, k);
-  p.packed.reset(new (std::align_val_t(64)) uint8_t[group * static_cast<size_t>((m + 15) / 16)]);
+  p.packed = AllocateAligned(group * static_cast<size_t>((m + 15) / 16));
   cpu::Repack(t, p.rows.data(), m, k, p.w.row_bytes(), p.packed.get());
   p.w.packed = p.packed.get();
   p.w.packed_group_bytes = group;
@@ -458,12 +459,12 @@ TEST(AmxGemm, SameBitsAsTheVnniGemm) {
       for (int64_t m : {1, 17, 64, 130}) {
         const std::vector<uint8_t> rows = RandomRows(t, m, k, rng);
         TensorView w = ViewOf(t, rows, m, k);
-        std::unique_ptr<uint8_t[]> packed;
+        AlignedBytes packed;
         for (bool interleaved : {false, true}) {
           if (interleaved) {
             if (!cpu::RepackSupported(t)) continue;
             const size_t group = cpu::RepackedGroupBytes(t, k);
-            packed.reset(new (std::align_val_t(64)) uint8_t[group * static_cast<size_t>((m + 15) / 16)]);
+            packed = AllocateAligned(group * static_cast<size_t>((m + 15) / 16));
             cpu::Repack(t, rows.data(), m, k, w.row_bytes(), packed.get());
             w.packed = packed.get();
             w.packed_group_bytes = group;
