@@ -29,8 +29,11 @@ bool Amx(DType t) { return AmxEnabled() && AmxGemmSupports(t); }
 // Decode of interleaved Q8_0 / Q4_0 weights takes the tile unit from this many tokens (the
 // server's batched steps; speculative chains of a few tokens): the same bits as the VNNI kernel,
 // so the choice may follow the batch size. Below it, filling a tile for a few tokens costs more
-// than the VNNI kernel's products (matmul_bench --repack --path decode).
-constexpr int64_t kAmxDecodeTokens = 4;
+// than the VNNI kernel's products. TinyLlama's 5632 -> 2048 product, 2 threads, ms VNNI / AMX
+// (matmul_bench --repack --path decode, alternated): Q4_0 4 tokens 0.31 / 0.40, 5 0.39-0.42 /
+// 0.41, 8 0.47-0.50 / 0.42, 12 0.62-0.67 / 0.43-0.44, 16 0.74 / 0.48; Q8_0 5 0.60-0.62 / 0.51-0.53,
+// 12 0.84-0.86 / 0.60-0.61.
+constexpr int64_t kAmxDecodeTokens = 5;
 bool AmxDecode(const MatMulJob& job) {
   return !job.gemm && job.packed != nullptr && job.n >= kAmxDecodeTokens && AmxEnabled();
 }

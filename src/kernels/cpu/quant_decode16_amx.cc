@@ -3,9 +3,9 @@
 //
 // The interleaved layout is already AMX's B layout: per block of 32 columns, 8 lines of 64 bytes,
 // line j holding 4 consecutive weights of each of the 16 rows. Q8_0 blocks are loaded as tiles
-// straight from the packed copy; Q4_0 blocks are unpacked into 8 lines of nibbles (q + 8) first.
-// One TDPBSSD (Q8_0: signed x · signed w) or TDPBSUD (Q4_0: signed x · unsigned q + 8) gives the
-// 16 tokens × 16 rows integer sums of the block; Q4_0's sums then take back 8 Σx.
+// straight from the packed copy; Q4_0 blocks are unpacked into 8 lines of signed bytes (nibble - 8)
+// first, once for all the tokens. One TDPBSSD (signed x · signed w) gives the 16 tokens × 16 rows
+// integer sums of the block.
 //
 // Everything after the integer sums is the AVX-512 decode kernel's arithmetic
 // (quant_decode16_avx512.cc): the same int8 activations (DecodeActs), the same exact int32 sum per
@@ -14,7 +14,8 @@
 // in a batch that takes this path equals the token decoded alone on the VNNI kernel: the server's
 // batch invariance holds while its 16-sequence steps run on the tile unit.
 //
-// Tiles (palette 1), two sets so block j + 1's product runs while block j's sums are folded:
+// Tiles (palette 1), two sets so block j + 1's product runs while block j's sums are stored and
+// block j - 1's folded:
 // tmm0/tmm3 sums [T tokens x 16 rows int32], tmm1/tmm4 x [T x 32 bytes], tmm2/tmm5 weights [8 x 64].
 // GCC 12's AVX-512 headers build _mm*_undefined_*() from a self-initialized variable, which
 // -Wuninitialized reports inside the headers at -O3 (a false positive about the header).
@@ -24,6 +25,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "kernels/cpu/act_layout.h"
 #include "kernels/cpu/amx_tiles.h"
@@ -56,18 +58,19 @@ struct Scratch {
 constexpr size_t kScratchBytes = 2 * 512 + 2 * 1024;
 Scratch ScratchAt(uint8_t* s) { return {s, reinterpret_cast<int32_t*>(s + 1024)}; }
 
-// One group of 16 rows against `tokens` (<= 16) tokens from t0: out[t] holds the rows' results.
-template <DType kType>
-void Group(const MatMulJob& job, const DecodeActs& acts, const uint8_t* group, int64_t t0, int tokens,
-           const Scratch& sc, __m512 (&out)[kTileTokens]) {
+// One group of 16 rows against T (<= 16) tokens from t0: out[t] holds the rows' results. T is a
+// template argument so that the accumulators stay in registers.
+template <DType kType, int T>
+void Group(const MatMulJob& job, const DecodeActs& acts, const uint8_t* group, int64_t t0, const Scratch& sc,
+           __m512 (&out)[T]) {
   constexpr int kQuantBytes = kType == DType::kQ8_0 ? 32 : 16;
   constexpr size_t kBlockBytes = 32 + 16 * kQuantBytes;
   const int64_t k = job.k, blocks = k / 32;
   for (auto& o : out) o = _mm512_setzero_ps();
   const int8_t* xq = acts.qs + t0 * k;
   const float* xd = acts.d + t0 * blocks;
-  const int32_t* xs = acts.isum16 + t0 * (k / 16);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i eight = _mm512_set1_epi8(8);
   // The block's weights as tile B: Q8_0 in place, Q4_0 unpacked into the set's buffer.
   auto weights = [&](int64_t b, int set) __attribute__((always_inline)) -> const uint8_t* {
     const uint8_t* blk = group + static_cast<size_t>(b) * kBlockBytes;
@@ -78,8 +81,9 @@ void Group(const MatMulJob& job, const DecodeActs& acts, const uint8_t* group, i
       uint8_t* w = sc.w + 512 * set;
       for (int j = 0; j < 4; ++j) {
         const __m512i q = _mm512_loadu_si512(blk + 32 + 64 * j);
-        _mm512_storeu_si512(w + 64 * j, _mm512_and_si512(q, low4));                             // columns 4j..4j+3
-        _mm512_storeu_si512(w + 64 * (4 + j), _mm512_and_si512(_mm512_srli_epi16(q, 4), low4));  // 16+4j..
+        // columns 4j..4j+3, then 16+4j..16+4j+3
+        _mm512_storeu_si512(w + 64 * j, _mm512_sub_epi8(_mm512_and_si512(q, low4), eight));
+        _mm512_storeu_si512(w + 64 * (4 + j), _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(q, 4), low4), eight));
       }
       return w;
     }
@@ -90,59 +94,65 @@ void Group(const MatMulJob& job, const DecodeActs& acts, const uint8_t* group, i
     _tile_zero(0);
     _tile_loadd(1, xq + 32 * b, k);
     _tile_loadd(2, w, 64);
-    if constexpr (kType == DType::kQ8_0) {
-      _tile_dpbssd(0, 1, 2);
-    } else {
-      _tile_dpbsud(0, 1, 2);
-    }
+    _tile_dpbssd(0, 1, 2);
   };
   auto product1 = [&](int64_t b) __attribute__((always_inline)) {
     const uint8_t* w = weights(b, 1);
     _tile_zero(3);
     _tile_loadd(4, xq + 32 * b, k);
     _tile_loadd(5, w, 64);
-    if constexpr (kType == DType::kQ8_0) {
-      _tile_dpbssd(3, 4, 5);
-    } else {
-      _tile_dpbsud(3, 4, 5);
-    }
+    _tile_dpbssd(3, 4, 5);
   };
   auto fold = [&](int set, int64_t b) __attribute__((always_inline)) {
     const int32_t* sums = sc.sums + 256 * set;
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(
         reinterpret_cast<const __m256i*>(group + static_cast<size_t>(b) * kBlockBytes)));
-    for (int t = 0; t < tokens; ++t) {
-      __m512i ci = _mm512_loadu_si512(sums + 16 * t);
-      if constexpr (kType == DType::kQ4_0) {
-        const int32_t* s = xs + t * (k / 16) + 2 * b;
-        ci = _mm512_sub_epi32(ci, _mm512_set1_epi32(8 * (s[0] + s[1])));
-      }
+    for (int t = 0; t < T; ++t) {
+      const __m512i ci = _mm512_loadu_si512(sums + 16 * t);
       const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(xd[t * blocks + b]));
       out[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci), s, out[t]);
     }
   };
+  // Block b's product is in tile set b % 2 and its sums go to buffer b % 2; the sums folded while
+  // block b is stored are block b - 1's, stored an iteration earlier (reading a tile's sums right
+  // after storing them waits for the store to reach the cache).
   product0(0);
-  for (int64_t b = 0; b < blocks; b += 2) {
-    if (b + 1 < blocks) product1(b + 1);
-    _tile_stored(0, sc.sums, 64);
-    fold(0, b);
-    if (b + 1 >= blocks) break;
-    if (b + 2 < blocks) product0(b + 2);
-    _tile_stored(3, sc.sums + 256, 64);
-    fold(1, b + 1);
+  if (blocks > 1) product1(1);
+  _tile_stored(0, sc.sums, 64);
+  for (int64_t b = 1; b < blocks; ++b) {
+    if (b & 1) {
+      if (b + 1 < blocks) product0(b + 1);
+      _tile_stored(3, sc.sums + 256, 64);
+      fold(0, b - 1);
+    } else {
+      if (b + 1 < blocks) product1(b + 1);
+      _tile_stored(0, sc.sums, 64);
+      fold(1, b - 1);
+    }
+  }
+  fold(static_cast<int>((blocks - 1) & 1), blocks - 1);
+}
+
+template <DType kType, int T>
+void Pass(const MatMulJob& job, const DecodeActs& acts, int64_t m0, int64_t m1, int64_t t0, const Scratch& sc) {
+  for (int64_t g = m0 / 16; g * 16 < m1; ++g) {
+    __m512 out[T];
+    Group<kType, T>(job, acts, job.packed + static_cast<size_t>(g) * job.packed_group_bytes, t0, sc, out);
+    const int64_t lo = std::max(m0, g * 16), hi = std::min(m1, g * 16 + 16);
+    const __mmask16 keep = static_cast<__mmask16>(((1u << (hi - g * 16)) - 1) & ~((1u << (lo - g * 16)) - 1));
+    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(job.y + (t0 + t) * job.ldy + g * 16, keep, out[t]);
   }
 }
 
+template <DType kType, int... Ts>
+void PassDispatch(std::integer_sequence<int, Ts...>, int tokens, const MatMulJob& job, const DecodeActs& acts,
+                  int64_t m0, int64_t m1, int64_t t0, const Scratch& sc) {
+  ((tokens == Ts + 1 ? Pass<kType, Ts + 1>(job, acts, m0, m1, t0, sc) : void()), ...);
+}
 template <DType kType>
-void Pass(const MatMulJob& job, const DecodeActs& acts, int64_t m0, int64_t m1, int64_t t0, int tokens,
-          const Scratch& sc) {
-  for (int64_t g = m0 / 16; g * 16 < m1; ++g) {
-    __m512 out[kTileTokens];
-    Group<kType>(job, acts, job.packed + static_cast<size_t>(g) * job.packed_group_bytes, t0, tokens, sc, out);
-    const int64_t lo = std::max(m0, g * 16), hi = std::min(m1, g * 16 + 16);
-    const __mmask16 keep = static_cast<__mmask16>(((1u << (hi - g * 16)) - 1) & ~((1u << (lo - g * 16)) - 1));
-    for (int t = 0; t < tokens; ++t) _mm512_mask_storeu_ps(job.y + (t0 + t) * job.ldy + g * 16, keep, out[t]);
-  }
+void PassOf(int tokens, const MatMulJob& job, const DecodeActs& acts, int64_t m0, int64_t m1, int64_t t0,
+            const Scratch& sc) {
+  PassDispatch<kType>(std::make_integer_sequence<int, kTileTokens>{}, tokens, job, acts, m0, m1, t0, sc);
 }
 
 // Rows in blocks that stay in L2 while every pass of 16 tokens runs over them (as the VNNI
@@ -164,7 +174,7 @@ void Rows(const MatMulJob& job, int64_t m0, int64_t m1, const Scratch& sc) {
         ConfigureTiles(tokens);
         configured = tokens;
       }
-      Pass<kType>(job, acts, b0, b1, t0, tokens, sc);
+      PassOf<kType>(tokens, job, acts, b0, b1, t0, sc);
     }
     b0 = b1;
   }
