@@ -221,33 +221,34 @@ void DotQ5_K(const MatMulJob& job, const TokenActs* x, int64_t m, float* out /*[
     out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][t], acc[1][t])) - ReduceAdd(min_acc[t]);
 }
 
-// The four runs of 32 quants of one half (128 elements) of a Q6_K super-block, as unsigned
-// 6-bit values (stored q + 32): low nibbles of ql[0..31], of ql[32..63], then the high
-// nibbles of each, with bit pairs 0-1, 2-3, 4-5, 6-7 of qh[0..31] on top.
-inline void UnpackQ6KHalf(const uint8_t* ql /*[64]*/, const uint8_t* qh /*[32]*/, __m256i q[4]) {
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
-  const __m256i bits45 = _mm256_set1_epi8(0x30);
-  const __m256i qla = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-  const __m256i qlb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
-  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
-  q[0] = _mm256_or_si256(_mm256_and_si256(qla, low4), _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45));
-  q[1] = _mm256_or_si256(_mm256_and_si256(qlb, low4), _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45));
-  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qla, 4), low4), _mm256_and_si256(h, bits45));
-  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qlb, 4), low4),
-                         _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45));
+// One half (128 elements) of a Q6_K super-block as two vectors of 64 unsigned 6-bit values
+// (stored q + 32), in x's order: q01 = elements 0..63 (low nibbles of ql[0..63], with bit pairs
+// 0-1 of qh[0..31] on the first 32 and 2-3 on the next), q23 = elements 64..127 (high nibbles,
+// bit pairs 4-5 and 6-7).
+inline void UnpackQ6KHalf(const uint8_t* ql /*[64]*/, const uint8_t* qh /*[32]*/, __m512i* q01, __m512i* q23) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i bits45 = _mm512_set1_epi8(0x30);
+  const __m512i l = _mm512_loadu_si512(ql);
+  const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh)));
+  // The 64-bit lanes of the lower 32 bytes shift by 4 (then 0), of the upper 32 by 2 (then 2 right).
+  const __m512i up = _mm512_sllv_epi64(h, _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2));
+  const __m512i down = _mm512_srlv_epi64(h, _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2));
+  *q01 = _mm512_or_si512(_mm512_and_si512(l, low4), _mm512_and_si512(up, bits45));
+  *q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), low4), _mm512_and_si512(down, bits45));
 }
 
+// Per 64 elements: one vpdpbusd whose lane l sums elements 4l..4l+3 (16-element sub-block l / 4
+// of the four), scaled by d · scale_j (the row's, permuted once for all tokens) times x's block
+// scale (dx_pair: lanes 0..7 the first 32-block, 8..15 the second), into one of two accumulators.
 template <int T>
 void DotQ6_K(const MatMulJob& job, const TokenActs* x, int64_t m, float* out /*[T]*/) {
   const block_q6_K* row = RowAt<block_q6_K>(job, m);
-  __m256 acc[T];
+  __m512 acc[2][T];
   __m512 corr[T];  // Σ_j d · scale_j · (sum of x over 16-element sub-block j)
   for (int t = 0; t < T; ++t) {
-    acc[t] = _mm256_setzero_ps();
+    acc[0][t] = acc[1][t] = _mm512_setzero_ps();
     corr[t] = _mm512_setzero_ps();
   }
-  // d_x per 16-element sub-block: sub-blocks 2b and 2b+1 share x block b.
-  const __m512i pair_index = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   for (int64_t i = 0; i < job.k / 256; ++i) {
     const block_q6_K& blk = row[i];
     for (int line = 0; line < 210; line += 64)  // 210 bytes per super-block
@@ -255,31 +256,27 @@ void DotQ6_K(const MatMulJob& job, const TokenActs* x, int64_t m, float* out /*[
     const __m512 sc = _mm512_mul_ps(
         _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)))),
         _mm512_set1_ps(HalfToFloat(blk.d)));
-    __m512 scale16[T];  // d · scale_j · d_x per sub-block j
-    for (int t = 0; t < T; ++t) {
-      const __m512 dx16 = _mm512_permutexvar_ps(pair_index, _mm512_castps256_ps512(_mm256_loadu_ps(x[t].d + 8 * i)));
-      corr[t] = _mm512_fmadd_ps(sc, _mm512_loadu_ps(x[t].fsum16 + 16 * i), corr[t]);
-      scale16[t] = _mm512_mul_ps(sc, dx16);
-    }
+    for (int t = 0; t < T; ++t) corr[t] = _mm512_fmadd_ps(sc, _mm512_loadu_ps(x[t].fsum16 + 16 * i), corr[t]);
     for (int h = 0; h < 2; ++h) {
-      __m256i q[4];
-      UnpackQ6KHalf(blk.ql + 64 * h, blk.qh + 32 * h, q);
-      for (int run = 0; run < 4; ++run) {
-        const int j = 8 * h + 2 * run;  // the run's first 16-element sub-block
-        // Lanes 0..3 summed the run's elements 0..15 (sub-block j), lanes 4..7 sub-block j+1.
-        const __m512i idx = _mm512_setr_epi32(j, j, j, j, j + 1, j + 1, j + 1, j + 1, 0, 0, 0, 0, 0, 0, 0, 0);
+      __m512i q[2];
+      UnpackQ6KHalf(blk.ql + 64 * h, blk.qh + 32 * h, &q[0], &q[1]);
+      for (int p = 0; p < 2; ++p) {
+        const int j = 8 * h + 4 * p;  // the 64 elements' first sub-block
+        const __m512 wsc = _mm512_permutexvar_ps(
+            _mm512_setr_epi32(j, j, j, j, j + 1, j + 1, j + 1, j + 1, j + 2, j + 2, j + 2, j + 2, j + 3, j + 3, j + 3, j + 3),
+            sc);
+        const int64_t pair = 4 * i + 2 * h + p;  // the 64 elements' index in x
         for (int t = 0; t < T; ++t) {
-          const __m256i dot = _mm256_dpbusd_epi32(
-              _mm256_setzero_si256(), q[run],
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].qs + 256 * i + 128 * h + 32 * run)));
-          const __m256 s = _mm512_castps512_ps256(_mm512_permutexvar_ps(idx, scale16[t]));
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, acc[t]);
+          const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[p], _mm512_loadu_si512(x[t].qs + 64 * pair));
+          const __m512 s = _mm512_mul_ps(wsc, _mm512_loadu_ps(x[t].dx_pair + 16 * pair));
+          acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[p][t]);
         }
       }
     }
   }
   // Stored quants are q + 32: remove 32 · Σ_j d · scale_j · Σx_j.
-  for (int t = 0; t < T; ++t) out[t] = ReduceAdd(acc[t]) - 32.0f * _mm512_reduce_add_ps(corr[t]);
+  for (int t = 0; t < T; ++t)
+    out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][t], acc[1][t])) - 32.0f * _mm512_reduce_add_ps(corr[t]);
 }
 
 }  // namespace

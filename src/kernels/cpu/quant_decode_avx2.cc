@@ -150,7 +150,7 @@ float DotQ6_K(const block_q6_K* row, const TokenActs& x, int64_t k) {
       const __m256i qla = LoadBytes(blk.ql + 64 * h);
       const __m256i qlb = LoadBytes(blk.ql + 64 * h + 32);
       const __m256i qh = LoadBytes(blk.qh + 32 * h);
-      // Runs of 32 elements: see UnpackQ6KHalf in quant_decode_avx512.cc.
+      // Runs of 32 elements: see UnpackQ6KHalf in kquant_decode_avx512.cc.
       const __m256i q[4] = {
           _mm256_or_si256(_mm256_and_si256(qla, low4),
                           _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45)),

@@ -185,7 +185,7 @@ inline void PackQ6_K(const MatMulJob& job, const Panel& p, int64_t p0, int64_t r
         const __m256i qla = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
         const __m256i qlb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
         const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i].qh + 32 * h));
-        // Runs of 32 elements: see UnpackQ6KHalf in quant_decode_avx512.cc.
+        // Runs of 32 elements: see UnpackQ6KHalf in kquant_decode_avx512.cc.
         const __m256i q[4] = {
             _mm256_or_si256(_mm256_and_si256(qla, low4),
                             _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45)),
