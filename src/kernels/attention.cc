@@ -19,4 +19,11 @@ void Attention(const AttentionArgs& a, ThreadPool& pool) {
   pool.ParallelFor(a.n * a.n_head, [&](int64_t b, int64_t e) { reference::AttentionRange(a, b, e); });
 }
 
+void AttentionBatch(std::span<const AttentionArgs> batch, ThreadPool& pool) {
+  bool split = true;
+  for (const AttentionArgs& a : batch) split = split && a.n_head / a.n_kv_head <= 64;
+  if (split && cpu::SplitKAttentionBatch(batch, pool)) return;
+  for (const AttentionArgs& a : batch) Attention(a, pool);
+}
+
 }  // namespace fastgen::kernels

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
@@ -60,6 +61,9 @@ static inline const uint8_t* KvRow(const void* base, DType t, int64_t elem) {
 
 // Splits (query, head) pairs across the pool.
 void Attention(const AttentionArgs& a, ThreadPool& pool);
+// Independent calls (the sequences of a ragged batch) together, in as few parallel regions as
+// possible; each call's output is the same bits as Attention gives it alone.
+void AttentionBatch(std::span<const AttentionArgs> batch, ThreadPool& pool);
 
 namespace reference {
 // Computes output rows for query/head pairs [begin, end) of the flattened [n, n_head] range.

@@ -253,8 +253,9 @@ void Model::CommitKvRows(const ForwardPlan& plan, KvStorage& kv, int64_t layer, 
 void Model::Attend(ops::Context& ctx, const ForwardPlan& plan, KvStorage& kv, int64_t layer,
                    const AttentionShape& shape, const float* q, float* out) {
   const int64_t q_row = shape.n_head * shape.head_dim;
+  attention_args_.clear();
   for (const PlanSequence& s : plan.seqs) {
-    kernels::AttentionArgs a;
+    kernels::AttentionArgs& a = attention_args_.emplace_back();
     a.q = q + s.first * q_row;
     a.k = kv.key_data(layer);
     a.v = kv.value_data(layer);
@@ -278,8 +279,10 @@ void Model::Attend(ops::Context& ctx, const ForwardPlan& plan, KvStorage& kv, in
       a.tree_start = plan.tree_start;
     }
     a.scale = shape.scale;
-    ops::Attention(ctx, a);
   }
+  // One parallel region for every sequence's attention: a region per sequence and layer cost
+  // the server's 16-sequence steps their wake-ups and waits for the slowest thread.
+  ops::AttentionBatch(ctx, attention_args_);
 }
 
 const float* Model::OutputRows(const ForwardPlan& plan, const float* x, int64_t d) {

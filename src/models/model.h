@@ -221,6 +221,7 @@ class Model {
  private:
   Status Plan(std::span<const int32_t> tokens, const BatchLayout& layout, const KvCache& kv, LogitsMode mode);
   ForwardPlan plan_;  // reused across calls so decoding does not allocate
+  std::vector<kernels::AttentionArgs> attention_args_;  // Attend's calls, one per sequence
   std::vector<int32_t> batch_tokens_;  // ForwardBatch's concatenated tokens
   std::vector<float> gathered_;        // OutputRows' copies
   int64_t max_batch_ = 512;        // tokens per micro-batch of a long chain

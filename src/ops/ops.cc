@@ -100,4 +100,8 @@ void Attention(Context& ctx, const kernels::AttentionArgs& args) {
   kernels::Attention(args, *ctx.pool);
 }
 
+void AttentionBatch(Context& ctx, std::span<const kernels::AttentionArgs> batch) {
+  kernels::AttentionBatch(batch, *ctx.pool);
+}
+
 }  // namespace fastgen::ops

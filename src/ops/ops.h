@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <initializer_list>
 
 #include "core/tensor.h"
@@ -49,5 +50,7 @@ void Scale(Context& ctx, float* x, float s, int64_t count);
 void Rope(Context& ctx, float* x, int64_t n, int64_t n_heads, int64_t head_dim,
           const int32_t* positions, const kernels::RopeParams& p);
 void Attention(Context& ctx, const kernels::AttentionArgs& args);
+// The attention of several sequences (a ragged batch) at once: see kernels::AttentionBatch.
+void AttentionBatch(Context& ctx, std::span<const kernels::AttentionArgs> batch);
 
 }  // namespace fastgen::ops

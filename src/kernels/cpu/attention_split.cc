@@ -71,127 +71,192 @@ SplitPlan Plan(const AttentionArgs& a, int threads, int64_t group) {
 
 }  // namespace
 
-bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
-  using TileFn = void (*)(const AttentionArgs&, int64_t, int64_t, int64_t, const SlotRange&, PartialSoftmax*);
+namespace {
+
+using TileFn = void (*)(const AttentionArgs&, int64_t, int64_t, int64_t, const SlotRange&, PartialSoftmax*);
+
+TileFn TileKernel(const AttentionArgs& a) {
   TileFn attend = nullptr;
   if (ActiveIsa() == Isa::kAvx512 && a.head_dim % 16 == 0) attend = AttendTileAvx512;
   if (ActiveIsa() == Isa::kAvx2 && a.head_dim % 8 == 0) attend = AttendTileAvx2;
-  if (attend == nullptr) return false;
+  if (attend == nullptr) return nullptr;
   if (a.kv_type != DType::kF32 && (a.head_dim > kMaxCompactHeadDim || !KvTypeSupported(a.kv_type, a.head_dim)))
-    return false;
-  const int64_t group = a.n_head / a.n_kv_head, d = a.head_dim;
-  if (group > kMaxStates) return false;
-  const bool tree = a.tree_mask != nullptr;
-  SplitPlan plan = Plan(a, pool.size(), group);
-  const int64_t prefix_chunks = plan.chunks;
-  if (tree) {  // one more chunk per (query, kv head): its visible tree nodes
-    plan.chunks += 1;
-    plan.items = plan.tiles * a.n_kv_head * plan.chunks;
-  }
-  // Partial states: [n, n_head, chunks] of (m, l) and [.., head_dim] outputs. Grown once per
-  // thread that dispatches and reused, so decoding allocates nothing.
-  thread_local std::vector<float> ml, outs;
-  const size_t states = static_cast<size_t>(a.n * a.n_head * plan.chunks);
-  if (ml.size() < 2 * states) ml.resize(2 * states);
-  if (outs.size() < states * static_cast<size_t>(d)) outs.resize(states * static_cast<size_t>(d));
-  struct Ctx {
-    const AttentionArgs* a;
-    TileFn attend;
-    SplitPlan plan;
-    int64_t prefix_chunks;
-    int64_t group, d;
-    float* ml;
-    float* outs;
-  } ctx{&a, attend, plan, prefix_chunks, group, d, ml.data(), outs.data()};
+    return nullptr;
+  if (a.n_head / a.n_kv_head > kMaxStates) return nullptr;
+  return attend;
+}
 
-  pool.ParallelFor(plan.items, [c = &ctx](int64_t i0, int64_t i1) {
-    const AttentionArgs& a = *c->a;
-    PartialSoftmax parts[kMaxStates];
+// One call's share of a batch: its plan and where its items and partial states start.
+struct CallPlan {
+  const AttentionArgs* a;
+  TileFn attend;
+  SplitPlan plan;
+  int64_t prefix_chunks;
+  int64_t group, d;
+  int64_t first_item;  // in the batch's item numbering
+  int64_t first_head;  // in the batch's (query, head) numbering
+  size_t ml_at, outs_at;  // offsets of its partial states in the batch's buffers
+  float* ml;           // [n, n_head, chunks, 2]
+  float* outs;         // [n, n_head, chunks, head_dim]
+};
+
+// Work item i of one call: one tile of queries, one kv head, one chunk of slots.
+void RunItem(const CallPlan& c, int64_t i) {
+  const AttentionArgs& a = *c.a;
+  PartialSoftmax parts[kMaxStates];
+  const int64_t chunk = i % c.plan.chunks, pair = i / c.plan.chunks;
+  const int64_t t0 = (pair / a.n_kv_head) * c.plan.tile, kvh = pair % a.n_kv_head;
+  const int64_t nt = std::min(c.plan.tile, a.n - t0);
+  SlotRange range;
+  thread_local std::vector<int32_t> tree_slots;
+  if (a.tree_mask != nullptr && chunk == c.plan.chunks - 1) {
+    // Tree nodes visible to query t0 (tiles of one): its ancestors and itself, within the window.
+    const int64_t cols = a.n_kv - a.tree_start, pos = a.q_slot[t0];
+    if (static_cast<int64_t>(tree_slots.size()) < cols) tree_slots.resize(static_cast<size_t>(cols));
+    const uint8_t* row = a.tree_mask + t0 * cols;
+    for (int64_t m = 0; m < cols; ++m)
+      if (row[m] && (a.window <= 0 || pos - a.tree_pos[m] < a.window))
+        tree_slots[static_cast<size_t>(range.count++)] = static_cast<int32_t>(a.tree_start + m);
+    range.slots = tree_slots.data();
+  } else {
+    // A contiguous span: the causal past of the tile's chain queries (the union of what
+    // they see: the kernel masks each query's part), or a tree's shared prefix.
+    int64_t lo_pos = a.q_slot[t0], hi_pos = a.q_slot[t0];
+    for (int64_t t = t0 + 1; t < t0 + nt; ++t) {
+      lo_pos = std::min<int64_t>(lo_pos, a.q_slot[t]);
+      hi_pos = std::max<int64_t>(hi_pos, a.q_slot[t]);
+    }
+    const int64_t last = a.tree_mask ? std::min(a.tree_start, a.n_kv) - 1 : std::min(hi_pos, a.n_kv - 1);
+    const int64_t pos = a.tree_mask ? a.q_slot[t0] : lo_pos;
+    const int64_t first = a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0;
+    if (c.plan.fixed) {
+      // Blocks at multiples of 16 from the chunk's fixed start; the kernel masks each
+      // query's window and causal limit inside them.
+      const int64_t begin = std::max(FixedChunkBegin(c.plan.lo + chunk), first / 16 * 16);
+      const int64_t end = std::min(FixedChunkBegin(c.plan.lo + chunk + 1), last + 1);
+      range.first = begin;
+      range.count = std::max<int64_t>(0, end - begin);
+    } else {
+      const int64_t span = std::max<int64_t>(0, last - first + 1);
+      range.first = first + span * chunk / c.prefix_chunks;
+      range.count = first + span * (chunk + 1) / c.prefix_chunks - range.first;
+    }
+  }
+  auto state_of = [&](int64_t qi, int64_t g) { return ((t0 + qi) * a.n_head + kvh * c.group + g) * c.plan.chunks + chunk; };
+  for (int64_t qi = 0; qi < nt; ++qi)
+    for (int64_t g = 0; g < c.group; ++g) parts[qi * c.group + g].o = c.outs + state_of(qi, g) * c.d;
+  if (range.count > 0) c.attend(a, t0, nt, kvh, range, parts);
+  for (int64_t qi = 0; qi < nt; ++qi) {
+    for (int64_t g = 0; g < c.group; ++g) {
+      // An empty chunk (short span, no visible nodes) or one the query's mask hides
+      // entirely contributes nothing: m = -inf.
+      const PartialSoftmax& ps = parts[qi * c.group + g];
+      const int64_t state = state_of(qi, g);
+      c.ml[2 * state] = range.count > 0 ? ps.m : -INFINITY;
+      c.ml[2 * state + 1] = range.count > 0 ? ps.l : 0.0f;
+    }
+  }
+}
+
+// Merges the chunks of (query, head) th of one call: out = Σ_c w_c o_c / Σ_c w_c l_c,
+// w_c = exp(m_c − M).
+void MergeHead(const CallPlan& c, int64_t th) {
+  const int64_t d = c.d, chunks = c.plan.chunks;
+  float* out = c.a->out + th * d;
+  const float* m_l = c.ml + 2 * th * chunks;
+  float big = -INFINITY;
+  for (int64_t k = 0; k < chunks; ++k) big = std::max(big, m_l[2 * k]);
+  std::fill(out, out + d, 0.0f);
+  if (big == -INFINITY) return;  // nothing visible
+  float denom = 0.0f;
+  for (int64_t k = 0; k < chunks; ++k) {
+    if (m_l[2 * k] == -INFINITY) continue;
+    const float w = std::exp(m_l[2 * k] - big);
+    denom += w * m_l[2 * k + 1];
+    const float* o = c.outs + (th * chunks + k) * d;
+    for (int64_t i = 0; i < d; ++i) out[i] += w * o[i];
+  }
+  const float inv = 1.0f / denom;
+  for (int64_t i = 0; i < d; ++i) out[i] *= inv;
+}
+
+// The call of a batch holding global index `at` (items or heads, by `first`).
+template <class First>
+size_t CallOf(const std::vector<CallPlan>& calls, int64_t at, First first) {
+  size_t lo = 0, hi = calls.size();
+  while (hi - lo > 1) {
+    const size_t mid = (lo + hi) / 2;
+    if (first(calls[mid]) <= at) lo = mid; else hi = mid;
+  }
+  return lo;
+}
+
+}  // namespace
+
+bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool) {
+  return SplitKAttentionBatch(std::span<const AttentionArgs>(&a, 1), pool);
+}
+
+bool SplitKAttentionBatch(std::span<const AttentionArgs> batch, ThreadPool& pool) {
+  for (const AttentionArgs& a : batch)
+    if (TileKernel(a) == nullptr) return false;
+  // Plans first, then the partial states of every call in two buffers. Grown once per thread
+  // that dispatches and reused, so decoding allocates nothing.
+  thread_local std::vector<CallPlan> calls;
+  calls.clear();
+  size_t states = 0, out_floats = 0;
+  int64_t items = 0, heads = 0;
+  for (const AttentionArgs& a : batch) {
+    if (a.n <= 0) continue;
+    CallPlan c{};
+    c.a = &a;
+    c.attend = TileKernel(a);
+    c.group = a.n_head / a.n_kv_head;
+    c.d = a.head_dim;
+    c.plan = Plan(a, pool.size(), c.group);
+    c.prefix_chunks = c.plan.chunks;
+    if (a.tree_mask != nullptr) {  // one more chunk per (query, kv head): its visible tree nodes
+      c.plan.chunks += 1;
+      c.plan.items = c.plan.tiles * a.n_kv_head * c.plan.chunks;
+    }
+    c.first_item = items;
+    c.first_head = heads;
+    items += c.plan.items;
+    heads += a.n * a.n_head;
+    c.ml_at = states * 2;
+    c.outs_at = out_floats;
+    const size_t call_states = static_cast<size_t>(a.n * a.n_head * c.plan.chunks);
+    states += call_states;
+    out_floats += call_states * static_cast<size_t>(c.d);
+    calls.push_back(c);
+  }
+  if (calls.empty()) return true;
+  thread_local std::vector<float> ml, outs;
+  if (ml.size() < 2 * states) ml.resize(2 * states);
+  if (outs.size() < out_floats) outs.resize(out_floats);
+  for (CallPlan& c : calls) {
+    c.ml = ml.data() + c.ml_at;
+    c.outs = outs.data() + c.outs_at;
+  }
+  // One parallel region over the items of every call (the server's batch of sequences would
+  // otherwise pay a region, and its wait for the slowest thread, per sequence and layer). The
+  // plans are thread_local: lambdas reach the dispatching thread's copy through a pointer.
+  const std::vector<CallPlan>* plans = &calls;
+  pool.ParallelFor(items, [plans](int64_t i0, int64_t i1) {
+    size_t c = CallOf(*plans, i0, [](const CallPlan& p) { return p.first_item; });
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t chunk = i % c->plan.chunks, pair = i / c->plan.chunks;
-      const int64_t t0 = (pair / a.n_kv_head) * c->plan.tile, kvh = pair % a.n_kv_head;
-      const int64_t nt = std::min(c->plan.tile, a.n - t0);
-      SlotRange range;
-      thread_local std::vector<int32_t> tree_slots;
-      if (a.tree_mask != nullptr && chunk == c->plan.chunks - 1) {
-        // Tree nodes visible to query t0 (tiles of one): its ancestors and itself, within the window.
-        const int64_t cols = a.n_kv - a.tree_start, pos = a.q_slot[t0];
-        if (static_cast<int64_t>(tree_slots.size()) < cols) tree_slots.resize(static_cast<size_t>(cols));
-        const uint8_t* row = a.tree_mask + t0 * cols;
-        for (int64_t m = 0; m < cols; ++m)
-          if (row[m] && (a.window <= 0 || pos - a.tree_pos[m] < a.window))
-            tree_slots[static_cast<size_t>(range.count++)] = static_cast<int32_t>(a.tree_start + m);
-        range.slots = tree_slots.data();
-      } else {
-        // A contiguous span: the causal past of the tile's chain queries (the union of what
-        // they see: the kernel masks each query's part), or a tree's shared prefix.
-        int64_t lo_pos = a.q_slot[t0], hi_pos = a.q_slot[t0];
-        for (int64_t t = t0 + 1; t < t0 + nt; ++t) {
-          lo_pos = std::min<int64_t>(lo_pos, a.q_slot[t]);
-          hi_pos = std::max<int64_t>(hi_pos, a.q_slot[t]);
-        }
-        const int64_t last = a.tree_mask ? std::min(a.tree_start, a.n_kv) - 1 : std::min(hi_pos, a.n_kv - 1);
-        const int64_t pos = a.tree_mask ? a.q_slot[t0] : lo_pos;
-        const int64_t first = a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0;
-        if (c->plan.fixed) {
-          // Blocks at multiples of 16 from the chunk's fixed start; the kernel masks each
-          // query's window and causal limit inside them.
-          const int64_t begin = std::max(FixedChunkBegin(c->plan.lo + chunk), first / 16 * 16);
-          const int64_t end = std::min(FixedChunkBegin(c->plan.lo + chunk + 1), last + 1);
-          range.first = begin;
-          range.count = std::max<int64_t>(0, end - begin);
-        } else {
-          const int64_t span = std::max<int64_t>(0, last - first + 1);
-          range.first = first + span * chunk / c->prefix_chunks;
-          range.count = first + span * (chunk + 1) / c->prefix_chunks - range.first;
-        }
-      }
-      auto state_of = [&](int64_t qi, int64_t g) {
-        return ((t0 + qi) * a.n_head + kvh * c->group + g) * c->plan.chunks + chunk;
-      };
-      for (int64_t qi = 0; qi < nt; ++qi)
-        for (int64_t g = 0; g < c->group; ++g) parts[qi * c->group + g].o = c->outs + state_of(qi, g) * c->d;
-      if (range.count > 0) c->attend(a, t0, nt, kvh, range, parts);
-      for (int64_t qi = 0; qi < nt; ++qi) {
-        for (int64_t g = 0; g < c->group; ++g) {
-          // An empty chunk (short span, no visible nodes) or one the query's mask hides
-          // entirely contributes nothing: m = -inf.
-          const PartialSoftmax& ps = parts[qi * c->group + g];
-          const int64_t state = state_of(qi, g);
-          c->ml[2 * state] = range.count > 0 ? ps.m : -INFINITY;
-          c->ml[2 * state + 1] = range.count > 0 ? ps.l : 0.0f;
-        }
-      }
+      while (c + 1 < plans->size() && (*plans)[c + 1].first_item <= i) ++c;
+      RunItem((*plans)[c], i - (*plans)[c].first_item);
     }
   });
-
-  // Merge the chunks of every (query, head): out = Σ_c w_c o_c / Σ_c w_c l_c, w_c = exp(m_c − M).
-  const int64_t heads = a.n * a.n_head;
-  // The buffers are thread_local: a lambda running on a worker must reach the dispatching
-  // thread's copies through these pointers, never by naming the variables.
-  const float* ml_data = ml.data();
-  const float* outs_data = outs.data();
-  auto merge = [&a, &plan, d, ml_data, outs_data](int64_t h0, int64_t h1) {
-    for (int64_t th = h0; th < h1; ++th) {
-      float* out = a.out + th * d;
-      const float* m_l = ml_data + 2 * th * plan.chunks;
-      float big = -INFINITY;
-      for (int64_t c = 0; c < plan.chunks; ++c) big = std::max(big, m_l[2 * c]);
-      std::fill(out, out + d, 0.0f);
-      if (big == -INFINITY) continue;  // nothing visible
-      float denom = 0.0f;
-      for (int64_t c = 0; c < plan.chunks; ++c) {
-        if (m_l[2 * c] == -INFINITY) continue;
-        const float w = std::exp(m_l[2 * c] - big);
-        denom += w * m_l[2 * c + 1];
-        const float* o = outs_data + (th * plan.chunks + c) * d;
-        for (int64_t i = 0; i < d; ++i) out[i] += w * o[i];
-      }
-      const float inv = 1.0f / denom;
-      for (int64_t i = 0; i < d; ++i) out[i] *= inv;
+  auto merge = [plans](int64_t h0, int64_t h1) {
+    size_t c = CallOf(*plans, h0, [](const CallPlan& p) { return p.first_head; });
+    for (int64_t h = h0; h < h1; ++h) {
+      while (c + 1 < plans->size() && (*plans)[c + 1].first_head <= h) ++c;
+      MergeHead((*plans)[c], h - (*plans)[c].first_head);
     }
   };
-  if (heads * plan.chunks * d < (1 << 15)) {
+  if (static_cast<size_t>(out_floats) < (1u << 15)) {
     merge(0, heads);
   } else {
     pool.ParallelFor(heads, [m = &merge](int64_t h0, int64_t h1) { (*m)(h0, h1); });

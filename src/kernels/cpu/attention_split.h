@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "kernels/attention.h"
 
@@ -42,5 +43,9 @@ void AttendTileAvx2(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh,
 // eligible (head_dim, ISA) and the caller should use the reference kernel. Token trees split their shared prefix
 // like a chain and attend their visible tree nodes as one more chunk.
 bool SplitKAttention(const AttentionArgs& a, ThreadPool& pool);
+// Several independent calls (the sequences of a ragged batch) in one parallel region: each
+// call's result is the same bits as SplitKAttention gives it alone. False (nothing done) when
+// any call is not eligible.
+bool SplitKAttentionBatch(std::span<const AttentionArgs> batch, ThreadPool& pool);
 
 }  // namespace fastgen::kernels::cpu
