@@ -84,6 +84,14 @@ Server::Server(runtime::Engine& engine, ApiContext api, ServerOptions options)
   // Clients keep their connections (the openai client, proxies): closing one after a few
   // requests (cpp-httplib's default, 5) races with the client's next request on it.
   http_->set_keep_alive_max_count(100000);
+  // SO_REUSEADDR alone: a restarted server binds over the last one's connections in TIME_WAIT,
+  // and a second server on a port that is listened on fails ("in use"). cpp-httplib's default,
+  // SO_REUSEPORT, does the opposite on Linux: it lets two fastgen processes share a port
+  // silently, each taking a random half of the connections.
+  http_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   Routes();
 }
 

@@ -22,15 +22,16 @@ namespace fastgen::testing {
 
 class ServeProcess {
  public:
-  // Starts `fastgen serve ARGS --port 0` and waits (up to a minute) for it to listen.
-  explicit ServeProcess(const std::vector<std::string>& args) {
+  // Starts `fastgen serve --port PORT ARGS` (0: a free port) and waits (up to a minute) for it
+  // to listen; port() stays 0 when it exits instead.
+  explicit ServeProcess(const std::vector<std::string>& args, int port = 0, bool expect_start = true) {
     log_ = ScratchDir("fastgen_serve") + "/serve_" + std::to_string(counter_++) + ".log";
     pid_ = ::fork();
     if (pid_ == 0) {
       const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(fd, 2);
       ::dup2(fd, 1);
-      std::vector<std::string> all = {FASTGEN_BINARY, "serve", "--port", "0"};
+      std::vector<std::string> all = {FASTGEN_BINARY, "serve", "--port", std::to_string(port)};
       all.insert(all.end(), args.begin(), args.end());
       std::vector<char*> argv;
       for (auto& a : all) argv.push_back(a.data());
@@ -50,7 +51,9 @@ class ServeProcess {
       }
       if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    EXPECT_GT(port_, 0) << "fastgen serve did not start:\n" << Log();
+    if (expect_start) {
+      EXPECT_GT(port_, 0) << "fastgen serve did not start:\n" << Log();
+    }
   }
 
   ~ServeProcess() {
@@ -67,6 +70,8 @@ class ServeProcess {
   }
 
   int port() const { return port_; }
+  // Whether the process has ended (it exited instead of listening).
+  bool exited() const { return pid_ < 0; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string Log() const { return ReadFileText(log_); }
 

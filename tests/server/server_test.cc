@@ -350,6 +350,32 @@ TEST(Serve, AuthenticationIsRequiredWhenAKeyIsSet) {
   EXPECT_EQ(health->status, 200);
 }
 
+// A second server on a port that is listened on fails with a message instead of sharing it; a
+// server restarted on the port of one that just stopped binds at once, although the old one's
+// connections linger in TIME_WAIT.
+TEST(Serve, APortInUseIsRefusedAndARestartRebindsAtOnce) {
+  int port = 0;
+  {
+    ServeProcess first({"-m", ModelDir(), "-t", "1"});
+    port = first.port();
+    ASSERT_GT(port, 0);
+    // A kept-alive connection that the server closes when it stops: TIME_WAIT on its port.
+    auto c = Client(first);
+    c.set_keep_alive(true);
+    int status = 0;
+    Complete(c, {{"prompt", "x"}, {"max_tokens", 2}}, &status);
+    EXPECT_EQ(status, 200);
+    ServeProcess second({"-m", ModelDir(), "-t", "1"}, port, /*expect_start=*/false);
+    EXPECT_EQ(second.port(), 0) << "two servers listen on port " << port << ":\n" << second.Log();
+    EXPECT_TRUE(second.exited());
+    EXPECT_NE(second.Log().find("cannot listen on 127.0.0.1:" + std::to_string(port)), std::string::npos)
+        << second.Log();
+    EXPECT_EQ(first.Terminate(), 0) << first.Log();
+  }
+  ServeProcess restarted({"-m", ModelDir(), "-t", "1"}, port);
+  EXPECT_EQ(restarted.port(), port) << restarted.Log();
+}
+
 TEST(Serve, SigtermDrainsRequestsInFlightAndExitsZero) {
   ServeProcess s({"-m", ModelDir(), "-t", "2"});
   json result;
