@@ -320,7 +320,7 @@ CommandFn AddBenchServeCommand(CLI::App& app) {
   cmd->add_flag("--chat", f->chat, "Use /v1/chat/completions instead of /v1/completions");
   cmd->add_flag("--json", f->json_out, "Print JSON instead of a table");
   cmd->add_option("--timeout", f->timeout_s, "Seconds a request may take (default 600)")->check(IntRange(1, 86400));
-  cmd->add_option("--seed", f->seed, "Seed of the prompt choice (default 1)");
+  cmd->add_option("--seed", f->seed, "Seed of the prompt choice (default 1)")->check(Uint64());
   return [f] { return BenchServe(*f); };
 }
 

@@ -155,6 +155,21 @@ CLI::Validator IntRange(int64_t lo, int64_t hi) {
       "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", "IntRange");
 }
 
+CLI::Validator Uint64() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        // strtoull would take "-1" as 2^64 - 1 and clamp what overflows: digits only, in range.
+        errno = 0;
+        char* end = nullptr;
+        const bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+        if (digits) std::strtoull(value.c_str(), &end, 10);
+        if (!digits || errno == ERANGE)
+          return "'" + EscapeForTerminal(value) + "' is not an integer in [0, 18446744073709551615]";
+        return "";
+      },
+      "UINT64", "Uint64");
+}
+
 namespace {
 std::string ShortNumber(double v) {
   char buf[32];

@@ -58,6 +58,8 @@ int ReportError(const Status& status);
 // lo_open), e.g. --top-p. NonEmpty: a path or name that must not be '' (`-m ''` would
 // otherwise mean "the default model").
 CLI::Validator IntRange(int64_t lo, int64_t hi);
+// Uint64: an unsigned 64-bit integer, e.g. --seed (no sign, nothing clamped).
+CLI::Validator Uint64();
 struct FloatBounds {
   double lo;
   double hi;

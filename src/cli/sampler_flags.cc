@@ -30,7 +30,7 @@ void AddSamplerFlags(CLI::App* cmd, SamplerFlags* f) {
   cmd->add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty (default 0)")
       ->check(FloatRange({-1e6, 1e6}));
   cmd->add_option("--logit-bias", f->logit_bias, "ID=BIAS added to a token's logit (repeatable; -inf bans)");
-  cmd->add_option("-s,--seed", s.seed, "Random seed (default 0)");
+  cmd->add_option("-s,--seed", s.seed, "Random seed (default 0)")->check(Uint64());
 }
 
 Expected<SamplerOptions> ResolveSampler(const SamplerFlags& f, int64_t vocab_size) {

@@ -70,8 +70,8 @@ CommandFn AddTokenizeCommands(CLI::App& app, CommandFn* detokenize) {
   auto t = std::make_shared<TokenizeFlags>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Print the token ids of a text as a JSON array");
   cmd->add_option("-m,--model", t->model, "Model directory, GGUF file or tokenizer.json")->check(NonEmpty());
-  cmd->add_option("text", t->text, "Text to tokenize");
-  cmd->add_option("--file", t->file, "Read the text from a file (at most 64 MiB)")->check(NonEmpty());
+  CLI::Option* text = cmd->add_option("text", t->text, "Text to tokenize");
+  cmd->add_option("--file", t->file, "Read the text from a file (at most 64 MiB)")->check(NonEmpty())->excludes(text);
   cmd->add_flag("--special", t->special, "Apply the post-processor (add BOS and other special tokens)");
 
   auto d = std::make_shared<DetokenizeFlags>();

@@ -1,6 +1,7 @@
 // ModelConfig from GGUF metadata, following the key names llama.cpp's converter writes.
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <set>
 
 #include "io/gguf.h"
@@ -43,6 +44,7 @@ class GgufKeys {
       return std::optional<std::string>(it->second);
     return g_.GetString(key);
   }
+  bool Overridden(const std::string& key) const { return overrides_.count(key) != 0; }
   Expected<int64_t> RequiredInt(const std::string& key) const {
     FG_ASSIGN_OR_RETURN(auto v, Int(key));
     if (!v) return NotFound(g_.path() + ": missing metadata key '" + key + "'");
@@ -162,15 +164,26 @@ Expected<ModelConfig> ConfigFromGguf(const GgufFile& g,
   }
   c.tie_embeddings = FindTensor(g, "output.weight") == nullptr;
 
-  FG_ASSIGN_OR_RETURN(auto bos, keys.Int("tokenizer.ggml.bos_token_id"));
-  if (bos && *bos >= 0 && *bos < c.vocab_size) c.bos_id = static_cast<int32_t>(*bos);
+  // A special token id is absent when the key is, or holds llama.cpp's "none" (-1, or
+  // 0xFFFFFFFF as uint32); any other id must name a row of the vocabulary: dropping it would
+  // silently turn off BOS or the stop at EOS.
+  auto special_id = [&](const char* key) -> Expected<std::optional<int32_t>> {
+    FG_ASSIGN_OR_RETURN(auto id, keys.Int(key));
+    if (!id || *id == -1 || *id == 0xFFFFFFFFll) return std::optional<int32_t>();
+    if (*id < 0 || *id >= c.vocab_size) {
+      const std::string what = key + std::string(" = ") + std::to_string(*id) + " is outside the vocabulary [0, " +
+                               std::to_string(c.vocab_size) + ")";
+      // The user's --override-kv is a usage error; the file's own value makes a corrupt file.
+      if (keys.Overridden(key)) return InvalidArgument("--override-kv " + what);
+      return CorruptFile(src + ": " + what);
+    }
+    return std::optional<int32_t>(static_cast<int32_t>(*id));
+  };
+  FG_ASSIGN_OR_RETURN(c.bos_id, special_id("tokenizer.ggml.bos_token_id"));
   for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id",
                           "tokenizer.ggml.eom_token_id"}) {
-    FG_ASSIGN_OR_RETURN(auto id, keys.Int(key));
-    if (id && *id >= 0 && *id < c.vocab_size) {
-      const auto v = static_cast<int32_t>(*id);
-      if (std::find(c.eos_ids.begin(), c.eos_ids.end(), v) == c.eos_ids.end()) c.eos_ids.push_back(v);
-    }
+    FG_ASSIGN_OR_RETURN(auto id, special_id(key));
+    if (id && std::find(c.eos_ids.begin(), c.eos_ids.end(), *id) == c.eos_ids.end()) c.eos_ids.push_back(*id);
   }
   FG_RETURN_IF_ERROR(ValidateConfig(c, src));
   FG_RETURN_IF_ERROR(keys.CheckOverridesRead());

@@ -22,6 +22,26 @@ const std::set<std::string>& KnownKeys() {
   return keys;
 }
 
+// Keys fastgen does not implement whose values, when set, would change the answer: refused with
+// a 400 naming the key rather than answered as if they were absent. Other unknown keys
+// (metadata, store, ...) are ignored with a warning in the server's log.
+std::string UnsupportedSetting(const json& j) {
+  auto set = [&j](const char* key) { return j.contains(key) && !j[key].is_null(); };
+  if (set("echo") && j["echo"] != false) return "echo";
+  if (set("suffix") && j["suffix"] != "") return "suffix";
+  if (set("best_of")) {
+    const json n = j.contains("n") && !j["n"].is_null() ? j["n"] : json(1);
+    if (j["best_of"] != 1 && j["best_of"] != n) return "best_of";
+  }
+  for (const char* key : {"tools", "functions"})
+    if (set(key) && !(j[key].is_array() && j[key].empty())) return key;
+  if (set("response_format")) {
+    const json& rf = j["response_format"];
+    if (!(rf.is_object() && rf.contains("type") && rf["type"] == "text")) return "response_format";
+  }
+  return "";
+}
+
 // Typed reads of the request object: each failure names the parameter.
 class Fields {
  public:
@@ -241,6 +261,13 @@ std::optional<ApiRequest> ParseRequest(const std::string& body, bool chat, const
   Fields f(j, error);
   for (const auto& [key, value] : j.items())
     if (!KnownKeys().count(key)) out.ignored_keys.push_back(key);
+  if (const std::string key = UnsupportedSetting(j); !key.empty()) {
+    error->param = key;
+    error->code = "unsupported_parameter";
+    error->message = key + ": " + j[key].dump(-1, ' ', /*ensure_ascii=*/true).substr(0, 200) +
+                     " is not supported by fastgen (the answer would not be what it asks for)";
+    return std::nullopt;
+  }
 
   if (f.Has("model")) {
     if (!j["model"].is_string()) {

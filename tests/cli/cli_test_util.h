@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -25,13 +26,16 @@ inline std::string Slurp(const std::string& path) {
 
 // Runs `fastgen ARGS` through the shell, capturing stdout and stderr; stdin from `stdin_path`
 // (default /dev/null). With a timeout, a run still going after that many seconds is killed
-// (exit_code 137, as for any SIGKILL).
+// (exit_code 137, as for any SIGKILL). It runs in a scratch working directory, so that files
+// named by relative paths (the argument fuzzer's `--dump-logits off`) land there.
 inline CliResult RunFastgen(const std::string& args, const std::string& stdin_path = "/dev/null",
                             int timeout_seconds = 0) {
   const std::string dir = ScratchDir("fastgen_cli_run");
-  const std::string out = dir + "/stdout", err = dir + "/stderr";
+  const std::string out = dir + "/stdout", err = dir + "/stderr", cwd = dir + "/cwd";
+  std::filesystem::create_directories(cwd);
   const std::string prefix = timeout_seconds > 0 ? "timeout -s KILL " + std::to_string(timeout_seconds) + " " : "";
-  const std::string cmd = prefix + std::string(FASTGEN_BINARY) + " " + args + " >" + out + " 2>" + err + " <" + stdin_path;
+  const std::string cmd = "cd " + cwd + " && " + prefix + std::string(FASTGEN_BINARY) + " " + args + " >" + out +
+                          " 2>" + err + " <" + stdin_path;
   const int status = std::system(cmd.c_str());
   CliResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

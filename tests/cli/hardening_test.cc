@@ -102,6 +102,33 @@ TEST(CliHardening, OverridesThatChangeNothingAreErrors) {
               1, "Hugging Face directory");
 }
 
+TEST(CliHardening, SpecialTokenOverridesOutsideTheVocabularyAreErrors) {
+  // Dropping the id would silently turn off the stop at EOS (or BOS).
+  const std::string gguf = SharedPath("gguf/llama.f32.gguf");
+  ExpectError(RunFastgen("run -m " + gguf + " --override-kv tokenizer.ggml.eos_token_id=999 --prompt-ids 1 -n 1"), 1,
+              "--override-kv tokenizer.ggml.eos_token_id = 999 is outside the vocabulary [0, 256)");
+  ExpectError(RunFastgen("info -m " + gguf + " --override-kv tokenizer.ggml.bos_token_id=256"), 1,
+              "tokenizer.ggml.bos_token_id = 256");
+  // llama.cpp's "none" (-1) removes the token, as asked.
+  CliResult none = RunFastgen("info -m " + gguf + " --override-kv tokenizer.ggml.eos_token_id=-1");
+  EXPECT_EQ(none.exit_code, 0) << none.err;
+}
+
+TEST(CliHardening, SeedsOutsideUint64AreRefusedNotClamped) {
+  for (const char* seed : {"-1", "18446744073709551616", "99999999999999999999999", "1e3", " 7"})
+    ExpectError(RunFastgen("run -m " + kFixture + " --prompt-ids 1 --print-ids -n 1 --seed '" + seed + "'"), 1,
+                "--seed");
+  CliResult max = RunFastgen("run -m " + kFixture + " --prompt-ids 1 --print-ids -n 1 --seed 18446744073709551615");
+  EXPECT_EQ(max.exit_code, 0) << max.err;
+}
+
+TEST(CliHardening, TokenizeTakesTextOrAFileNotBoth) {
+  const std::string file = Scratch("tokenize.txt");
+  std::ofstream(file) << "from the file";
+  ExpectError(RunFastgen("tokenize -m " + SharedPath("models/fg-draft") + " --file " + file + " 'text too'"), 1,
+              "excludes");
+}
+
 TEST(CliHardening, GenerationCutByTheContextIsAnnounced) {
   ExpectWarning(RunFastgen("run -m " + kFixture + " --prompt-ids 1 --print-ids -c 3 -n 50 --temp 0"),
                 "-n 50: the context of 3 tokens leaves room for 3 new tokens");

@@ -350,6 +350,52 @@ TEST(Serve, AuthenticationIsRequiredWhenAKeyIsSet) {
   EXPECT_EQ(health->status, 200);
 }
 
+// Keys fastgen does not implement, set to values that would change the answer, are refused
+// naming the key instead of answered as if absent; their neutral values pass.
+TEST(Serve, UnsupportedOutputChangingKeysAreRefused) {
+  ServeProcess s({"-m", ModelDir(), "-t", "1", "--chat-template", ChatTemplateFile()});
+  auto c = Client(s);
+  const json base = {{"prompt", "x"}, {"max_tokens", 2}};
+  for (const auto& [key, value] : std::vector<std::pair<std::string, json>>{
+           {"echo", true},
+           {"suffix", "tail"},
+           {"best_of", 3},
+           {"tools", json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}})},
+           {"response_format", {{"type", "json_object"}}},
+           {"response_format", {{"type", 7}}}}) {
+    json body = base;
+    body[key] = value;
+    int status = 0;
+    const json r = Complete(c, body, &status);
+    EXPECT_EQ(status, 400) << key << ": " << r.dump();
+    EXPECT_EQ(r["error"]["param"], key) << r.dump();
+    EXPECT_EQ(r["error"]["code"], "unsupported_parameter") << r.dump();
+  }
+  for (const auto& [key, value] : std::vector<std::pair<std::string, json>>{{"echo", false},
+                                                                           {"suffix", ""},
+                                                                           {"best_of", 1},
+                                                                           {"tools", json::array()},
+                                                                           {"response_format", {{"type", "text"}}},
+                                                                           {"metadata", {{"a", "b"}}}}) {
+    json body = base;
+    body[key] = value;
+    int status = 0;
+    const json r = Complete(c, body, &status);
+    EXPECT_EQ(status, 200) << key << ": " << r.dump();
+  }
+  // The same rule on the chat endpoint.
+  int status = 0;
+  auto r = c.Post("/v1/chat/completions",
+                  json{{"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                       {"max_tokens", 2},
+                       {"response_format", {{"type", "json_object"}}}}
+                      .dump(),
+                  "application/json");
+  ASSERT_TRUE(r);
+  status = r->status;
+  EXPECT_EQ(status, 400) << r->body;
+}
+
 // A second server on a port that is listened on fails with a message instead of sharing it; a
 // server restarted on the port of one that just stopped binds at once, although the old one's
 // connections linger in TIME_WAIT.
