@@ -10,7 +10,9 @@ namespace fastgen::cli {
 
 void AddSpecFlags(CLI::App* cmd, SpecFlags* f, bool run) {
   SpecFlags& sp = *f;
-  cmd->add_option("--spec", sp.mode, "Speculative decoding: draft | lookup | jacobi | layerskip (lossless: same output as plain)");
+  CLI::Option* spec =
+      cmd->add_option("--spec", sp.mode, "Speculative decoding: draft | lookup | jacobi | layerskip (lossless: same output as plain)");
+  const size_t first = cmd->get_options().size();
   cmd->add_option("--draft-model", sp.draft_model, "Draft model for --spec draft (same tokenizer as the target)");
   cmd->add_option("--draft-weights", sp.draft_weights,
                   "Weight type the draft model runs in: q8_0 (default: half of bf16's bytes, the "
@@ -44,6 +46,10 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f, bool run) {
   if (run) {
     cmd->add_flag("--spec-compare", sp.compare, "Also decode plainly first and report the measured wall-clock speedup");
   }
+  // Without --spec these flags would change nothing: a usage error ("--draft-model requires
+  // --spec"), not a run that silently decodes plainly.
+  const std::vector<CLI::Option*> added = cmd->get_options();
+  for (size_t i = first; i < added.size(); ++i) added[i]->needs(spec);
 }
 
 Expected<SpecSetup> SetUpSpeculation(SpecFlags& f, Model& target, ThreadPool* pool,

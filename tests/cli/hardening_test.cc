@@ -122,6 +122,15 @@ TEST(CliHardening, SeedsOutsideUint64AreRefusedNotClamped) {
   EXPECT_EQ(max.exit_code, 0) << max.err;
 }
 
+TEST(CliHardening, SpeculationFlagsWithoutSpecAreErrors) {
+  // They would change nothing: the run would silently decode plainly.
+  for (const std::string& flag : {"--draft-model " + SharedPath("models/fg-draft"), std::string("--lookup-ngram 5"),
+                                 std::string("--bild"), std::string("--skip-layers 1")})
+    ExpectError(RunFastgen("run -m " + SharedPath("models/fg-draft") + " -p hi -n 2 " + flag), 1, "requires --spec");
+  ExpectError(RunFastgen("bench -m " + SharedPath("models/fg-draft") + " -p 8 -n 2 -r 1 --draft-max 3"), 1,
+              "--draft-max requires --spec");
+}
+
 TEST(CliHardening, TokenizeTakesTextOrAFileNotBoth) {
   const std::string file = Scratch("tokenize.txt");
   std::ofstream(file) << "from the file";
