@@ -257,6 +257,10 @@ Expected<ModelConfig> ParseHfConfig(const std::string& config_json, const std::s
     FG_ASSIGN_OR_RETURN(c.tie_embeddings, f.Bool("tie_word_embeddings", tie_default));
     c.norm_weight_plus_one = c.arch == Arch::kGemma;
 
+    // Qwen2 projects q/k/v with biases by design; Llama-family configs may say so.
+    FG_ASSIGN_OR_RETURN(c.attention_bias, f.Bool("attention_bias", c.arch == Arch::kQwen2));
+    FG_ASSIGN_OR_RETURN(bool mlp_bias, f.Bool("mlp_bias", false));
+    if (mlp_bias) return Unsupported(source + ": mlp_bias=true (biases in the feed-forward) is not supported");
     if (c.arch == Arch::kMistral || c.arch == Arch::kPhi3) {
       FG_ASSIGN_OR_RETURN(c.sliding_window, f.Int("sliding_window", int64_t{0}));
     } else if (c.arch == Arch::kQwen2 || c.arch == Arch::kQwen3) {

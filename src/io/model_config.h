@@ -56,6 +56,9 @@ struct ModelConfig {
   RopeStyle rope_style = RopeStyle::kHalf;
 
   int64_t sliding_window = 0;  // 0 = full attention
+  // The q/k/v projections carry biases (Qwen2 always; Llama-family config.json's
+  // attention_bias). When true the bias tensors must exist; when false any present are used.
+  bool attention_bias = false;
   bool tie_embeddings = false;
   // Gemma stores RMSNorm weights as w - 1 in Hugging Face checkpoints; llama.cpp's converter
   // adds the 1 back, so this is true for safetensors and false for GGUF.

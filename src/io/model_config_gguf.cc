@@ -86,6 +86,7 @@ Expected<ModelConfig> ConfigFromGguf(const GgufFile& g,
   if (!arch_name) return NotFound(src + ": missing metadata key 'general.architecture'");
   ModelConfig c;
   FG_ASSIGN_OR_RETURN(c.arch, ArchFromGgufName(*arch_name, src));
+  c.attention_bias = c.arch == Arch::kQwen2;  // llama.cpp's qwen2 graph requires the biases too
   const std::string p = *arch_name + ".";
 
   FG_ASSIGN_OR_RETURN(c.d_model, keys.RequiredInt(p + "embedding_length"));

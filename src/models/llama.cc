@@ -84,11 +84,18 @@ class LlamaModel final : public Model {
         FG_ASSIGN_OR_RETURN(L.w_gate, b.Matrix(Role::kFfnGate, l, {c.d_ff, d}));
         FG_ASSIGN_OR_RETURN(L.w_up, b.Matrix(Role::kFfnUp, l, {c.d_ff, d}));
       }
-      FG_ASSIGN_OR_RETURN(L.bq, b.OptionalVector(Role::kAttnQBias, l, q_dim));
-      FG_ASSIGN_OR_RETURN(L.bk, b.OptionalVector(Role::kAttnKBias, l, kv_dim));
-      FG_ASSIGN_OR_RETURN(L.bv, b.OptionalVector(Role::kAttnVBias, l, kv_dim));
-      FG_ASSIGN_OR_RETURN(L.q_norm, b.OptionalVector(Role::kAttnQNorm, l, hd));
-      FG_ASSIGN_OR_RETURN(L.k_norm, b.OptionalVector(Role::kAttnKNorm, l, hd));
+      // Tensors the configuration declares are required: a checkpoint without them would
+      // otherwise run as a different model without a word.
+      auto vec = [&](Role role, int64_t size, bool required) -> Expected<std::optional<std::vector<float>>> {
+        if (!required) return b.OptionalVector(role, l, size);
+        FG_ASSIGN_OR_RETURN(std::vector<float> v, b.Vector(role, l, size));
+        return std::optional<std::vector<float>>(std::move(v));
+      };
+      FG_ASSIGN_OR_RETURN(L.bq, vec(Role::kAttnQBias, q_dim, c.attention_bias));
+      FG_ASSIGN_OR_RETURN(L.bk, vec(Role::kAttnKBias, kv_dim, c.attention_bias));
+      FG_ASSIGN_OR_RETURN(L.bv, vec(Role::kAttnVBias, kv_dim, c.attention_bias));
+      FG_ASSIGN_OR_RETURN(L.q_norm, vec(Role::kAttnQNorm, hd, c.arch == Arch::kQwen3));
+      FG_ASSIGN_OR_RETURN(L.k_norm, vec(Role::kAttnKNorm, hd, c.arch == Arch::kQwen3));
       FG_ASSIGN_OR_RETURN(L.wo, b.Matrix(Role::kAttnOut, l, {d, q_dim}));
       FG_ASSIGN_OR_RETURN(L.ffn_norm, b.Vector(Role::kFfnNorm, l, d));
       FG_ASSIGN_OR_RETURN(L.w_down, b.Matrix(Role::kFfnDown, l, {d, c.d_ff}));

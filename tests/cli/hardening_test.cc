@@ -86,6 +86,32 @@ TEST(CliHardening, LayerCountDisagreeingWithTheWeightsIsRefused) {
   ExpectError(RunFastgen("run -m " + dir + " --prompt-ids 1 --print-ids -n 1"), 2, "model.layers.1.");
 }
 
+// A config.json that declares tensors the checkpoint lacks (q/k/v biases, Qwen3's q/k norms), or
+// a feature fastgen does not run (feed-forward biases), is refused instead of run as another model.
+TEST(CliHardening, ConfigDeclaringMissingTensorsIsRefused) {
+  const std::string config = testing::Slurp(kFixture + "/config.json");
+  auto with = [&](const std::string& name, const std::string& from, const std::string& to) {
+    const std::string dir = Scratch(name);
+    fs::create_directories(dir);
+    fs::copy_file(kFixture + "/model.safetensors", dir + "/model.safetensors", fs::copy_options::overwrite_existing);
+    std::string c = config;
+    const size_t at = c.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) c.replace(at, from.size(), to);
+    std::ofstream(dir + "/config.json") << c;
+    return dir;
+  };
+  const std::string run = " --prompt-ids 1 --print-ids -n 1";
+  ExpectError(RunFastgen("run -m " + with("attention_bias", "\"attention_bias\": false", "\"attention_bias\": true") + run), 2,
+              "model.layers.0.self_attn.q_proj.bias");
+  ExpectError(RunFastgen("run -m " + with("mlp_bias", "\"mlp_bias\": false", "\"mlp_bias\": true") + run), 2, "mlp_bias");
+  ExpectError(RunFastgen("run -m " + with("qwen3", "LlamaForCausalLM", "Qwen3ForCausalLM") + run), 2,
+              "model.layers.0.self_attn.q_norm.weight");
+  // Declared absent: runs.
+  CliResult plain = RunFastgen("run -m " + with("no_bias", "\"attention_bias\": false", "\"attention_bias\": false") + run);
+  EXPECT_EQ(plain.exit_code, 0) << plain.err;
+}
+
 TEST(CliHardening, DirectoryPromptFileAndEmptyModelPathAreErrors) {
   ExpectError(RunFastgen("run -f " + testing::ScratchDir("fastgen_cli_hardening") + " -n 2"), 2, "is a directory");
   ExpectError(RunFastgen("run -m '' -p hi -n 2"), 1, "--model: an empty value");
