@@ -49,7 +49,7 @@ int Info(const InfoFlags& f) {
   if (!ckpt.ok()) return ReportError(ckpt.status());
   const Checkpoint& k = **ckpt;
   const ModelConfig& c = k.config;
-  std::printf("path:            %s\n", k.path.c_str());
+  std::printf("path:            %s\n", EscapeForTerminal(k.path).c_str());
   std::printf("format:          %s\n", k.format == CheckpointFormat::kGguf
                                            ? ("GGUF v" + std::to_string(k.gguf->version())).c_str()
                                            : "safetensors");

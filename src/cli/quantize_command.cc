@@ -40,7 +40,7 @@ int Quantize(const QuantizeFlags& f) {
   auto r = QuantizeCheckpoint(o);
   if (!r.ok()) return ReportError(r.status());
   for (const auto& note : r->notes) std::fprintf(stderr, "note: %s\n", EscapeForTerminal(note).c_str());
-  std::fprintf(stderr, "wrote %s: %zu tensors, %.2f MiB -> %.2f MiB%s\n", f.output.c_str(), r->tensors,
+  std::fprintf(stderr, "wrote %s: %zu tensors, %.2f MiB -> %.2f MiB%s\n", EscapeForTerminal(f.output).c_str(), r->tensors,
                static_cast<double>(r->input_bytes) / (1 << 20), static_cast<double>(r->output_bytes) / (1 << 20),
                r->fallback_tensors ? (" (" + std::to_string(r->fallback_tensors) +
                                       " matrices kept in a wider type: rows not a multiple of the block)").c_str()

@@ -224,6 +224,17 @@ TEST(CliHardening, EscapeBytesAreNotEchoedToTheTerminal) {
   ExpectError(f, 2, "\\x1b]0;owned\\x07Llama");
   EXPECT_EQ(f.err.find('\x1b'), std::string::npos);
   EXPECT_EQ(f.err.find('\x07'), std::string::npos);
+  // ...and in what succeeds: paths that info and quantize print back.
+  const std::string evil = Scratch("evil\x1b[31m.gguf");
+  fs::copy_file(SharedPath("gguf/llama.f32.gguf"), evil, fs::copy_options::overwrite_existing);
+  CliResult info = RunFastgen("info -m '" + evil + "'");
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("evil\\x1b[31m.gguf"), std::string::npos) << info.out;
+  EXPECT_EQ(info.out.find('\x1b'), std::string::npos);
+  CliResult q = RunFastgen("quantize " + kFixture + " '" + Scratch("q\x1b[31m.gguf") + "' Q8_0");
+  EXPECT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_NE(q.err.find("q\\x1b[31m.gguf"), std::string::npos) << q.err;
+  EXPECT_EQ(q.err.find('\x1b'), std::string::npos);
 }
 
 TEST(CliHardening, ExitCodesFollowOneScheme) {
