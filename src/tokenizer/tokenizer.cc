@@ -74,13 +74,20 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path) {
     const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
     config_path = dir + "/tokenizer_config.json";
   }
+  // What the parsers reject in a file's contents is a bad input file (exit 2 in the CLI), not
+  // a bad argument: the same kind of error as a corrupt model file.
+  auto file_error = [](const Status& s) {
+    return s.code() == ErrorCode::kInvalidArgument ? CorruptFile(s.message()) : s;
+  };
   FG_ASSIGN_OR_RETURN(std::string text, ReadTextFile(json_path, kTokenizerFileLimit));
-  FG_ASSIGN_OR_RETURN(auto tokenizer, FromJson(text, json_path));
+  auto tokenizer = FromJson(text, json_path);
+  if (!tokenizer.ok()) return file_error(tokenizer.status());
   if (!config_path.empty() && FileExists(config_path)) {
     FG_ASSIGN_OR_RETURN(std::string config, ReadTextFile(config_path, kConfigFileLimit));
-    FG_RETURN_IF_ERROR(tokenizer->ApplyTokenizerConfig(config).WithContext(config_path));
+    const Status applied = (*tokenizer)->ApplyTokenizerConfig(config);
+    if (!applied.ok()) return file_error(applied.WithContext(config_path));
   }
-  return tokenizer;
+  return std::move(*tokenizer);
 }
 
 Status Tokenizer::ApplyTokenizerConfig(std::string_view config_json) {

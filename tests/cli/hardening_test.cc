@@ -246,6 +246,13 @@ TEST(CliHardening, ExitCodesFollowOneScheme) {
   EXPECT_EQ(RunFastgen("run -m /nonexistent --prompt-ids 1").exit_code, 2);
   EXPECT_EQ(RunFastgen("info -m /dev/null").exit_code, 2);
   EXPECT_EQ(RunFastgen("run -f /nonexistent.txt").exit_code, 2);
+  // ...a tokenizer.json or tokenizer_config.json whose contents the parsers reject included.
+  const std::string tok = Scratch("bad_tokenizer");
+  fs::create_directories(tok);
+  std::ofstream(tok + "/tokenizer.json") << R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b c"]}})";
+  ExpectError(RunFastgen("tokenize -m " + tok + " hi"), 2, "model.merges[0]");
+  std::ofstream(tok + "/tokenizer.json") << "not json";
+  ExpectError(RunFastgen("tokenize -m " + tok + " hi"), 2, "tokenizer.json: not valid JSON");
   // --help: 0.
   EXPECT_EQ(RunFastgen("bench --help").exit_code, 0);
 }
