@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -158,12 +159,12 @@ CLI::Validator IntRange(int64_t lo, int64_t hi) {
 CLI::Validator Uint64() {
   return CLI::Validator(
       [](std::string& value) -> std::string {
-        // strtoull would take "-1" as 2^64 - 1 and clamp what overflows: digits only, in range.
-        errno = 0;
-        char* end = nullptr;
-        const bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
-        if (digits) std::strtoull(value.c_str(), &end, 10);
-        if (!digits || errno == ERANGE)
+        // strtoull would take "-1" as 2^64 - 1 and clamp what overflows; from_chars takes digits
+        // only and reports overflow.
+        uint64_t v = 0;
+        const char* end = value.data() + value.size();
+        const auto [ptr, ec] = std::from_chars(value.data(), end, v);
+        if (value.empty() || ec != std::errc() || ptr != end)
           return "'" + EscapeForTerminal(value) + "' is not an integer in [0, 18446744073709551615]";
         return "";
       },
