@@ -14,6 +14,7 @@ CommandFn AddInfoCommand(CLI::App& app);
 CommandFn AddBenchCommand(CLI::App& app);
 CommandFn AddChatCommand(CLI::App& app);
 CommandFn AddQuantizeCommand(CLI::App& app);
+CommandFn AddPerplexityCommand(CLI::App& app);
 CommandFn AddTokenizeCommands(CLI::App& app, CommandFn* detokenize);
 CommandFn AddServeCommand(CLI::App& app);
 CommandFn AddBenchServeCommand(CLI::App& app);

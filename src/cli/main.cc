@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   commands["chat"] = fastgen::cli::AddChatCommand(app);
   commands["bench"] = fastgen::cli::AddBenchCommand(app);
   commands["quantize"] = fastgen::cli::AddQuantizeCommand(app);
+  commands["perplexity"] = fastgen::cli::AddPerplexityCommand(app);
   commands["tokenize"] = fastgen::cli::AddTokenizeCommands(app, &detokenize);
   commands["detokenize"] = detokenize;
   commands["serve"] = fastgen::cli::AddServeCommand(app);

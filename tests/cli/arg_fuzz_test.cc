@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <regex>
 #include <set>
@@ -88,6 +90,13 @@ uint32_t SeedShift() {
 // pick the flag itself.
 std::vector<std::pair<std::string, std::string>> QuickDefaults(const std::string& sub) {
   if (sub == "bench") return {{"--repetitions", "1"}, {"--n-prompt", "32"}, {"--n-gen", "8"}};
+  if (sub == "perplexity") {
+    // A few kB of the corpus: the whole of it would be tokenized on every run.
+    const std::string text = testing::ScratchDir("fastgen_arg_fuzz") + "/eval.txt";
+    if (!std::filesystem::exists(text))
+      std::ofstream(text) << testing::ReadFileText(SharedPath("corpus/valid.txt")).substr(0, 6000);
+    return {{"--chunks", "2"}, {"-c", "32"}, {"-f", text}};
+  }
   return {};
 }
 
@@ -147,6 +156,7 @@ TEST(CliArgFuzz, Chat) { FuzzSubcommand("chat", "", 30, 3); }
 TEST(CliArgFuzz, Info) { FuzzSubcommand("info", "", 20, 4); }
 TEST(CliArgFuzz, Tokenize) { FuzzSubcommand("tokenize", " 'hello world'", 20, 5); }
 TEST(CliArgFuzz, Detokenize) { FuzzSubcommand("detokenize", " 1,2,3", 20, 6); }
+TEST(CliArgFuzz, Perplexity) { FuzzSubcommand("perplexity", "", 30, 8); }
 // quantize takes positionals only: random inputs, outputs (inside the scratch directory or
 // devices) and types.
 TEST(CliArgFuzz, Quantize) {

@@ -1,0 +1,115 @@
+// `fastgen perplexity` end to end: the figure, --json, the KL-divergence base written and
+// compared, and its errors.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_test_util.h"
+#include "test_util.h"
+
+namespace fastgen {
+namespace {
+
+using testing::CliResult;
+using testing::RunFastgen;
+using testing::SharedPath;
+
+std::string Scratch() { return testing::ScratchDir("fastgen_ppl_cli"); }
+
+// The first 60 kB of the validation text: 16 chunks of 512 for fg-target's tokenizer.
+std::string EvalText() {
+  const std::string path = Scratch() + "/valid_head.txt";
+  if (!std::filesystem::exists(path))
+    std::ofstream(path) << testing::ReadFileText(SharedPath("corpus/valid.txt")).substr(0, 60000);
+  return path;
+}
+
+nlohmann::json Json(const CliResult& r) {
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return nlohmann::json::parse(r.out, nullptr, false);
+}
+
+TEST(PerplexityCli, PrintsTheFigureAndItsJson) {
+  const std::string args = "perplexity -m " + SharedPath("gguf/fg-target.q8_0.gguf") + " -f " + EvalText() +
+                           " -c 256 --chunks 4 -t 2";
+  CliResult text = RunFastgen(args);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("ppl = "), std::string::npos) << text.out;
+  EXPECT_NE(text.err.find("[4/4] ppl "), std::string::npos) << text.err;  // the running estimate
+  const auto j = Json(RunFastgen(args + " --json"));
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["chunks"], 4);
+  EXPECT_EQ(j["ctx"], 256);
+  EXPECT_EQ(j["scored"], 4 * 127);
+  EXPECT_EQ(j["running_ppl"].size(), 4u);
+  EXPECT_GT(j["ppl"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(j["running_ppl"][3].get<double>(), j["ppl"].get<double>());
+  char want[64];
+  std::snprintf(want, sizeof want, "ppl = %.4f", j["ppl"].get<double>());
+  EXPECT_NE(text.out.find(want), std::string::npos) << text.out;
+}
+
+// bf16 as the base, Q8_0 compared with it: a small divergence, mostly the same top token, and
+// the base's own perplexity carried through the file.
+TEST(PerplexityCli, KlDivergenceAgainstASavedBase) {
+  const std::string base = Scratch() + "/bf16.kld";
+  const std::string common = " -f " + EvalText() + " -c 256 --chunks 3 -t 2 --json";
+  const auto b = Json(RunFastgen("perplexity -m " + SharedPath("gguf/fg-target.bf16.gguf") + common +
+                                 " --kl-divergence-base " + base + " --kl-top-k 32"));
+  ASSERT_TRUE(std::filesystem::exists(base));
+  const auto q = Json(RunFastgen("perplexity -m " + SharedPath("gguf/fg-target.q8_0.gguf") + common +
+                                 " --kl-divergence " + base));
+  ASSERT_TRUE(q.contains("kl_divergence")) << q.dump();
+  const auto& k = q["kl_divergence"];
+  EXPECT_EQ(k["positions"], 3 * 127);
+  EXPECT_EQ(k["top_k"], 32);
+  EXPECT_NEAR(k["ppl_base"].get<double>(), b["ppl"].get<double>(), 1e-3 * b["ppl"].get<double>());
+  EXPECT_NEAR(k["ppl"].get<double>(), q["ppl"].get<double>(), 1e-3 * q["ppl"].get<double>());
+  EXPECT_GT(k["kld_mean"].get<double>(), 0.0);
+  EXPECT_LT(k["kld_mean"].get<double>(), 0.05);  // Q8_0 is close to bf16
+  EXPECT_GT(k["same_top"].get<double>(), 0.85);
+  EXPECT_LE(k["kld_p99"].get<double>(), k["kld_max"].get<double>());
+
+  // Another chunking than the base's: refused, naming the difference.
+  CliResult r = RunFastgen("perplexity -m " + SharedPath("gguf/fg-target.q8_0.gguf") + " -f " + EvalText() +
+                           " -c 128 --chunks 3 --kl-divergence " + base);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("-c 256"), std::string::npos) << r.err;
+}
+
+TEST(PerplexityCli, RefusesBadRequestsClearly) {
+  const std::string m = " -m " + SharedPath("gguf/fg-target.q8_0.gguf");
+  struct Case {
+    std::string args;
+    int exit_code;
+    std::string says;
+  };
+  const std::string junk = Scratch() + "/junk.kld";
+  std::ofstream(junk) << "this is not a base file, and it is long enough for a header";
+  const std::string tiny = Scratch() + "/tiny.txt";
+  std::ofstream(tiny) << "def f(x):\n    return x\n";
+  const std::vector<Case> cases = {
+      {"perplexity" + m, 1, "--file is required"},
+      {"perplexity" + m + " -f " + tiny, 1, "needs at least 1024"},
+      {"perplexity" + m + " -f " + EvalText() + " -c 2", 1, "-c"},
+      {"perplexity" + m + " -f " + EvalText() + " --kl-top-k 8", 1, "--kl-divergence-base"},
+      {"perplexity" + m + " -f " + EvalText() + " --kl-divergence a --kl-divergence-base b", 1, "not both"},
+      {"perplexity" + m + " -f " + EvalText() + " -c 128 --chunks 1 --kl-divergence " + junk, 2, "junk.kld"},
+      {"perplexity" + m + " -f " + EvalText() + " -c 128 --chunks 1 --kl-divergence " + Scratch() + "/none.kld", 2,
+       "none.kld"},
+      {"perplexity" + m + " -f " + Scratch(), 2, "directory"},
+  };
+  for (const Case& c : cases) {
+    CliResult r = RunFastgen(c.args);
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.find("fastgen: error: "), std::string::npos) << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << c.args << "\n" << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace fastgen
