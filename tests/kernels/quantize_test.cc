@@ -9,6 +9,7 @@
 
 #include "kernels/reference/dequant.h"
 #include "kernels/reference/quant_blocks.h"
+#include "kernels/reference/quant_grid.h"
 
 namespace fastgen {
 namespace {
@@ -178,5 +179,80 @@ TEST(Quantize, Q4_KAndQ6_KUseTheirSubBlockStructure) {
   }
 }
 
+
+namespace grid_tests {
+
+using kernels::reference::BlockGrid;
+using kernels::reference::ChooseBlockGrid;
+using kernels::reference::GridCode;
+using kernels::reference::PackBlockCodes;
+using kernels::reference::QuantizeRowWeighted;
+
+// Choosing a block's grid, taking the nearest code of every element and packing the codes
+// reproduces the quantizer's block (byte for byte where the quantizer rounds to the grid it
+// stores), and the packed codes dequantize to exactly the values GridCode promised.
+TEST(QuantGrid, NearestCodesRepackToTheQuantizersBlockAndDequantizeAsPromised) {
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+    const int be = static_cast<int>(Info(t).block_elems);
+    const size_t bb = Info(t).block_bytes;
+    int identical = 0, blocks = 0;
+    for (uint32_t seed = 0; seed < 40; ++seed) {
+      const auto x = Gaussian(static_cast<size_t>(be), 100 + seed, 0.02f);
+      std::vector<uint8_t> want(bb), got(bb);
+      ASSERT_TRUE(QuantizeRow(t, x.data(), want.data(), be));
+      BlockGrid g;
+      ASSERT_TRUE(ChooseBlockGrid(t, x.data(), nullptr, got.data(), &g));
+      EXPECT_EQ(got, want) << Name(t) << ": ChooseBlockGrid writes the quantizer's block";
+      std::vector<int> codes(static_cast<size_t>(be));
+      std::vector<float> promised(static_cast<size_t>(be));
+      for (int j = 0; j < be; ++j) codes[j] = GridCode(g, j, x[j], &promised[j]);
+      std::fill(got.begin(), got.end(), 0);
+      ASSERT_TRUE(ChooseBlockGrid(t, x.data(), nullptr, got.data(), &g));
+      ASSERT_TRUE(PackBlockCodes(t, codes.data(), got.data()));
+      identical += got == want;
+      ++blocks;
+      std::vector<float> y(static_cast<size_t>(be));
+      DequantizeRow(t, got.data(), y.data(), be);
+      for (int j = 0; j < be; ++j) ASSERT_EQ(y[j], promised[j]) << Name(t) << " element " << j;
+    }
+    // Q8_0 and Q4_0 derive their codes from the unrounded scale, before it is stored as f16
+    // (the K-quants requantize against the stored scales): a code may differ by one where an
+    // element sits near a rounding boundary.
+    if (t == DType::kQ8_0 || t == DType::kQ4_0)
+      EXPECT_GE(identical, blocks / 2) << Name(t);
+    else
+      EXPECT_EQ(identical, blocks) << Name(t);
+  }
+}
+
+// With an importance vector the scale searches minimise the importance-weighted error: over
+// many blocks it is below the default quantizer's on that measure.
+TEST(QuantGrid, ImportanceWeightingLowersTheWeightedError) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (DType t : {DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+    const int64_t n = 256 * 64;
+    const auto x = Gaussian(static_cast<size_t>(n), 9, 0.05f);
+    std::vector<float> imp(static_cast<size_t>(n));
+    for (auto& v : imp) v = std::pow(u(rng), 4.0f) * 10;  // a few columns matter much more
+    std::vector<uint8_t> q(*RowBytes(t, n)), qw(*RowBytes(t, n));
+    ASSERT_TRUE(QuantizeRow(t, x.data(), q.data(), n));
+    ASSERT_TRUE(QuantizeRowWeighted(t, x.data(), imp.data(), qw.data(), n));
+    std::vector<float> y(static_cast<size_t>(n)), yw(static_cast<size_t>(n));
+    DequantizeRow(t, q.data(), y.data(), n);
+    DequantizeRow(t, qw.data(), yw.data(), n);
+    double e = 0, ew = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      e += imp[i] * (x[i] - y[i]) * (x[i] - y[i]);
+      ew += imp[i] * (x[i] - yw[i]) * (x[i] - yw[i]);
+    }
+    EXPECT_LT(ew, 0.9 * e) << Name(t);
+    // A null importance is the plain quantizer, byte for byte.
+    ASSERT_TRUE(QuantizeRowWeighted(t, x.data(), nullptr, qw.data(), n));
+    EXPECT_EQ(qw, q) << Name(t);
+  }
+}
+
+}  // namespace grid_tests
 }  // namespace
 }  // namespace fastgen

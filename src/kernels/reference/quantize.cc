@@ -8,6 +8,7 @@
 
 #include "kernels/reference/dequant.h"
 #include "kernels/reference/quant_blocks.h"
+#include "kernels/reference/quant_grid.h"
 
 namespace fastgen::kernels::reference {
 namespace {
@@ -30,6 +31,76 @@ void StoreBlock(void* dst, int64_t index, const Block& b) {
               sizeof(Block));
 }
 
+// Packing of codes into the block layouts (shared by the quantizers below and PackBlockCodes).
+// Q4_0: codes in [-8, 7]; element j in the low nibble of qs[j], element j + 16 in the high one.
+void PackQ4_0(const int8_t* q, uint8_t* qs) {
+  for (int j = 0; j < kQK / 2; ++j)
+    qs[j] = static_cast<uint8_t>((q[j] + 8) | ((q[j + kQK / 2] + 8) << 4));
+}
+// Q4_K: codes in [0, 15]; each 64 elements share 32 bytes, the first 32 in the low nibbles.
+void PackQ4_K(const uint8_t* L, uint8_t* qs) {
+  for (int pair = 0; pair < 4; ++pair)
+    for (int l = 0; l < 32; ++l) qs[32 * pair + l] = static_cast<uint8_t>(L[64 * pair + l] | (L[64 * pair + 32 + l] << 4));
+}
+// Q6_K: codes + 32 in [0, 63]; 4 low bits in ql, 2 high bits in qh, 128 elements per half.
+void PackQ6_K(const int8_t* L, uint8_t* ql_all, uint8_t* qh_all) {
+  for (int half = 0; half < 2; ++half) {
+    const int8_t* q = L + 128 * half;
+    uint8_t* ql = ql_all + 64 * half;
+    uint8_t* qh = qh_all + 32 * half;
+    for (int l = 0; l < 32; ++l) {
+      ql[l] = static_cast<uint8_t>((q[l] & 0x0f) | ((q[l + 64] & 0x0f) << 4));
+      ql[l + 32] = static_cast<uint8_t>((q[l + 32] & 0x0f) | ((q[l + 96] & 0x0f) << 4));
+      qh[l] = static_cast<uint8_t>((q[l] >> 4) | ((q[l + 32] >> 4) << 2) | ((q[l + 64] >> 4) << 4) |
+                                   ((q[l + 96] >> 4) << 6));
+    }
+  }
+}
+
+// The importance-weighted symmetric fit of n values to codes in [-nneg, npos]: the scale
+// minimising Σ w (x - s q)², searched over 21 candidate grids around the one that maps the
+// value of largest magnitude to the end of the range on its side (then least squares for s
+// given the codes). Used when an importance vector (the mean squared activation of each input
+// column over calibration text) says which columns matter: llama.cpp's imatrix quantization
+// does the same kind of search. Stores the codes in L and returns the scale (0: all zero).
+float WeightedSymmetricFit(int n, int nneg, int npos, const float* x, const float* w, int8_t* L) {
+  float amax = 0, max = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
+  for (int i = 0; i < n; ++i) L[i] = 0;
+  if (amax < kGroupMaxEps) return 0.0f;
+  float best_scale = 0, best_err = 0;
+  for (int i = 0; i < n; ++i) best_err += w[i] * x[i] * x[i];  // all-zero codes
+  int8_t cand[256];
+  for (int is = -10; is <= 10; ++is) {
+    // The extreme value goes to -nneg (largest range side) scaled by 1 + is/10 steps of 0.1.
+    const float iscale = -(static_cast<float>(nneg) + 0.1f * static_cast<float>(is)) / max;
+    double sxl = 0, sll = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = Clamp(NearestInt(iscale * x[i]), -nneg, npos);
+      cand[i] = static_cast<int8_t>(l);
+      sxl += static_cast<double>(w[i]) * x[i] * l;
+      sll += static_cast<double>(w[i]) * l * l;
+    }
+    if (sll <= 0) continue;
+    const float scale = static_cast<float>(sxl / sll);
+    float err = 0;
+    for (int i = 0; i < n; ++i) {
+      const float diff = x[i] - scale * static_cast<float>(cand[i]);
+      err += w[i] * diff * diff;
+    }
+    if (err < best_err) {
+      best_err = err;
+      best_scale = scale;
+      for (int i = 0; i < n; ++i) L[i] = cand[i];
+    }
+  }
+  return best_scale;
+}
+
 void QuantizeQ8_0(const float* x, void* dst, int64_t blocks) {
   for (int64_t i = 0; i < blocks; ++i, x += kQK) {
     float amax = 0.0f;
@@ -48,8 +119,19 @@ void QuantizeQ8_0(const float* x, void* dst, int64_t blocks) {
 
 // Q4_0 scales by the signed value of largest magnitude so that it maps to -8 exactly, which
 // uses the full 16-level range on the side where the extreme lies.
-void QuantizeQ4_0(const float* x, void* dst, int64_t blocks) {
-  for (int64_t i = 0; i < blocks; ++i, x += kQK) {
+void QuantizeQ4_0(const float* x, const float* imp, void* dst, int64_t blocks) {
+  for (int64_t i = 0; i < blocks; ++i, x += kQK, imp = imp ? imp + kQK : nullptr) {
+    if (imp != nullptr) {
+      int8_t L[kQK];
+      const float d = WeightedSymmetricFit(kQK, 8, 7, x, imp, L);
+      block_q4_0 b;
+      b.d = F32ToF16(d);
+      const float dr = F16ToF32(b.d);
+      for (int j = 0; j < kQK; ++j) L[j] = static_cast<int8_t>(dr != 0.0f ? Clamp(NearestInt(x[j] / dr), -8, 7) : 0);
+      PackQ4_0(L, b.qs);
+      StoreBlock(dst, i, b);
+      continue;
+    }
     float amax = 0.0f, max = 0.0f;
     for (int j = 0; j < kQK; ++j) {
       if (amax < std::fabs(x[j])) {
@@ -182,20 +264,21 @@ float MakeQxQuants(int n, int nmax, const float* x, int8_t* L) {
   return scale;
 }
 
-void QuantizeQ4_K(const float* x, void* dst, int64_t blocks) {
+void QuantizeQ4_K(const float* x, const float* imp, void* dst, int64_t blocks) {
   uint8_t L[kQK_K];
   uint8_t Laux[32];
   float weights[32];
   float mins[kQK_K / 32];
   float scales[kQK_K / 32];
-  for (int64_t i = 0; i < blocks; ++i, x += kQK_K) {
+  for (int64_t i = 0; i < blocks; ++i, x += kQK_K, imp = imp ? imp + kQK_K : nullptr) {
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < kQK_K / 32; ++j) {
-      // Weights favour large-magnitude values over the group's RMS, as ggml's do.
+      // Weights favour large-magnitude values over the group's RMS, as ggml's do; with an
+      // importance vector, the columns' mean squared activations instead.
       float sum_x2 = 0;
       for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
       const float av_x = std::sqrt(sum_x2 / 32);
-      for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+      for (int l = 0; l < 32; ++l) weights[l] = imp ? imp[32 * j + l] : av_x + std::fabs(x[32 * j + l]);
       scales[j] = MakeQkx2Quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.0f,
                                  0.1f, 20);
       if (scales[j] > max_scale) max_scale = scales[j];
@@ -237,21 +320,19 @@ void QuantizeQ4_K(const float* x, void* dst, int64_t blocks) {
       for (int l = 0; l < 32; ++l)
         L[32 * j + l] = static_cast<uint8_t>(Clamp(NearestInt((x[32 * j + l] + dm) / d), 0, 15));
     }
-    for (int pair = 0; pair < 4; ++pair)
-      for (int l = 0; l < 32; ++l)
-        b.qs[32 * pair + l] =
-            static_cast<uint8_t>(L[64 * pair + l] | (L[64 * pair + 32 + l] << 4));
+    PackQ4_K(L, b.qs);
     StoreBlock(dst, i, b);
   }
 }
 
-void QuantizeQ6_K(const float* x, void* dst, int64_t blocks) {
+void QuantizeQ6_K(const float* x, const float* imp, void* dst, int64_t blocks) {
   int8_t L[kQK_K];
   float scales[kQK_K / 16];
-  for (int64_t i = 0; i < blocks; ++i, x += kQK_K) {
+  for (int64_t i = 0; i < blocks; ++i, x += kQK_K, imp = imp ? imp + kQK_K : nullptr) {
     float max_scale = 0, max_abs_scale = 0;
     for (int g = 0; g < kQK_K / 16; ++g) {
-      scales[g] = MakeQxQuants(16, 32, x + 16 * g, L + 16 * g);
+      scales[g] = imp ? WeightedSymmetricFit(16, 32, 31, x + 16 * g, imp + 16 * g, L + 16 * g)
+                      : MakeQxQuants(16, 32, x + 16 * g, L + 16 * g);
       if (std::fabs(scales[g]) > max_abs_scale) {
         max_abs_scale = std::fabs(scales[g]);
         max_scale = scales[g];
@@ -273,17 +354,7 @@ void QuantizeQ6_K(const float* x, void* dst, int64_t blocks) {
       for (int l = 0; l < 16; ++l)
         L[16 * g + l] = static_cast<int8_t>(Clamp(NearestInt(x[16 * g + l] / d), -32, 31) + 32);
     }
-    for (int half = 0; half < 2; ++half) {
-      const int8_t* q = L + 128 * half;
-      uint8_t* ql = b.ql + 64 * half;
-      uint8_t* qh = b.qh + 32 * half;
-      for (int l = 0; l < 32; ++l) {
-        ql[l] = static_cast<uint8_t>((q[l] & 0x0f) | ((q[l + 64] & 0x0f) << 4));
-        ql[l + 32] = static_cast<uint8_t>((q[l + 32] & 0x0f) | ((q[l + 96] & 0x0f) << 4));
-        qh[l] = static_cast<uint8_t>((q[l] >> 4) | ((q[l + 32] >> 4) << 2) |
-                                     ((q[l + 64] >> 4) << 4) | ((q[l + 96] >> 4) << 6));
-      }
-    }
+    PackQ6_K(L, b.ql, b.qh);
     StoreBlock(dst, i, b);
   }
 }
@@ -298,7 +369,9 @@ bool CanQuantize(DType t) {
   }
 }
 
-bool QuantizeRow(DType t, const float* src, void* dst, int64_t n) {
+bool QuantizeRow(DType t, const float* src, void* dst, int64_t n) { return QuantizeRowWeighted(t, src, nullptr, dst, n); }
+
+bool QuantizeRowWeighted(DType t, const float* src, const float* imp, void* dst, int64_t n) {
   if (n < 0 || n % Info(t).block_elems != 0) return false;
   const int64_t blocks = n / Info(t).block_elems;
   auto* bytes = static_cast<uint8_t*>(dst);
@@ -314,9 +387,113 @@ bool QuantizeRow(DType t, const float* src, void* dst, int64_t n) {
       }
       return true;
     case DType::kQ8_0: QuantizeQ8_0(src, dst, blocks); return true;
-    case DType::kQ4_0: QuantizeQ4_0(src, dst, blocks); return true;
-    case DType::kQ4_K: QuantizeQ4_K(src, dst, blocks); return true;
-    case DType::kQ6_K: QuantizeQ6_K(src, dst, blocks); return true;
+    case DType::kQ4_0: QuantizeQ4_0(src, imp, dst, blocks); return true;
+    case DType::kQ4_K: QuantizeQ4_K(src, imp, dst, blocks); return true;
+    case DType::kQ6_K: QuantizeQ6_K(src, imp, dst, blocks); return true;
+    default: return false;
+  }
+}
+
+// --- block grids (quant_grid.h) -------------------------------------------------------------
+
+bool HasBlockGrid(DType t) {
+  return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
+}
+
+BlockGrid ReadBlockGrid(DType t, const uint8_t* block) {
+  BlockGrid g;
+  switch (t) {
+    case DType::kQ8_0: {
+      block_q8_0 b;
+      std::memcpy(&b, block, sizeof b);
+      g.sub = kQK;
+      g.qmin = -127;
+      g.qmax = 127;
+      g.scale[0] = F16ToF32(b.d);
+      break;
+    }
+    case DType::kQ4_0: {
+      block_q4_0 b;
+      std::memcpy(&b, block, sizeof b);
+      g.sub = kQK;
+      g.qmin = -8;
+      g.qmax = 7;
+      g.scale[0] = F16ToF32(b.d);
+      break;
+    }
+    case DType::kQ4_K: {
+      block_q4_K b;
+      std::memcpy(&b, block, sizeof b);
+      g.sub = 32;
+      g.qmin = 0;
+      g.qmax = 15;
+      for (int j = 0; j < 8; ++j) {
+        int sc, m;
+        if (j < 4) {
+          sc = b.scales[j] & 63;
+          m = b.scales[j + 4] & 63;
+        } else {
+          sc = (b.scales[j + 4] & 0x0f) | ((b.scales[j - 4] >> 6) << 4);
+          m = (b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4);
+        }
+        g.scale[j] = F16ToF32(b.d) * static_cast<float>(sc);
+        g.offset[j] = -(F16ToF32(b.dmin) * static_cast<float>(m));
+      }
+      break;
+    }
+    case DType::kQ6_K: {
+      block_q6_K b;
+      std::memcpy(&b, block, sizeof b);
+      g.sub = 16;
+      g.qmin = -32;
+      g.qmax = 31;
+      for (int j = 0; j < 16; ++j) g.scale[j] = F16ToF32(b.d) * static_cast<float>(b.scales[j]);
+      break;
+    }
+    default: break;
+  }
+  return g;
+}
+
+bool ChooseBlockGrid(DType t, const float* x, const float* imp, uint8_t* block, BlockGrid* grid) {
+  if (!HasBlockGrid(t) || !QuantizeRowWeighted(t, x, imp, block, Info(t).block_elems)) return false;
+  *grid = ReadBlockGrid(t, block);
+  return true;
+}
+
+int GridCode(const BlockGrid& g, int j, float x, float* value) {
+  const float s = g.scale[j / g.sub], o = g.offset[j / g.sub];
+  const int q = s != 0.0f ? Clamp(NearestInt((x - o) / s), g.qmin, g.qmax) : Clamp(0, g.qmin, g.qmax);
+  if (value != nullptr) *value = s * static_cast<float>(q) + o;
+  return q;
+}
+
+bool PackBlockCodes(DType t, const int* codes, uint8_t* block) {
+  switch (t) {
+    case DType::kQ8_0: {
+      auto* b = reinterpret_cast<block_q8_0*>(block);
+      for (int j = 0; j < kQK; ++j) b->qs[j] = static_cast<int8_t>(Clamp(codes[j], -127, 127));
+      return true;
+    }
+    case DType::kQ4_0: {
+      int8_t q[kQK];
+      for (int j = 0; j < kQK; ++j) q[j] = static_cast<int8_t>(Clamp(codes[j], -8, 7));
+      PackQ4_0(q, reinterpret_cast<block_q4_0*>(block)->qs);
+      return true;
+    }
+    case DType::kQ4_K: {
+      uint8_t L[kQK_K];
+      for (int j = 0; j < kQK_K; ++j) L[j] = static_cast<uint8_t>(Clamp(codes[j], 0, 15));
+      PackQ4_K(L, reinterpret_cast<block_q4_K*>(block)->qs);
+      return true;
+    }
+    case DType::kQ6_K: {
+      int8_t L[kQK_K];
+      for (int j = 0; j < kQK_K; ++j) L[j] = static_cast<int8_t>(Clamp(codes[j], -32, 31) + 32);
+      auto* b = reinterpret_cast<block_q6_K*>(block);
+      PackQ6_K(L, b->ql, b->qh);
+      return true;
+    }
     default: return false;
   }
 }
