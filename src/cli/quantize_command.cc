@@ -1,6 +1,8 @@
-// `fastgen quantize IN OUT TYPE`: convert a checkpoint to a GGUF file of the given weight type.
+// `fastgen quantize IN OUT TYPE`: convert a checkpoint to a GGUF file of the given weight type,
+// by rounding (default), importance-weighted rounding or GPTQ over calibration text.
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -8,18 +10,63 @@
 #include "cli/common.h"
 #include "cli/commands.h"
 #include "core/diagnostics.h"
+#include "core/mapped_file.h"
 #include "models/quantize.h"
+#include "tokenizer/tokenizer.h"
 
 namespace fastgen::cli {
 namespace {
 
 struct QuantizeFlags {
   std::string input, output, type;
+  std::string method = "rtn";
+  std::string calibration;
+  int64_t calibration_tokens = 32768;
+  int64_t calibration_ctx = 512;
+  bool act_order = false;
+  double damp = 0.01;
+  int threads = 0;
 };
 
+void Bar(const char* what, size_t done, size_t total, const std::string& name) {
+  constexpr int kWidth = 30;
+  const int filled = total ? static_cast<int>(kWidth * done / total) : kWidth;
+  std::fprintf(stderr, "\r%s [%.*s%*s] %zu/%zu %-40.40s", what, filled, "##############################", kWidth - filled, "",
+               done, total, EscapeForTerminal(name).c_str());
+  if (done == total) std::fprintf(stderr, "\n");
+}
+
+// The calibration text, tokenized by the input model's own tokenizer: the first
+// `tokens` tokens of the file (gzip or plain).
+Expected<std::vector<int32_t>> CalibrationTokens(const QuantizeFlags& f) {
+  FG_ASSIGN_OR_RETURN(auto tok, Tokenizer::Load(f.input));
+  // Bytes per token are under 8 for every tokenizer fastgen knows on text; read a margin more.
+  const size_t bytes = static_cast<size_t>(f.calibration_tokens) * 12 + 4096;
+  FG_ASSIGN_OR_RETURN(std::string text, ReadTextPrefix(f.calibration, bytes, "calibration text"));
+  if (text.empty()) return InvalidArgument(f.calibration + ": the calibration text is empty");
+  EncodeOptions eo;
+  eo.add_special_tokens = false;
+  FG_ASSIGN_OR_RETURN(std::vector<int32_t> ids, tok->Encode(text, eo));
+  if (static_cast<int64_t>(ids.size()) > f.calibration_tokens) ids.resize(static_cast<size_t>(f.calibration_tokens));
+  if (static_cast<int64_t>(ids.size()) < f.calibration_ctx)
+    return InvalidArgument(f.calibration + ": " + std::to_string(ids.size()) + " tokens of calibration text; at least one "
+                           "sequence of --calibration-ctx " + std::to_string(f.calibration_ctx) + " is needed");
+  if (static_cast<int64_t>(ids.size()) < f.calibration_tokens)
+    Warn(f.calibration + ": " + std::to_string(ids.size()) + " tokens of calibration text, fewer than the " +
+         std::to_string(f.calibration_tokens) + " asked for");
+  return ids;
+}
+
 int Quantize(const QuantizeFlags& f) {
-  const auto type = DTypeFromName(f.type);
-  if (!type) return ReportError(InvalidArgument("unknown type '" + f.type + "' (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)"));
+  std::string type_name = f.type;
+  bool mix_m = false;
+  if (type_name == "Q4_K_M" || type_name == "q4_k_m") {
+    type_name = "Q4_K";
+    mix_m = true;
+  }
+  const auto type = DTypeFromName(type_name);
+  if (!type)
+    return ReportError(InvalidArgument("unknown type '" + f.type + "' (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q4_K_M, Q6_K)"));
   std::error_code ec;
   if (std::filesystem::equivalent(f.input, f.output, ec))
     return ReportError(InvalidArgument("the output " + f.output + " is the input file: fastgen reads the input "
@@ -28,23 +75,47 @@ int Quantize(const QuantizeFlags& f) {
   o.input = f.input;
   o.output = f.output;
   o.type = *type;
+  o.mix_m = mix_m;
+  o.method = f.method == "gptq" ? QuantMethod::kGptq : f.method == "imatrix" ? QuantMethod::kImatrix : QuantMethod::kRtn;
+  const bool calibrated = o.method != QuantMethod::kRtn;
+  if (calibrated && f.calibration.empty())
+    return ReportError(InvalidArgument("--method " + f.method + " needs --calibration TEXT (never the evaluation text)"));
+  if (!calibrated && !f.calibration.empty())
+    return ReportError(InvalidArgument("--calibration is used by --method gptq or imatrix; --method rtn rounds without it"));
+  if (f.act_order && o.method != QuantMethod::kGptq)
+    return ReportError(InvalidArgument("--act-order applies to --method gptq"));
   const bool tty = ::isatty(STDERR_FILENO);
+  std::unique_ptr<ThreadPool> pool;
+  if (calibrated) {
+    auto tokens = CalibrationTokens(f);
+    if (!tokens.ok()) return ReportError(tokens.status().WithContext("calibration"));
+    o.calibration.tokens = std::move(*tokens);
+    o.calibration.ctx = f.calibration_ctx;
+    o.calibration.gptq.act_order = f.act_order;
+    o.calibration.gptq.damp = f.damp;
+    o.calibration.progress = [tty](const std::string& stage, size_t done, size_t total) {
+      if (tty) Bar("calibrating", done, total, stage);
+    };
+    pool = std::make_unique<ThreadPool>(f.threads > 0 ? f.threads : ThreadPool::DefaultThreads());
+    o.pool = pool.get();
+  }
   o.progress = [tty](size_t done, size_t total, const std::string& name) {
-    if (!tty) return;
-    constexpr int kWidth = 30;
-    const int filled = static_cast<int>(kWidth * done / total);
-    std::fprintf(stderr, "\r[%.*s%*s] %zu/%zu %-40.40s", filled, "##############################",
-                 kWidth - filled, "", done, total, EscapeForTerminal(name).c_str());
-    if (done == total) std::fprintf(stderr, "\n");
+    if (tty) Bar("writing", done, total, name);
   };
+  const auto t0 = std::chrono::steady_clock::now();
   auto r = QuantizeCheckpoint(o);
   if (!r.ok()) return ReportError(r.status());
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (const auto& note : r->notes) std::fprintf(stderr, "note: %s\n", EscapeForTerminal(note).c_str());
-  std::fprintf(stderr, "wrote %s: %zu tensors, %.2f MiB -> %.2f MiB%s\n", EscapeForTerminal(f.output).c_str(), r->tensors,
-               static_cast<double>(r->input_bytes) / (1 << 20), static_cast<double>(r->output_bytes) / (1 << 20),
+  std::fprintf(stderr, "wrote %s: %zu tensors, %.2f MiB -> %.2f MiB%s%s in %.1f s\n", EscapeForTerminal(f.output).c_str(),
+               r->tensors, static_cast<double>(r->input_bytes) / (1 << 20), static_cast<double>(r->output_bytes) / (1 << 20),
                r->fallback_tensors ? (" (" + std::to_string(r->fallback_tensors) +
                                       " matrices kept in a wider type: rows not a multiple of the block)").c_str()
-                                   : "");
+                                   : "",
+               calibrated ? (", " + std::to_string(r->calibrated) + " matrices by " + f.method + " over " +
+                             std::to_string(o.calibration.tokens.size()) + " calibration tokens").c_str()
+                          : "",
+               secs);
   return 0;
 }
 
@@ -55,7 +126,21 @@ CommandFn AddQuantizeCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("quantize", "Convert a model directory or GGUF file to a GGUF of another weight type");
   cmd->add_option("input", f->input, "Model directory (safetensors) or GGUF file")->required()->check(NonEmpty());
   cmd->add_option("output", f->output, "GGUF file to write")->required()->check(NonEmpty());
-  cmd->add_option("type", f->type, "F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K")->required();
+  cmd->add_option("type", f->type, "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q4_K_M or Q6_K")->required();
+  cmd->add_option("--method", f->method,
+                  "rtn: round to nearest (default); imatrix: block scales weighted by each column's mean squared "
+                  "input over --calibration text; gptq: GPTQ error compensation layer by layer")
+      ->check(CLI::IsMember({"rtn", "imatrix", "gptq"}));
+  cmd->add_option("--calibration", f->calibration, "Calibration text (plain or .gz; never the evaluation text)")
+      ->check(NonEmpty());
+  cmd->add_option("--calibration-tokens", f->calibration_tokens, "Tokens of calibration text used (default 32768)")
+      ->check(IntRange(2, int64_t{1} << 24));
+  cmd->add_option("--calibration-ctx", f->calibration_ctx, "Tokens per calibration sequence (default 512)")
+      ->check(IntRange(2, int64_t{1} << 20));
+  cmd->add_flag("--act-order", f->act_order, "GPTQ: quantize columns by decreasing input energy (block scales fixed first)");
+  cmd->add_option("--damp", f->damp, "GPTQ: dampening added to the Hessian's diagonal, as a fraction of its mean (default 0.01)")
+      ->check(FloatRange({0.0, 10.0, true}));
+  cmd->add_option("-t,--threads", f->threads, "Threads for calibration (default: physical cores)")->check(IntRange(1, 1024));
   return [f] { return Quantize(*f); };
 }
 

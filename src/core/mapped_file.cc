@@ -4,7 +4,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -84,6 +86,36 @@ Expected<std::string> ReadTextFile(const std::string& path, const ReadLimit& lim
     text.append(buf, static_cast<size_t>(got));
   }
   ::close(fd);
+  return text;
+}
+
+}  // namespace fastgen
+
+namespace fastgen {
+
+Expected<std::string> ReadTextPrefix(const std::string& path, size_t max_bytes, const char* what) {
+  if (path.empty()) return InvalidArgument(std::string("no path given for the ") + what);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return IoError("cannot open " + path + ": " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) return IoError(path + " is a directory, not a " + std::string(what));
+  // zlib reads plain files through gzread as well: one path for both.
+  gzFile f = ::gzopen(path.c_str(), "rb");
+  if (f == nullptr) return IoError("cannot open " + path + ": " + std::strerror(errno));
+  std::string text;
+  char buf[1 << 16];
+  while (text.size() < max_bytes) {
+    const int want = static_cast<int>(std::min(sizeof(buf), max_bytes - text.size()));
+    const int got = ::gzread(f, buf, static_cast<unsigned>(want));
+    if (got < 0) {
+      int code = 0;
+      const std::string why = ::gzerror(f, &code);
+      ::gzclose(f);
+      return CorruptFile(path + ": cannot read the " + std::string(what) + ": " + why);
+    }
+    if (got == 0) break;
+    text.append(buf, static_cast<size_t>(got));
+  }
+  ::gzclose(f);
   return text;
 }
 

@@ -49,4 +49,8 @@ inline constexpr ReadLimit kEvalTextLimit{256u << 20, "evaluation text"};
 // streams, up to the limit.
 Expected<std::string> ReadTextFile(const std::string& path, const ReadLimit& limit);
 
+// The first `max_bytes` of a text file, gzip-compressed (.gz) or not: calibration text is taken
+// from the start of a corpus of any size. `what` names it in errors.
+Expected<std::string> ReadTextPrefix(const std::string& path, size_t max_bytes, const char* what);
+
 }  // namespace fastgen

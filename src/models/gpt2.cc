@@ -61,6 +61,7 @@ class Gpt2Model final : public Model {
   void ForwardImpl(const ForwardPlan& plan, KvStorage& kv, std::vector<float>* out) override {
     const ModelConfig& c = config();
     ops::Context ctx{pool_};
+    ctx.observe_inputs = input_observer_;
     ctx.decode_rows = plan.decode_rows;
     const std::span<const int32_t> tokens = plan.tokens;
     const int64_t n = plan.n();
@@ -126,6 +127,7 @@ class Gpt2Model final : public Model {
 
   void ProjectImpl(const float* hidden, int64_t rows, float* logits) override {
     ops::Context ctx{pool_};
+    ctx.observe_inputs = input_observer_;
     ctx.decode_rows = rows;  // logits always from the decode kernels (BatchLayout::Rows)
     ops::MatMul(ctx, output_, hidden, rows, logits);
   }

@@ -339,6 +339,23 @@ Expected<int> Model::ConvertMatrices(DType type) {
   return converted;
 }
 
+Status Model::ReplaceMatrix(const std::string& name, DType type, std::vector<uint8_t> bytes) {
+  for (TensorView* w : Matrices()) {
+    if (w->name != name) continue;
+    const auto row_bytes = RowBytes(type, w->cols());
+    if (!row_bytes || *row_bytes * static_cast<size_t>(w->rows()) != bytes.size())
+      return InvalidArgument("ReplaceMatrix: " + name + " would change size");
+    w->dtype = type;
+    w->data = bytes.data();
+    w->nbytes = bytes.size();
+    w->packed = nullptr;
+    w->packed_group_bytes = 0;
+    converted_.push_back(std::move(bytes));  // the vector's buffer does not move with it
+    return Status::Ok();
+  }
+  return NotFound("ReplaceMatrix: no weight matrix named " + name);
+}
+
 int Model::RepackMatrices() {
   int repacked = 0;
   const long page = ::sysconf(_SC_PAGESIZE);

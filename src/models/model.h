@@ -16,11 +16,9 @@
 #include "kernels/attention.h"
 #include "kv/kv_cache.h"
 #include "kv/kv_storage.h"
+#include "ops/ops.h"
 
 namespace fastgen {
-namespace ops {
-struct Context;
-}  // namespace ops
 
 enum class LogitsMode {
   kLast,  // logits of the last token only: [1, vocab]
@@ -179,6 +177,15 @@ class Model {
   // number of matrices converted.
   Expected<int> ConvertMatrices(DType type);
 
+  // Calls `observer` (until reset with nullptr) with the input of every weight matrix product
+  // of later forward passes: calibration statistics for GPTQ and importance-weighted
+  // quantization. The observer must outlive its use.
+  void set_input_observer(const ops::InputObserver* observer) { input_observer_ = observer; }
+  // Points the weight matrix named `name` (as the checkpoint names it) at `bytes` of `type`,
+  // same shape, replacing any repacked copy: e.g. a layer already quantized by GPTQ while the
+  // layers above it are calibrated on its outputs. The model keeps the bytes.
+  Status ReplaceMatrix(const std::string& name, DType type, std::vector<uint8_t> bytes);
+
   // Gives the matrices the SIMD kernels read interleaved 16 rows at a time (kernels/cpu/
   // repack.h: Q8_0 and Q4_0 on AVX-512) that copy, and lets the row-major pages of the file go
   // (they reload from the file if a reference kernel or the embedding lookup reads them).
@@ -217,6 +224,7 @@ class Model {
 
   std::unique_ptr<Checkpoint> ckpt_;
   ThreadPool* pool_;
+  const ops::InputObserver* input_observer_ = nullptr;
 
  private:
   Status Plan(std::span<const int32_t> tokens, const BatchLayout& layout, const KvCache& kv, LogitsMode mode);

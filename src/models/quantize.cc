@@ -1,13 +1,17 @@
 #include "models/quantize.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
 #include "io/checkpoint.h"
 #include "io/gguf_writer.h"
 #include "kernels/reference/dequant.h"
+#include "kernels/reference/quant_grid.h"
 #include "models/rope_params.h"
 #include "models/tensor_names.h"
 
@@ -160,12 +164,27 @@ Status AddTokenizerMetadata(const std::string& dir, const ModelConfig& c, GgufWr
   return Status::Ok();
 }
 
+bool IsBlockQuant(DType t) { return t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K; }
+
+// llama.cpp's choice of the layers that get more bits in the _M mixes.
+bool UseMoreBits(int64_t layer, int64_t n_layer) {
+  return layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
+}
+
 // The stored type of a converted tensor: 1-D tensors stay float32 (they are tiny and every
 // kernel reads them as float32); matrices take the requested type when their rows split into
-// its blocks, else the closest type that fits (as llama-quantize does).
-DType ChooseType(DType want, const TensorView& t, bool* fallback) {
+// its blocks, else the closest type that fits (as llama-quantize does). As in llama-quantize,
+// the output matrix (the embedding when tied) of a 4- to 6-bit file is Q6_K (Q8_0 when its
+// rows are not whole 256-blocks), and the _M mix gives Q6_K to attn_v and ffn_down of the
+// layers UseMoreBits picks.
+DType ChooseType(const QuantizeOptions& o, const ModelConfig& c, Role role, int64_t layer, bool tied, const TensorView& t,
+                 bool* fallback) {
   *fallback = false;
   if (t.shape.size() < 2) return DType::kF32;
+  DType want = o.type;
+  const bool head = role == Role::kOutput || (tied && role == Role::kTokenEmbd);
+  if (head && IsBlockQuant(o.type)) return t.cols() % 256 == 0 ? DType::kQ6_K : DType::kQ8_0;
+  if (o.mix_m && (role == Role::kAttnV || role == Role::kFfnDown) && UseMoreBits(layer, c.n_layer)) want = DType::kQ6_K;
   if (t.cols() % Info(want).block_elems == 0) return want;
   *fallback = true;
   if (t.cols() % Info(DType::kQ8_0).block_elems == 0) return DType::kQ8_0;
@@ -174,13 +193,13 @@ DType ChooseType(DType want, const TensorView& t, bool* fallback) {
 
 }  // namespace
 
-uint32_t GgufFileType(DType t) {
+uint32_t GgufFileType(DType t, bool mix_m) {
   switch (t) {
     case DType::kF32: return 0;
     case DType::kF16: return 1;
     case DType::kQ4_0: return 2;
     case DType::kQ8_0: return 7;
-    case DType::kQ4_K: return 15;  // LLAMA_FTYPE_MOSTLY_Q4_K_M
+    case DType::kQ4_K: return mix_m ? 15 : 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_M / _S
     case DType::kQ6_K: return 18;
     case DType::kBF16: return 32;
     default: return 0;
@@ -207,7 +226,7 @@ Expected<QuantizeReport> QuantizeCheckpoint(const QuantizeOptions& o) {
       FG_RETURN_IF_ERROR(w.AddValue(key, value));
     }
   }
-  FG_RETURN_IF_ERROR(w.AddUint32("general.file_type", GgufFileType(o.type)));
+  FG_RETURN_IF_ERROR(w.AddUint32("general.file_type", GgufFileType(o.type, o.mix_m)));
   FG_RETURN_IF_ERROR(w.AddUint32("general.quantization_version", 2));
 
   // Walk the architecture's tensor table so every tensor gets its GGUF name; anything in the
@@ -241,6 +260,27 @@ Expected<QuantizeReport> QuantizeCheckpoint(const QuantizeOptions& o) {
                                    rope_freqs.data(), rope_freqs.size() * sizeof(float)));
   }
 
+  // Each tensor's stored type, decided up front: calibration needs them before any is written.
+  const bool tied = std::none_of(items.begin(), items.end(), [](const Item& it) { return it.role == Role::kOutput; });
+  std::vector<DType> out_types(items.size());
+  std::map<std::string, DType> calibrate;  // matrices whose inputs the calibration text reaches
+  for (size_t i = 0; i < items.size(); ++i) {
+    TensorView t = *items[i].t;
+    if (from_hf && IsConv1D(c.arch, items[i].role)) t.shape = {t.shape[1], t.shape[0]};
+    bool fallback = false;
+    out_types[i] = ChooseType(o, c, items[i].role, items[i].layer, tied, t, &fallback);
+    report.fallback_tensors += fallback;
+    const bool reached = IsPerLayer(items[i].role) || items[i].role == Role::kOutput ||
+                         (tied && items[i].role == Role::kTokenEmbd);
+    if (reached && t.shape.size() == 2 && kernels::reference::HasBlockGrid(out_types[i]))
+      calibrate[items[i].t->name] = out_types[i];
+  }
+  std::map<std::string, std::vector<uint8_t>> calibrated;
+  if (o.method != QuantMethod::kRtn) {
+    if (o.pool == nullptr) return Internal("quantize: calibration needs a thread pool");
+    FG_ASSIGN_OR_RETURN(calibrated, QuantizeCalibrated(o.input, o.method, calibrate, o.calibration, *o.pool));
+  }
+
   const bool permute_qk = from_hf && (c.arch == Arch::kLlama || c.arch == Arch::kMistral);
   std::vector<float> values;
   std::vector<uint8_t> packed;
@@ -268,16 +308,26 @@ Expected<QuantizeReport> QuantizeCheckpoint(const QuantizeOptions& o) {
     if (from_hf && c.norm_weight_plus_one && IsNormWeight(it.role))
       for (float& v : values) v += 1.0f;  // llama.cpp's GGUF stores Gemma's norms as 1 + w
 
-    bool fallback = false;
-    const DType out_type = ChooseType(o.type, t, &fallback);
-    report.fallback_tensors += fallback;
+    const DType out_type = out_types[i];
     const int64_t cols = t.shape.size() >= 2 ? t.shape.back() : t.numel();
     const int64_t rows = t.numel() / cols;
     const size_t row_bytes = *RowBytes(out_type, cols);
     packed.resize(row_bytes * static_cast<size_t>(rows));
-    for (int64_t r = 0; r < rows; ++r)
-      if (!kernels::reference::QuantizeRow(out_type, values.data() + r * cols, packed.data() + r * row_bytes, cols))
-        return Internal("quantize: no quantizer for " + std::string(Name(out_type)));
+    if (auto cal = calibrated.find(it.t->name); cal != calibrated.end()) {
+      // Calibrated rows come in the checkpoint's order: apply the same row permutation as to
+      // the values (llama's Q/K heads, from Hugging Face).
+      std::vector<float> order(static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r) order[r] = static_cast<float>(r);
+      if (permute_qk && (it.role == Role::kAttnQ || it.role == Role::kAttnK))
+        order = PermuteForAdjacentRope(order, rows, 1, it.role == Role::kAttnQ ? c.n_head : c.n_kv_head);
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(packed.data() + r * row_bytes, cal->second.data() + static_cast<int64_t>(order[r]) * row_bytes, row_bytes);
+      ++report.calibrated;
+    } else {
+      for (int64_t r = 0; r < rows; ++r)
+        if (!kernels::reference::QuantizeRow(out_type, values.data() + r * cols, packed.data() + r * row_bytes, cols))
+          return Internal("quantize: no quantizer for " + std::string(Name(out_type)));
+    }
     FG_RETURN_IF_ERROR(w.AddTensor(out_name, out_type, t.shape, packed.data(), packed.size()));
     report.input_bytes += it.t->nbytes;
     report.output_bytes += packed.size();

@@ -8,6 +8,8 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "core/thread_pool.h"
+#include "models/calibration.h"
 
 namespace fastgen {
 
@@ -15,12 +17,21 @@ struct QuantizeOptions {
   std::string input;         // model directory or GGUF file
   std::string output;        // GGUF file to write
   DType type = DType::kQ8_0; // F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K
+  // llama.cpp's "_M" mix of a K-quant (Q4_K_M): attn_v and ffn_down of the layers
+  // use_more_bits picks (the first and last eighth, every third between) in Q6_K.
+  bool mix_m = false;
+  // How each matrix's values are chosen: rounding to nearest (default), rounding with
+  // importance-weighted block scales, or GPTQ (both need `calibration`).
+  QuantMethod method = QuantMethod::kRtn;
+  CalibrationOptions calibration;
+  ThreadPool* pool = nullptr;  // for calibration (required unless method is kRtn)
   // Called after each tensor with (tensors done, tensors total, tensor name).
   std::function<void(size_t, size_t, const std::string&)> progress;
 };
 
 struct QuantizeReport {
   size_t tensors = 0;
+  size_t calibrated = 0;        // matrices quantized by GPTQ or importance-weighted rounding
   size_t fallback_tensors = 0;  // matrices whose rows do not split into the type's blocks
   size_t input_bytes = 0;
   size_t output_bytes = 0;
@@ -29,7 +40,7 @@ struct QuantizeReport {
 
 Expected<QuantizeReport> QuantizeCheckpoint(const QuantizeOptions& options);
 
-// llama.cpp's general.file_type number for a whole-file type.
-uint32_t GgufFileType(DType t);
+// llama.cpp's general.file_type number for a whole-file type (and its _M mix).
+uint32_t GgufFileType(DType t, bool mix_m = false);
 
 }  // namespace fastgen

@@ -1,6 +1,7 @@
 #include "ops/ops.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
@@ -19,6 +20,11 @@ void MatMul(Context& ctx, const TensorView& w, const float* x, int64_t n, float*
 void MatMulGroup(Context& ctx, std::initializer_list<kernels::MatMulOutput> outs, const float* x,
                  int64_t n) {
   const int count = static_cast<int>(outs.size());
+  if (ctx.observe_inputs != nullptr) {
+    std::vector<const TensorView*> ws;
+    for (const auto& o : outs) ws.push_back(o.w);
+    (*ctx.observe_inputs)(ws, x, n);
+  }
   if (ctx.decode_rows < 0) {
     kernels::MatMulGroup(outs.begin(), count, x, n, *ctx.pool);
     return;

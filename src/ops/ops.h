@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <initializer_list>
 
@@ -16,8 +17,13 @@
 namespace fastgen::ops {
 
 // Threads (and, later, scratch arenas) are passed in, never global.
+// Sees the input x [n, k] of every matrix product before it runs, with the weights that read
+// it (Q, K and V share one input): calibration for GPTQ and importance matrices.
+using InputObserver = std::function<void(std::span<const TensorView* const> weights, const float* x, int64_t n)>;
+
 struct Context {
   ThreadPool* pool = nullptr;
+  const InputObserver* observe_inputs = nullptr;
   // Which matmul kernels a batch's rows take (kernels::MatMulPath): -1 lets the size decide for
   // every call; otherwise rows [0, decode_rows) take the decode kernels and the rest the GEMM,
   // so that each token is computed the same way however it is batched (a decoding step of many
