@@ -17,6 +17,8 @@ struct QuantizeOptions {
   std::string input;         // model directory or GGUF file
   std::string output;        // GGUF file to write
   DType type = DType::kQ8_0; // F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K
+  // Called after each tensor with (tensors done, tensors total, tensor name).
+  std::function<void(size_t, size_t, const std::string&)> progress;
   // llama.cpp's "_M" mix of a K-quant (Q4_K_M): attn_v and ffn_down of the layers
   // use_more_bits picks (the first and last eighth, every third between) in Q6_K.
   bool mix_m = false;
@@ -25,8 +27,6 @@ struct QuantizeOptions {
   QuantMethod method = QuantMethod::kRtn;
   CalibrationOptions calibration;
   ThreadPool* pool = nullptr;  // for calibration (required unless method is kRtn)
-  // Called after each tensor with (tensors done, tensors total, tensor name).
-  std::function<void(size_t, size_t, const std::string&)> progress;
 };
 
 struct QuantizeReport {

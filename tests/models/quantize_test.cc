@@ -24,6 +24,14 @@ ThreadPool& Pool() {
   return pool;
 }
 
+QuantizeOptions Opts(const std::string& in, const std::string& out, DType type) {
+  QuantizeOptions o;
+  o.input = in;
+  o.output = out;
+  o.type = type;
+  return o;
+}
+
 std::string OutPath(const std::string& name) {
   return testing::ScratchDir("fastgen_quantize") + "/" + name;
 }
@@ -50,7 +58,7 @@ class ConvertFixture : public ::testing::TestWithParam<std::string> {};
 TEST_P(ConvertFixture, SafetensorsToF32GgufIsExact) {
   const std::string dir = SharedPath("fixtures/" + GetParam());
   const std::string out = OutPath(GetParam() + ".f32.gguf");
-  QuantizeOptions o{dir, out, DType::kF32, nullptr};
+  QuantizeOptions o = Opts(dir, out, DType::kF32);
   auto r = QuantizeCheckpoint(o);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_LT(MaxLogitsError(out, dir + "/ref.json", dir + "/ref_logits.f32"), 1e-4);
@@ -74,7 +82,7 @@ TEST_P(QuantizeTypes, LlamaFixtureWithinRoundingError) {
   const TypeCase& c = GetParam();
   const std::string dir = SharedPath("fixtures/llama");
   const std::string out = OutPath(std::string("llama.") + std::string(Name(c.type)) + ".gguf");
-  auto r = QuantizeCheckpoint({dir, out, c.type, nullptr});
+  auto r = QuantizeCheckpoint(Opts(dir, out, c.type));
   ASSERT_TRUE(r.ok()) << r.status().message();
   const double err = MaxLogitsError(out, dir + "/ref.json", dir + "/ref_logits.f32");
   std::cout << "[ info ] " << Name(c.type) << ": max relative logits error " << err << "\n";
@@ -93,7 +101,7 @@ TEST(QuantizeKQuants, FromGgufKeepsTheModel) {
   // Measured: Q6_K 0.026, Q4_K 0.43 (requantizing already-rounded random weights to 4 bits).
   for (const auto& [type, tol] : {std::pair{DType::kQ6_K, 0.05}, std::pair{DType::kQ4_K, 0.7}}) {
     const std::string out = OutPath(std::string("kq.") + std::string(Name(type)) + ".gguf");
-    auto r = QuantizeCheckpoint({src, out, type, nullptr});
+    auto r = QuantizeCheckpoint(Opts(src, out, type));
     ASSERT_TRUE(r.ok()) << r.status().message();
     EXPECT_EQ(r->fallback_tensors, 0u);
     const double err = MaxLogitsError(out, SharedPath("gguf/kquant/kq.q6_k.ref.json"),
@@ -107,7 +115,7 @@ TEST(QuantizeTrained, FgTargetBf16GgufKeepsGreedyOutput) {
   // fg-target converted from safetensors to BF16 holds the same bits: the 48-token references
   // must survive exactly (this exercises the tokenizer metadata and Q/K permutation too).
   const std::string out = OutPath("fg-target.bf16.gguf");
-  auto r = QuantizeCheckpoint({SharedPath("models/fg-target"), out, DType::kBF16, nullptr});
+  auto r = QuantizeCheckpoint(Opts(SharedPath("models/fg-target"), out, DType::kBF16));
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(r->notes.empty()) << r->notes.front();
   auto model = LoadModel(out, &Pool());
@@ -128,9 +136,9 @@ TEST(QuantizeTrained, FgTargetBf16GgufKeepsGreedyOutput) {
 }
 
 TEST(QuantizeErrors, RejectsBadTypeAndInput) {
-  auto bad_type = QuantizeCheckpoint({SharedPath("fixtures/llama"), OutPath("x.gguf"), DType::kQ2_K, nullptr});
+  auto bad_type = QuantizeCheckpoint(Opts(SharedPath("fixtures/llama"), OutPath("x.gguf"), DType::kQ2_K));
   EXPECT_FALSE(bad_type.ok());
-  auto missing = QuantizeCheckpoint({"/nonexistent", OutPath("y.gguf"), DType::kQ8_0, nullptr});
+  auto missing = QuantizeCheckpoint(Opts("/nonexistent", OutPath("y.gguf"), DType::kQ8_0));
   EXPECT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("/nonexistent"), std::string::npos);
 }
