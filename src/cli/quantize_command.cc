@@ -2,6 +2,7 @@
 // by rounding (default), importance-weighted rounding or GPTQ over calibration text.
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +17,8 @@
 
 namespace fastgen::cli {
 namespace {
+
+constexpr const char* kTypeList = "F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K, Q4_K_M, Q4_K, Q4_0, Q3_K_M, Q3_K, Q2_K";
 
 struct QuantizeFlags {
   std::string input, output, type;
@@ -58,15 +61,19 @@ Expected<std::vector<int32_t>> CalibrationTokens(const QuantizeFlags& f) {
 }
 
 int Quantize(const QuantizeFlags& f) {
+  // llama.cpp's file-type names: Q2_K, Q3_K_M, Q4_K_M and Q5_K_M are mixes; Q3_K, Q4_K and Q5_K
+  // alone put every matrix in that type.
   std::string type_name = f.type;
-  bool mix_m = false;
-  if (type_name == "Q4_K_M" || type_name == "q4_k_m") {
-    type_name = "Q4_K";
+  for (char& ch : type_name) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  bool mix_m = type_name == "Q2_K";
+  if (type_name.size() == 6 && type_name.compare(4, 2, "_M") == 0 &&
+      (type_name.rfind("Q3_K", 0) == 0 || type_name.rfind("Q4_K", 0) == 0 || type_name.rfind("Q5_K", 0) == 0)) {
+    type_name.resize(4);
     mix_m = true;
   }
   const auto type = DTypeFromName(type_name);
-  if (!type)
-    return ReportError(InvalidArgument("unknown type '" + f.type + "' (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q4_K_M, Q6_K)"));
+  if (!type || *type == DType::kI32)
+    return ReportError(InvalidArgument("unknown type '" + f.type + "' (" + std::string(kTypeList) + ")"));
   std::error_code ec;
   if (std::filesystem::equivalent(f.input, f.output, ec))
     return ReportError(InvalidArgument("the output " + f.output + " is the input file: fastgen reads the input "
@@ -126,7 +133,7 @@ CommandFn AddQuantizeCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("quantize", "Convert a model directory or GGUF file to a GGUF of another weight type");
   cmd->add_option("input", f->input, "Model directory (safetensors) or GGUF file")->required()->check(NonEmpty());
   cmd->add_option("output", f->output, "GGUF file to write")->required()->check(NonEmpty());
-  cmd->add_option("type", f->type, "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q4_K_M or Q6_K")->required();
+  cmd->add_option("type", f->type, kTypeList)->required();
   cmd->add_option("--method", f->method,
                   "rtn: round to nearest (default); imatrix: block scales weighted by each column's mean squared "
                   "input over --calibration text; gptq: GPTQ error compensation layer by layer")

@@ -164,19 +164,54 @@ Status AddTokenizerMetadata(const std::string& dir, const ModelConfig& c, GgufWr
   return Status::Ok();
 }
 
-bool IsBlockQuant(DType t) { return t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K; }
+bool IsBlockQuant(DType t) {
+  return t == DType::kQ4_0 || t == DType::kQ2_K || t == DType::kQ3_K || t == DType::kQ4_K || t == DType::kQ5_K ||
+         t == DType::kQ6_K;
+}
 
 // llama.cpp's choice of the layers that get more bits in the _M mixes.
 bool UseMoreBits(int64_t layer, int64_t n_layer) {
   return layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
 }
 
+// The type llama.cpp's file-type mixes give a matrix (llama-quantize's rules for dense,
+// non-Falcon models): Q2_K puts attn_v (Q4_K with 4+ query heads per KV head), ffn_down and
+// attn_output in more bits; Q3_K_M attn_v (Q5_K in the first two layers, else Q4_K), ffn_down
+// (Q5_K in the first sixteenth) and attn_output (Q4_K); Q4_K_M and Q5_K_M give Q6_K to attn_v
+// and ffn_down of the layers UseMoreBits picks.
+DType MixType(DType base, const ModelConfig& c, Role role, int64_t layer) {
+  const bool v = role == Role::kAttnV, down = role == Role::kFfnDown, out = role == Role::kAttnOut;
+  switch (base) {
+    case DType::kQ2_K:
+      if (v) return c.n_head >= 4 * c.n_kv_head ? DType::kQ4_K : DType::kQ3_K;
+      if (down || out) return DType::kQ3_K;
+      return base;
+    case DType::kQ3_K:
+      if (v) return layer < 2 ? DType::kQ5_K : DType::kQ4_K;
+      if (down) return layer < c.n_layer / 16 ? DType::kQ5_K : DType::kQ4_K;
+      if (out) return DType::kQ4_K;
+      return base;
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+      return (v || down) && UseMoreBits(layer, c.n_layer) ? DType::kQ6_K : base;
+    default:
+      return base;
+  }
+}
+
+// Where a type's blocks do not divide the rows: Q4_0 for the 2- and 3-bit K-quants (llama.cpp
+// takes IQ4_NL, also 4.5 bits per weight, which fastgen does not read), else Q8_0.
+DType FallbackType(DType want, int64_t cols) {
+  if ((want == DType::kQ2_K || want == DType::kQ3_K) && cols % Info(DType::kQ4_0).block_elems == 0) return DType::kQ4_0;
+  if (cols % Info(DType::kQ8_0).block_elems == 0) return DType::kQ8_0;
+  return DType::kF16;
+}
+
 // The stored type of a converted tensor: 1-D tensors stay float32 (they are tiny and every
-// kernel reads them as float32); matrices take the requested type when their rows split into
-// its blocks, else the closest type that fits (as llama-quantize does). As in llama-quantize,
-// the output matrix (the embedding when tied) of a 4- to 6-bit file is Q6_K (Q8_0 when its
-// rows are not whole 256-blocks), and the _M mix gives Q6_K to attn_v and ffn_down of the
-// layers UseMoreBits picks.
+// kernel reads them as float32); matrices take the requested type (or its mix's) when their
+// rows split into its blocks, else FallbackType. As in llama-quantize, the output matrix (the
+// embedding when tied) of a 2- to 6-bit file is Q6_K (Q8_0 when its rows are not whole
+// 256-blocks).
 DType ChooseType(const QuantizeOptions& o, const ModelConfig& c, Role role, int64_t layer, bool tied, const TensorView& t,
                  bool* fallback) {
   *fallback = false;
@@ -184,11 +219,10 @@ DType ChooseType(const QuantizeOptions& o, const ModelConfig& c, Role role, int6
   DType want = o.type;
   const bool head = role == Role::kOutput || (tied && role == Role::kTokenEmbd);
   if (head && IsBlockQuant(o.type)) return t.cols() % 256 == 0 ? DType::kQ6_K : DType::kQ8_0;
-  if (o.mix_m && (role == Role::kAttnV || role == Role::kFfnDown) && UseMoreBits(layer, c.n_layer)) want = DType::kQ6_K;
+  if (o.mix_m) want = MixType(o.type, c, role, layer);
   if (t.cols() % Info(want).block_elems == 0) return want;
   *fallback = true;
-  if (t.cols() % Info(DType::kQ8_0).block_elems == 0) return DType::kQ8_0;
-  return DType::kF16;
+  return FallbackType(want, t.cols());
 }
 
 }  // namespace
@@ -199,7 +233,10 @@ uint32_t GgufFileType(DType t, bool mix_m) {
     case DType::kF16: return 1;
     case DType::kQ4_0: return 2;
     case DType::kQ8_0: return 7;
+    case DType::kQ2_K: return 10;               // LLAMA_FTYPE_MOSTLY_Q2_K (the mix, or all Q2_K)
+    case DType::kQ3_K: return mix_m ? 12 : 11;  // LLAMA_FTYPE_MOSTLY_Q3_K_M / _S
     case DType::kQ4_K: return mix_m ? 15 : 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_M / _S
+    case DType::kQ5_K: return mix_m ? 17 : 16;  // LLAMA_FTYPE_MOSTLY_Q5_K_M / _S
     case DType::kQ6_K: return 18;
     case DType::kBF16: return 32;
     default: return 0;
@@ -209,7 +246,7 @@ uint32_t GgufFileType(DType t, bool mix_m) {
 Expected<QuantizeReport> QuantizeCheckpoint(const QuantizeOptions& o) {
   if (!kernels::reference::CanQuantize(o.type))
     return InvalidArgument(std::string("quantize: type ") + std::string(Name(o.type)) +
-                           " is not a target type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)");
+                           " is not a target type (F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
   FG_ASSIGN_OR_RETURN(auto ckpt, OpenCheckpoint(o.input));
   const ModelConfig& c = ckpt->config;
   const bool from_hf = ckpt->format == CheckpointFormat::kSafetensors;

@@ -16,11 +16,12 @@ namespace fastgen {
 struct QuantizeOptions {
   std::string input;         // model directory or GGUF file
   std::string output;        // GGUF file to write
-  DType type = DType::kQ8_0; // F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K
+  DType type = DType::kQ8_0; // F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K or Q6_K
   // Called after each tensor with (tensors done, tensors total, tensor name).
   std::function<void(size_t, size_t, const std::string&)> progress;
-  // llama.cpp's "_M" mix of a K-quant (Q4_K_M): attn_v and ffn_down of the layers
-  // use_more_bits picks (the first and last eighth, every third between) in Q6_K.
+  // llama.cpp's mix of a K-quant file type (Q2_K, Q3_K_M, Q4_K_M, Q5_K_M): some attn_v,
+  // ffn_down and attn_output matrices in more bits (quantize.cc, MixType). Off: every matrix
+  // in `type` where its rows allow.
   bool mix_m = false;
   // How each matrix's values are chosen: rounding to nearest (default), rounding with
   // importance-weighted block scales, or GPTQ (both need `calibration`).

@@ -98,8 +98,10 @@ INSTANTIATE_TEST_SUITE_P(
 // K-quants need rows that are multiples of 256: the k-quant fixture model has them.
 TEST(QuantizeKQuants, FromGgufKeepsTheModel) {
   const std::string src = SharedPath("gguf/kquant/kq.q6_k.gguf");
-  // Measured: Q6_K 0.026, Q4_K 0.43 (requantizing already-rounded random weights to 4 bits).
-  for (const auto& [type, tol] : {std::pair{DType::kQ6_K, 0.05}, std::pair{DType::kQ4_K, 0.7}}) {
+  // Measured: Q6_K 0.026, Q5_K 0.21, Q4_K 0.43, Q3_K 0.87, Q2_K 1.3 (requantizing
+  // already-rounded random weights; the output head is Q6_K in every one of these files).
+  for (const auto& [type, tol] : {std::pair{DType::kQ6_K, 0.05}, std::pair{DType::kQ5_K, 0.35}, std::pair{DType::kQ4_K, 0.7},
+                                  std::pair{DType::kQ3_K, 1.3}, std::pair{DType::kQ2_K, 2.0}}) {
     const std::string out = OutPath(std::string("kq.") + std::string(Name(type)) + ".gguf");
     auto r = QuantizeCheckpoint(Opts(src, out, type));
     ASSERT_TRUE(r.ok()) << r.status().message();
@@ -136,7 +138,7 @@ TEST(QuantizeTrained, FgTargetBf16GgufKeepsGreedyOutput) {
 }
 
 TEST(QuantizeErrors, RejectsBadTypeAndInput) {
-  auto bad_type = QuantizeCheckpoint(Opts(SharedPath("fixtures/llama"), OutPath("x.gguf"), DType::kQ2_K));
+  auto bad_type = QuantizeCheckpoint(Opts(SharedPath("fixtures/llama"), OutPath("x.gguf"), DType::kI32));
   EXPECT_FALSE(bad_type.ok());
   auto missing = QuantizeCheckpoint(Opts("/nonexistent", OutPath("y.gguf"), DType::kQ8_0));
   EXPECT_FALSE(missing.ok());

@@ -1,105 +1,21 @@
 // Quantization following llama.cpp's reference (non-imatrix) quantizers, so that a row
 // quantized here has the bytes llama-quantize would write for it: the same scale search, the
 // same rounding (round-half-even in the K-quants, round-half-away in Q8_0, truncation after +8.5
-// in Q4_0) and the same packing. Inputs with NaN or huge values do not invoke undefined
+// in Q4_0) and the same packing, for Q8_0, Q4_0, Q4_K and Q6_K (Q2_K, Q3_K and Q5_K:
+// quantize_kquants.cc). Inputs with NaN or huge values do not invoke undefined
 // float-to-int conversions; their blocks simply come out meaningless.
 #include <cmath>
 #include <cstring>
 
 #include "kernels/reference/dequant.h"
 #include "kernels/reference/quant_blocks.h"
-#include "kernels/reference/quant_grid.h"
+#include "kernels/reference/quant_pack.h"
 
 namespace fastgen::kernels::reference {
 namespace {
 
-// Groups whose largest magnitude is below this are stored as zeros (ggml's GROUP_MAX_EPS).
-constexpr float kGroupMaxEps = 1e-15f;
+using namespace detail;
 
-// Round to nearest, ties to even, as ggml's nearest_int does with its 1.5 * 2^23 trick; values
-// outside its domain (and NaN) are clamped rather than converted with undefined behaviour.
-int NearestInt(float v) {
-  if (!(std::fabs(v) <= 4194303.0f)) return std::isnan(v) ? 0 : (v > 0 ? 4194303 : -4194303);
-  return static_cast<int>(std::nearbyint(v));
-}
-
-int Clamp(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
-
-template <typename Block>
-void StoreBlock(void* dst, int64_t index, const Block& b) {
-  std::memcpy(static_cast<uint8_t*>(dst) + index * static_cast<int64_t>(sizeof(Block)), &b,
-              sizeof(Block));
-}
-
-// Packing of codes into the block layouts (shared by the quantizers below and PackBlockCodes).
-// Q4_0: codes in [-8, 7]; element j in the low nibble of qs[j], element j + 16 in the high one.
-void PackQ4_0(const int8_t* q, uint8_t* qs) {
-  for (int j = 0; j < kQK / 2; ++j)
-    qs[j] = static_cast<uint8_t>((q[j] + 8) | ((q[j + kQK / 2] + 8) << 4));
-}
-// Q4_K: codes in [0, 15]; each 64 elements share 32 bytes, the first 32 in the low nibbles.
-void PackQ4_K(const uint8_t* L, uint8_t* qs) {
-  for (int pair = 0; pair < 4; ++pair)
-    for (int l = 0; l < 32; ++l) qs[32 * pair + l] = static_cast<uint8_t>(L[64 * pair + l] | (L[64 * pair + 32 + l] << 4));
-}
-// Q6_K: codes + 32 in [0, 63]; 4 low bits in ql, 2 high bits in qh, 128 elements per half.
-void PackQ6_K(const int8_t* L, uint8_t* ql_all, uint8_t* qh_all) {
-  for (int half = 0; half < 2; ++half) {
-    const int8_t* q = L + 128 * half;
-    uint8_t* ql = ql_all + 64 * half;
-    uint8_t* qh = qh_all + 32 * half;
-    for (int l = 0; l < 32; ++l) {
-      ql[l] = static_cast<uint8_t>((q[l] & 0x0f) | ((q[l + 64] & 0x0f) << 4));
-      ql[l + 32] = static_cast<uint8_t>((q[l + 32] & 0x0f) | ((q[l + 96] & 0x0f) << 4));
-      qh[l] = static_cast<uint8_t>((q[l] >> 4) | ((q[l + 32] >> 4) << 2) | ((q[l + 64] >> 4) << 4) |
-                                   ((q[l + 96] >> 4) << 6));
-    }
-  }
-}
-
-// The importance-weighted symmetric fit of n values to codes in [-nneg, npos]: the scale
-// minimising Σ w (x - s q)², searched over 21 candidate grids around the one that maps the
-// value of largest magnitude to the end of the range on its side (then least squares for s
-// given the codes). Used when an importance vector (the mean squared activation of each input
-// column over calibration text) says which columns matter: llama.cpp's imatrix quantization
-// does the same kind of search. Stores the codes in L and returns the scale (0: all zero).
-float WeightedSymmetricFit(int n, int nneg, int npos, const float* x, const float* w, int8_t* L) {
-  float amax = 0, max = 0;
-  for (int i = 0; i < n; ++i)
-    if (std::fabs(x[i]) > amax) {
-      amax = std::fabs(x[i]);
-      max = x[i];
-    }
-  for (int i = 0; i < n; ++i) L[i] = 0;
-  if (amax < kGroupMaxEps) return 0.0f;
-  float best_scale = 0, best_err = 0;
-  for (int i = 0; i < n; ++i) best_err += w[i] * x[i] * x[i];  // all-zero codes
-  int8_t cand[256];
-  for (int is = -10; is <= 10; ++is) {
-    // The extreme value goes to -nneg (largest range side) scaled by 1 + is/10 steps of 0.1.
-    const float iscale = -(static_cast<float>(nneg) + 0.1f * static_cast<float>(is)) / max;
-    double sxl = 0, sll = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = Clamp(NearestInt(iscale * x[i]), -nneg, npos);
-      cand[i] = static_cast<int8_t>(l);
-      sxl += static_cast<double>(w[i]) * x[i] * l;
-      sll += static_cast<double>(w[i]) * l * l;
-    }
-    if (sll <= 0) continue;
-    const float scale = static_cast<float>(sxl / sll);
-    float err = 0;
-    for (int i = 0; i < n; ++i) {
-      const float diff = x[i] - scale * static_cast<float>(cand[i]);
-      err += w[i] * diff * diff;
-    }
-    if (err < best_err) {
-      best_err = err;
-      best_scale = scale;
-      for (int i = 0; i < n; ++i) L[i] = cand[i];
-    }
-  }
-  return best_scale;
-}
 
 void QuantizeQ8_0(const float* x, void* dst, int64_t blocks) {
   for (int64_t i = 0; i < blocks; ++i, x += kQK) {
@@ -153,70 +69,6 @@ void QuantizeQ4_0(const float* x, const float* imp, void* dst, int64_t blocks) {
   }
 }
 
-// The float expressions keep ggml's evaluation order so that results match bit for bit.
-// ggml's make_qkx2_quants: an asymmetric scale/min fit of n values to [0, nmax], trying
-// nstep + 1 candidate scales around the min-max one and keeping the best weighted squared
-// error. Returns the scale and stores -min in *the_min.
-float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
-                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep) {
-  float min = x[0], max = x[0];
-  float sum_w = weights[0];
-  float sum_x = sum_w * x[0];
-  for (int i = 1; i < n; ++i) {
-    if (x[i] < min) min = x[i];
-    if (x[i] > max) max = x[i];
-    sum_w += weights[i];
-    sum_x += weights[i] * x[i];
-  }
-  if (min > 0) min = 0;
-  if (max == min) {
-    for (int i = 0; i < n; ++i) L[i] = 0;
-    *the_min = -min;
-    return 0.0f;
-  }
-  float iscale = static_cast<float>(nmax) / (max - min);
-  float scale = 1.0f / iscale;
-  float best_error = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    L[i] = static_cast<uint8_t>(Clamp(NearestInt(iscale * (x[i] - min)), 0, nmax));
-    const float diff = scale * L[i] + min - x[i];
-    best_error += weights[i] * (diff * diff);
-  }
-  for (int is = 0; is <= nstep; ++is) {
-    iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (max - min);
-    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = Clamp(NearestInt(iscale * (x[i] - min)), 0, nmax);
-      Laux[i] = static_cast<uint8_t>(l);
-      const float w = weights[i];
-      sum_l += w * static_cast<float>(l);
-      sum_l2 += w * static_cast<float>(l) * static_cast<float>(l);
-      sum_xl += w * static_cast<float>(l) * x[i];
-    }
-    const float D = sum_w * sum_l2 - sum_l * sum_l;
-    if (D > 0) {
-      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-      if (this_min > 0) {
-        this_min = 0;
-        this_scale = sum_xl / sum_l2;
-      }
-      float error = 0;
-      for (int i = 0; i < n; ++i) {
-        const float diff = this_scale * Laux[i] + this_min - x[i];
-        error += weights[i] * (diff * diff);
-      }
-      if (error < best_error) {
-        for (int i = 0; i < n; ++i) L[i] = Laux[i];
-        best_error = error;
-        scale = this_scale;
-        min = this_min;
-      }
-    }
-  }
-  *the_min = -min;
-  return scale;
-}
 
 // ggml's make_qx_quants with rmse_type 1 (weights x^2), as Q6_K uses it: a symmetric fit to
 // [-nmax, nmax - 1] trying 18 scales around nmax / max. Stores L[i] = q + nmax.
@@ -361,10 +213,12 @@ void QuantizeQ6_K(const float* x, const float* imp, void* dst, int64_t blocks) {
 
 }  // namespace
 
+
 bool CanQuantize(DType t) {
   switch (t) {
     case DType::kF32: case DType::kF16: case DType::kBF16: case DType::kQ8_0:
-    case DType::kQ4_0: case DType::kQ4_K: case DType::kQ6_K: return true;
+    case DType::kQ4_0: case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K:
+    case DType::kQ6_K: return true;
     default: return false;
   }
 }
@@ -388,112 +242,11 @@ bool QuantizeRowWeighted(DType t, const float* src, const float* imp, void* dst,
       return true;
     case DType::kQ8_0: QuantizeQ8_0(src, dst, blocks); return true;
     case DType::kQ4_0: QuantizeQ4_0(src, imp, dst, blocks); return true;
+    case DType::kQ2_K: QuantizeQ2_K(src, imp, dst, blocks); return true;
+    case DType::kQ3_K: QuantizeQ3_K(src, imp, dst, blocks); return true;
     case DType::kQ4_K: QuantizeQ4_K(src, imp, dst, blocks); return true;
+    case DType::kQ5_K: QuantizeQ5_K(src, imp, dst, blocks); return true;
     case DType::kQ6_K: QuantizeQ6_K(src, imp, dst, blocks); return true;
-    default: return false;
-  }
-}
-
-// --- block grids (quant_grid.h) -------------------------------------------------------------
-
-bool HasBlockGrid(DType t) {
-  return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
-}
-
-BlockGrid ReadBlockGrid(DType t, const uint8_t* block) {
-  BlockGrid g;
-  switch (t) {
-    case DType::kQ8_0: {
-      block_q8_0 b;
-      std::memcpy(&b, block, sizeof b);
-      g.sub = kQK;
-      g.qmin = -127;
-      g.qmax = 127;
-      g.scale[0] = F16ToF32(b.d);
-      break;
-    }
-    case DType::kQ4_0: {
-      block_q4_0 b;
-      std::memcpy(&b, block, sizeof b);
-      g.sub = kQK;
-      g.qmin = -8;
-      g.qmax = 7;
-      g.scale[0] = F16ToF32(b.d);
-      break;
-    }
-    case DType::kQ4_K: {
-      block_q4_K b;
-      std::memcpy(&b, block, sizeof b);
-      g.sub = 32;
-      g.qmin = 0;
-      g.qmax = 15;
-      for (int j = 0; j < 8; ++j) {
-        int sc, m;
-        if (j < 4) {
-          sc = b.scales[j] & 63;
-          m = b.scales[j + 4] & 63;
-        } else {
-          sc = (b.scales[j + 4] & 0x0f) | ((b.scales[j - 4] >> 6) << 4);
-          m = (b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4);
-        }
-        g.scale[j] = F16ToF32(b.d) * static_cast<float>(sc);
-        g.offset[j] = -(F16ToF32(b.dmin) * static_cast<float>(m));
-      }
-      break;
-    }
-    case DType::kQ6_K: {
-      block_q6_K b;
-      std::memcpy(&b, block, sizeof b);
-      g.sub = 16;
-      g.qmin = -32;
-      g.qmax = 31;
-      for (int j = 0; j < 16; ++j) g.scale[j] = F16ToF32(b.d) * static_cast<float>(b.scales[j]);
-      break;
-    }
-    default: break;
-  }
-  return g;
-}
-
-bool ChooseBlockGrid(DType t, const float* x, const float* imp, uint8_t* block, BlockGrid* grid) {
-  if (!HasBlockGrid(t) || !QuantizeRowWeighted(t, x, imp, block, Info(t).block_elems)) return false;
-  *grid = ReadBlockGrid(t, block);
-  return true;
-}
-
-int GridCode(const BlockGrid& g, int j, float x, float* value) {
-  const float s = g.scale[j / g.sub], o = g.offset[j / g.sub];
-  const int q = s != 0.0f ? Clamp(NearestInt((x - o) / s), g.qmin, g.qmax) : Clamp(0, g.qmin, g.qmax);
-  if (value != nullptr) *value = s * static_cast<float>(q) + o;
-  return q;
-}
-
-bool PackBlockCodes(DType t, const int* codes, uint8_t* block) {
-  switch (t) {
-    case DType::kQ8_0: {
-      auto* b = reinterpret_cast<block_q8_0*>(block);
-      for (int j = 0; j < kQK; ++j) b->qs[j] = static_cast<int8_t>(Clamp(codes[j], -127, 127));
-      return true;
-    }
-    case DType::kQ4_0: {
-      int8_t q[kQK];
-      for (int j = 0; j < kQK; ++j) q[j] = static_cast<int8_t>(Clamp(codes[j], -8, 7));
-      PackQ4_0(q, reinterpret_cast<block_q4_0*>(block)->qs);
-      return true;
-    }
-    case DType::kQ4_K: {
-      uint8_t L[kQK_K];
-      for (int j = 0; j < kQK_K; ++j) L[j] = static_cast<uint8_t>(Clamp(codes[j], 0, 15));
-      PackQ4_K(L, reinterpret_cast<block_q4_K*>(block)->qs);
-      return true;
-    }
-    case DType::kQ6_K: {
-      int8_t L[kQK_K];
-      for (int j = 0; j < kQK_K; ++j) L[j] = static_cast<int8_t>(Clamp(codes[j], -32, 31) + 32);
-      auto* b = reinterpret_cast<block_q6_K*>(block);
-      PackQ6_K(L, b->ql, b->qh);
-      return true;
-    }
     default: return false;
   }
 }
