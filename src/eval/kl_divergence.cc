@@ -160,7 +160,10 @@ Expected<std::unique_ptr<KlComparer>> KlComparer::Open(const std::string& path) 
   // The file must hold every record it promises: a truncated base would otherwise fail midway.
   if (std::fseek(c->f_, 0, SEEK_END) != 0) return IoError(path + ": cannot seek");
   const long size = std::ftell(c->f_);
-  const uint64_t want = kHeaderBytes + h.positions * RecordBytes(h.top_k);
+  const uint64_t record = RecordBytes(h.top_k);
+  if (h.positions > (UINT64_MAX - kHeaderBytes) / record)
+    return CorruptFile(path + ": a header promising " + std::to_string(h.positions) + " positions");
+  const uint64_t want = kHeaderBytes + h.positions * record;
   if (size < 0 || static_cast<uint64_t>(size) != want)
     return CorruptFile(path + ": " + std::to_string(size) + " bytes where the header promises " + std::to_string(want));
   std::fseek(c->f_, static_cast<long>(kHeaderBytes), SEEK_SET);
