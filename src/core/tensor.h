@@ -30,6 +30,16 @@ struct TensorView {
   const uint8_t* packed = nullptr;
   size_t packed_group_bytes = 0;  // bytes of one group of 16 rows
 
+  // A GPTQ / AWQ matrix converted at load (io/gptq_checkpoint.h): its codes in `dtype` with the
+  // checkpoint's scales as block scales, plus the zero-point term as an offset per row and
+  // group of `group_cols` stored columns, added as offset · Σ x over the group; and, for
+  // act-order checkpoints, the input each stored column reads (x[input_order[j]]). Matrix
+  // products honour both in ops::MatMul; DequantizeMatrixRow gives the true values. Null: none.
+  const float* group_offsets = nullptr;  // [rows, cols / group_cols]
+  int64_t group_cols = 0;
+  const int32_t* input_order = nullptr;  // [cols]
+  bool has_extras() const { return group_offsets != nullptr || input_order != nullptr; }
+
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
@@ -50,6 +60,7 @@ struct TensorView {
     v.shape = {count, cols()};
     v.data = row(begin);
     v.nbytes = static_cast<size_t>(count) * row_bytes();
+    if (group_offsets != nullptr) v.group_offsets = group_offsets + begin * (cols() / group_cols);
     if (packed != nullptr && begin % 16 == 0) {
       v.packed = packed + static_cast<size_t>(begin / 16) * packed_group_bytes;
     } else {

@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "core/diagnostics.h"
+#include "io/gptq_checkpoint.h"
 #include "io/safetensors.h"
 
 namespace fastgen {
@@ -40,6 +42,15 @@ Expected<std::unique_ptr<Checkpoint>> OpenCheckpoint(const std::string& path,
     FG_ASSIGN_OR_RETURN(ckpt->config,
                         ParseHfConfig(config_text, config_path, has_gen ? &gen_text : nullptr));
     FG_RETURN_IF_ERROR(ReadSafetensorsDir(path, &ckpt->weights));
+    // GPTQ / AWQ layers become compact weights the kernels read (io/gptq_checkpoint.h).
+    const auto config_json = nlohmann::json::parse(config_text, nullptr, false);
+    if (!config_json.is_discarded()) {
+      FG_ASSIGN_OR_RETURN(QuantizedCheckpointInfo q, ParseQuantizationConfig(config_json, config_path));
+      if (!q.method.empty()) {
+        FG_ASSIGN_OR_RETURN(auto notes, ConvertQuantizedLayers(q, &ckpt->weights));
+        for (const auto& note : notes) Warn(path + ": " + note);
+      }
+    }
     return ckpt;
   }
   if (!IsGgufPath(path))

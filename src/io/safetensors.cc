@@ -17,8 +17,8 @@ namespace {
 
 using nlohmann::json;
 
-// Element sizes of the dtypes the safetensors format defines; only F32, F16 and BF16 are
-// computable, the others are named in the kUnsupported error.
+// Element sizes of the dtypes the safetensors format defines; F32, F16 and BF16 are
+// computable, I32 is read for GPTQ / AWQ codes, the others are named in the kUnsupported error.
 std::optional<uint64_t> SafetensorsElementSize(const std::string& dtype) {
   static const std::pair<const char*, uint64_t> kSizes[] = {
       {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"U64", 8},
@@ -33,6 +33,7 @@ std::optional<DType> ComputableDType(const std::string& dtype) {
   if (dtype == "F32") return DType::kF32;
   if (dtype == "F16") return DType::kF16;
   if (dtype == "BF16") return DType::kBF16;
+  if (dtype == "I32") return DType::kI32;  // GPTQ / AWQ packed codes (io/gptq_checkpoint.h)
   return std::nullopt;
 }
 

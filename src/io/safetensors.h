@@ -10,8 +10,8 @@
 
 namespace fastgen {
 
-// Adds every tensor of one .safetensors file to `out` (F32, F16 and BF16; other dtypes fail
-// with an error naming the tensor and dtype).
+// Adds every tensor of one .safetensors file to `out` (F32, F16, BF16, and I32 for GPTQ / AWQ
+// codes; other dtypes fail with an error naming the tensor and dtype).
 Status ReadSafetensors(const std::string& path, WeightMap* out);
 
 // A Hugging Face model directory: model.safetensors, or the shards listed by

@@ -21,6 +21,7 @@ class WeightMap {
   Status Add(TensorView tensor);
   // Replaces or inserts (used when a model rewrites a tensor at load, e.g. a transpose).
   void Put(TensorView tensor) { tensors_[tensor.name] = std::move(tensor); }
+  void Erase(const std::string& name) { tensors_.erase(name); }
   const TensorView* Find(std::string_view name) const;
   const std::map<std::string, TensorView, std::less<>>& tensors() const { return tensors_; }
   size_t size() const { return tensors_.size(); }

@@ -88,7 +88,7 @@ class StatsCollector {
 // The weights as stored in the file, dequantized to float32 [rows, cols].
 std::vector<float> OriginalWeights(const TensorView& t) {
   std::vector<float> w(static_cast<size_t>(t.numel()));
-  for (int64_t r = 0; r < t.rows(); ++r) kernels::reference::DequantizeRow(t.dtype, t.row(r), w.data() + r * t.cols(), t.cols());
+  for (int64_t r = 0; r < t.rows(); ++r) kernels::reference::DequantizeMatrixRow(t, r, w.data() + r * t.cols());
   return w;
 }
 

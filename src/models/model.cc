@@ -350,6 +350,9 @@ Status Model::ReplaceMatrix(const std::string& name, DType type, std::vector<uin
     w->nbytes = bytes.size();
     w->packed = nullptr;
     w->packed_group_bytes = 0;
+    w->group_offsets = nullptr;  // the new bytes are the whole matrix
+    w->group_cols = 0;
+    w->input_order = nullptr;
     converted_.push_back(std::move(bytes));  // the vector's buffer does not move with it
     return Status::Ok();
   }

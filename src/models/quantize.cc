@@ -327,7 +327,7 @@ Expected<QuantizeReport> QuantizeCheckpoint(const QuantizeOptions& o) {
     const std::string out_name = TensorName(c.arch, CheckpointFormat::kGguf, it.role, it.layer);
     values.resize(static_cast<size_t>(t.numel()));
     for (int64_t r = 0; r < t.rows(); ++r)
-      kernels::reference::DequantizeRow(t.dtype, t.row(r), values.data() + r * t.cols(), t.cols());
+      kernels::reference::DequantizeMatrixRow(t, r, values.data() + r * t.cols());
     if (from_hf && IsConv1D(c.arch, it.role)) {
       std::vector<float> tr(values.size());
       const int64_t in = t.shape[0], out = t.shape[1];

@@ -17,24 +17,86 @@ void MatMul(Context& ctx, const TensorView& w, const float* x, int64_t n, float*
   MatMulGroup(ctx, {out}, x, n);
 }
 
+namespace {
+
+// y[n, m] += for each row o and group g of the stored columns: offset[o, g] · Σ_{j ∈ g} x[t, j],
+// the zero-point term of a converted GPTQ / AWQ matrix. Each token row is computed alone (the
+// same result whatever the batch). x is in stored column order.
+void AddGroupOffsets(Context& ctx, const TensorView& w, const float* x, int64_t n, float* y, int64_t ldy) {
+  const int64_t k = w.cols(), m = w.rows(), gc = w.group_cols, groups = k / gc;
+  std::vector<float> sums(static_cast<size_t>(n * groups));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t g = 0; g < groups; ++g) {
+      float s = 0;
+      for (int64_t j = 0; j < gc; ++j) s += x[t * k + g * gc + j];
+      sums[t * groups + g] = s;
+    }
+  ctx.pool->ParallelFor(m, [&](int64_t o0, int64_t o1) {
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t o = o0; o < o1; ++o) {
+        const float* off = w.group_offsets + o * groups;
+        float acc = 0;
+        for (int64_t g = 0; g < groups; ++g) acc += off[g] * sums[t * groups + g];
+        y[t * ldy + o] += acc;
+      }
+  }, 64);
+}
+
+void MatMulPlain(Context& ctx, const kernels::MatMulOutput* outs, int count, const float* x, int64_t n);
+
+// One converted GPTQ / AWQ matrix: x gathered into its stored column order, the product of its
+// codes, then the zero-point term.
+void MatMulWithExtras(Context& ctx, const kernels::MatMulOutput& out, const float* x, int64_t n) {
+  const TensorView& w = *out.w;
+  const int64_t k = w.cols();
+  std::vector<float> gathered;
+  if (w.input_order != nullptr) {
+    gathered.resize(static_cast<size_t>(n * k));
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t j = 0; j < k; ++j) gathered[t * k + j] = x[t * k + w.input_order[j]];
+    x = gathered.data();
+  }
+  MatMulPlain(ctx, &out, 1, x, n);
+  if (w.group_offsets != nullptr) AddGroupOffsets(ctx, w, x, n, out.y, out.ldy);
+}
+
+}  // namespace
+
 void MatMulGroup(Context& ctx, std::initializer_list<kernels::MatMulOutput> outs, const float* x,
                  int64_t n) {
-  const int count = static_cast<int>(outs.size());
   if (ctx.observe_inputs != nullptr) {
     std::vector<const TensorView*> ws;
     for (const auto& o : outs) ws.push_back(o.w);
     (*ctx.observe_inputs)(ws, x, n);
   }
+  bool extras = false;
+  for (const auto& o : outs) extras |= o.w->has_extras();
+  if (!extras) {
+    MatMulPlain(ctx, outs.begin(), static_cast<int>(outs.size()), x, n);
+    return;
+  }
+  for (const auto& o : outs) {
+    if (o.w->has_extras())
+      MatMulWithExtras(ctx, o, x, n);
+    else
+      MatMulPlain(ctx, &o, 1, x, n);
+  }
+}
+
+namespace {
+
+void MatMulPlain(Context& ctx, const kernels::MatMulOutput* outs_begin, int count, const float* x, int64_t n) {
+  const std::span<const kernels::MatMulOutput> outs(outs_begin, static_cast<size_t>(count));
   if (ctx.decode_rows < 0) {
-    kernels::MatMulGroup(outs.begin(), count, x, n, *ctx.pool);
+    kernels::MatMulGroup(outs_begin, count, x, n, *ctx.pool);
     return;
   }
   const int64_t d = std::min(ctx.decode_rows, n);
-  if (d > 0) kernels::MatMulGroup(outs.begin(), count, x, d, *ctx.pool, kernels::MatMulPath::kDecode);
+  if (d > 0) kernels::MatMulGroup(outs_begin, count, x, d, *ctx.pool, kernels::MatMulPath::kDecode);
   if (d < n) {
     // The prefill rows: x and every y advance by d rows.
     kernels::MatMulOutput shifted[kernels::kMaxGroup];
-    const int64_t k = outs.begin()->w->cols();
+    const int64_t k = outs_begin->w->cols();
     if (count > kernels::kMaxGroup) {
       for (const auto& o : outs) {
         const kernels::MatMulOutput one{o.w, o.y + d * o.ldy, o.ldy};
@@ -47,6 +109,8 @@ void MatMulGroup(Context& ctx, std::initializer_list<kernels::MatMulOutput> outs
     kernels::MatMulGroup(shifted, count, x + d * k, n - d, *ctx.pool, kernels::MatMulPath::kGemm);
   }
 }
+
+}  // namespace
 
 void Embed(Context&, const TensorView& table, const int32_t* ids, int64_t n, float* out) {
   const int64_t d = table.cols();

@@ -4,7 +4,9 @@
 // field through a misaligned pointer is undefined behaviour.
 #include "kernels/reference/dequant.h"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kernels/reference/quant_blocks.h"
 
@@ -212,6 +214,29 @@ void DequantizeRow(DType t, const void* src, float* dst, int64_t n) {
     case DType::kQ4_K: DequantizeQ4_K(src, dst, blocks); return;
     case DType::kQ5_K: DequantizeQ5_K(src, dst, blocks); return;
     case DType::kQ6_K: DequantizeQ6_K(src, dst, blocks); return;
+  }
+}
+
+}  // namespace fastgen::kernels::reference
+
+namespace fastgen::kernels::reference {
+
+void DequantizeMatrixRow(const TensorView& w, int64_t r, float* out) {
+  const int64_t k = w.cols();
+  if (!w.has_extras()) {
+    DequantizeRow(w.dtype, w.row(r), out, k);
+    return;
+  }
+  std::vector<float> stored(static_cast<size_t>(k));
+  DequantizeRow(w.dtype, w.row(r), stored.data(), k);
+  if (w.group_offsets != nullptr) {
+    const int64_t groups = k / w.group_cols;
+    for (int64_t j = 0; j < k; ++j) stored[j] += w.group_offsets[r * groups + j / w.group_cols];
+  }
+  if (w.input_order != nullptr) {
+    for (int64_t j = 0; j < k; ++j) out[w.input_order[j]] = stored[j];
+  } else {
+    std::copy(stored.begin(), stored.end(), out);
   }
 }
 

@@ -5,12 +5,18 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/tensor.h"
 
 namespace fastgen::kernels::reference {
 
 // Converts n elements of type t starting at src to float32. n must be a multiple of the type's
 // block size (callers validate shapes at load time).
 void DequantizeRow(DType t, const void* src, float* dst, int64_t n);
+
+// Row r of a weight matrix as the values it stands for: DequantizeRow plus a converted GPTQ /
+// AWQ matrix's zero-point offsets and column order (TensorView::group_offsets, input_order).
+// out: [cols], in the model's input order.
+void DequantizeMatrixRow(const TensorView& w, int64_t r, float* out);
 
 // Converts n float32 values to type t (round-to-nearest as llama.cpp's reference quantizers do).
 // Supported for F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K; returns false for other types.
