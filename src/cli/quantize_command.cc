@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "core/diagnostics.h"
 #include "core/mapped_file.h"
+#include "io/checkpoint.h"
 #include "models/quantize.h"
 #include "tokenizer/tokenizer.h"
 
@@ -94,6 +95,10 @@ int Quantize(const QuantizeFlags& f) {
   const bool tty = ::isatty(STDERR_FILENO);
   std::unique_ptr<ThreadPool> pool;
   if (calibrated) {
+    // Refuse an architecture calibration cannot handle before reading any text.
+    auto ckpt = OpenCheckpoint(f.input);
+    if (!ckpt.ok()) return ReportError(ckpt.status());
+    if (Status s = CheckCalibratable((*ckpt)->config); !s.ok()) return ReportError(s);
     auto tokens = CalibrationTokens(f);
     if (!tokens.ok()) return ReportError(tokens.status().WithContext("calibration"));
     o.calibration.tokens = std::move(*tokens);

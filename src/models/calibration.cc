@@ -112,6 +112,13 @@ Status RunCalibration(Model& m, const CalibrationOptions& o, int64_t last_layer,
 
 }  // namespace
 
+Status CheckCalibratable(const ModelConfig& c) {
+  if (c.arch == Arch::kGpt2 || c.arch == Arch::kPhi3)
+    return Unsupported(std::string("calibrated quantization: ") + ArchName(c.arch) +
+                       " stores fused projection matrices; use --method rtn");
+  return Status::Ok();
+}
+
 Expected<std::map<std::string, std::vector<uint8_t>>> QuantizeCalibrated(const std::string& input, QuantMethod method,
                                                                          const std::map<std::string, DType>& types,
                                                                          const CalibrationOptions& o, ThreadPool& pool) {
@@ -127,9 +134,7 @@ Expected<std::map<std::string, std::vector<uint8_t>>> QuantizeCalibrated(const s
   mo.stream_weights = false;
   FG_ASSIGN_OR_RETURN(auto model, LoadModel(input, &pool, mo));
   const ModelConfig& c = model->config();
-  if (c.arch == Arch::kGpt2 || c.arch == Arch::kPhi3)
-    return Unsupported(std::string("calibrated quantization: ") + std::string(ArchName(c.arch)) +
-                       " stores fused projection matrices; use --method rtn");
+  FG_RETURN_IF_ERROR(CheckCalibratable(c));
   const Checkpoint& ck = model->checkpoint();
   auto view = [&](const std::string& name) { return ck.weights.Find(name); };
   for (const auto& [name, type] : types)

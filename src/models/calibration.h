@@ -16,6 +16,7 @@
 #include "core/dtype.h"
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "io/model_config.h"
 #include "quant/gptq.h"
 
 namespace fastgen {
@@ -29,6 +30,10 @@ struct CalibrationOptions {
   // (stage, done, total): "layer 3/8", ...
   std::function<void(const std::string&, size_t, size_t)> progress;
 };
+
+// Whether calibrated quantization can run on this architecture (not on fused projection
+// matrices: GPT-2, Phi-3), with the error that says so.
+Status CheckCalibratable(const ModelConfig& config);
 
 // For the weight matrices named in `types` (checkpoint names -> target block type with a
 // grid, kernels/reference/quant_grid.h): their packed rows, in the checkpoint's row order.

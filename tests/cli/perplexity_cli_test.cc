@@ -113,3 +113,46 @@ TEST(PerplexityCli, RefusesBadRequestsClearly) {
 
 }  // namespace
 }  // namespace fastgen
+
+namespace fastgen {
+namespace {
+
+// `fastgen quantize --method gptq|imatrix`: the flags' rules and one run end to end.
+TEST(QuantizeCli, CalibratedMethodsAndTheirFlags) {
+  const std::string calib = Scratch() + "/calib.txt";
+  std::ofstream(calib) << testing::ReadFileText(SharedPath("corpus/valid.txt")).substr(0, 20000);
+  const std::string in = SharedPath("models/fg-draft");  // a Llama with its own tokenizer
+  const std::string out = Scratch() + "/draft.gptq.gguf";
+  CliResult r = RunFastgen("quantize " + in + " " + out + " Q4_0 --method gptq --calibration " + calib +
+                           " --calibration-tokens 1024 --calibration-ctx 128 --act-order");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("15 matrices by gptq over 1024 calibration tokens"), std::string::npos) << r.err;
+  // The file runs.
+  r = RunFastgen("run -m " + out + " --prompt-ids 1,2,3 -n 4 --temp 0 --print-ids");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  struct Case {
+    std::string args;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"quantize " + in + " " + out + " Q4_0 --method gptq", "needs --calibration"},
+      {"quantize " + in + " " + out + " Q4_0 --calibration " + calib, "--method rtn rounds without it"},
+      {"quantize " + in + " " + out + " Q4_0 --method imatrix --act-order --calibration " + calib, "--act-order"},
+      {"quantize " + in + " " + out + " Q4_K_X", "unknown type 'Q4_K_X'"},
+      {"quantize " + in + " " + out + " Q4_0 --method gptq --calibration " + Scratch() + "/none.txt", "none.txt"},
+      {"quantize " + in + " " + out + " Q4_0 --method sparsegpt", "--method"},
+  };
+  for (const Case& c : cases) {
+    r = RunFastgen(c.args);
+    EXPECT_NE(r.exit_code, 0) << c.args;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << c.args << "\n" << r.err;
+  }
+  // A fused-projection model cannot be calibrated: refused, naming the way out.
+  r = RunFastgen("quantize " + SharedPath("fixtures/gpt2") + " " + out + " Q8_0 --method gptq --calibration " + calib);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--method rtn"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace fastgen
