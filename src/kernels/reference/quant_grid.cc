@@ -12,6 +12,28 @@ namespace fastgen::kernels::reference {
 
 using namespace detail;
 
+namespace {
+
+// Q4_K and Q5_K: 8 groups of 32, x = d·sc·q − dmin·m with 6-bit sc and m.
+template <typename Block>
+BlockGrid ScaleMinGrid(const uint8_t* block, int qmax) {
+  Block b;
+  std::memcpy(&b, block, sizeof b);
+  BlockGrid g;
+  g.sub = 32;
+  g.qmin = 0;
+  g.qmax = qmax;
+  for (int j = 0; j < 8; ++j) {
+    int sc, m;
+    UnpackScaleMinK4(b.scales, j, &sc, &m);
+    g.scale[j] = F16ToF32(b.d) * static_cast<float>(sc);
+    g.offset[j] = -(F16ToF32(b.dmin) * static_cast<float>(m));
+  }
+  return g;
+}
+
+}  // namespace
+
 
 bool HasBlockGrid(DType t) {
   switch (t) {
@@ -42,46 +64,8 @@ BlockGrid ReadBlockGrid(DType t, const uint8_t* block) {
       g.scale[0] = F16ToF32(b.d);
       break;
     }
-    case DType::kQ4_K: {
-      block_q4_K b;
-      std::memcpy(&b, block, sizeof b);
-      g.sub = 32;
-      g.qmin = 0;
-      g.qmax = 15;
-      for (int j = 0; j < 8; ++j) {
-        int sc, m;
-        if (j < 4) {
-          sc = b.scales[j] & 63;
-          m = b.scales[j + 4] & 63;
-        } else {
-          sc = (b.scales[j + 4] & 0x0f) | ((b.scales[j - 4] >> 6) << 4);
-          m = (b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4);
-        }
-        g.scale[j] = F16ToF32(b.d) * static_cast<float>(sc);
-        g.offset[j] = -(F16ToF32(b.dmin) * static_cast<float>(m));
-      }
-      break;
-    }
-    case DType::kQ5_K: {
-      block_q5_K b;
-      std::memcpy(&b, block, sizeof b);
-      g.sub = 32;
-      g.qmin = 0;
-      g.qmax = 31;
-      for (int j = 0; j < 8; ++j) {
-        int sc, m;
-        if (j < 4) {
-          sc = b.scales[j] & 63;
-          m = b.scales[j + 4] & 63;
-        } else {
-          sc = (b.scales[j + 4] & 0x0f) | ((b.scales[j - 4] >> 6) << 4);
-          m = (b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4);
-        }
-        g.scale[j] = F16ToF32(b.d) * static_cast<float>(sc);
-        g.offset[j] = -(F16ToF32(b.dmin) * static_cast<float>(m));
-      }
-      break;
-    }
+    case DType::kQ4_K: return ScaleMinGrid<block_q4_K>(block, 15);
+    case DType::kQ5_K: return ScaleMinGrid<block_q5_K>(block, 31);
     case DType::kQ3_K: {
       block_q3_K b;
       std::memcpy(&b, block, sizeof b);

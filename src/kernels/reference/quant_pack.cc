@@ -159,6 +159,16 @@ void PackScaleMinK4(const int* ls, const int* lm, uint8_t* scales) {
   }
 }
 
+void UnpackScaleMinK4(const uint8_t* scales, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = scales[j] & 63;
+    *m = scales[j + 4] & 63;
+  } else {
+    *sc = (scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4);
+    *m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+  }
+}
+
 // Q5_K codes in [0, 31]: low 4 bits as Q4_K's nibbles, the fifth bit of element l of group g
 // (32 elements each) in bit g of qh[l].
 void PackQ5_K(const uint8_t* L, uint8_t* qs, uint8_t* qh) {

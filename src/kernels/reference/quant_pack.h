@@ -36,6 +36,7 @@ void PackQ6_K(const int8_t* L, uint8_t* ql_all, uint8_t* qh_all);  // code + 32 
 void PackQ2Bits(const uint8_t* L2, uint8_t* qs);                   // [0, 3], Q2_K/Q3_K order
 void PackQ3_K(const int8_t* q, uint8_t* qs, uint8_t* hmask);       // [-4, 3]
 void PackScaleMinK4(const int* ls, const int* lm, uint8_t* scales);  // Q4_K/Q5_K 6-bit scales
+void UnpackScaleMinK4(const uint8_t* scales, int j, int* sc, int* m);
 void PackQ3Scales(const int* biased, uint8_t* s);                  // 16 6-bit scales, +32
 int UnpackQ3Scale(const uint8_t* s, int j);
 

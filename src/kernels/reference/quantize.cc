@@ -140,32 +140,18 @@ void QuantizeQ4_K(const float* x, const float* imp, void* dst, int64_t blocks) {
     const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
     block_q4_K b;
     std::memset(&b, 0, sizeof(b));
+    int ls[8], lm[8];
     for (int j = 0; j < kQK_K / 32; ++j) {
-      const int ls = Clamp(NearestInt(inv_scale * scales[j]), 0, 63);
-      const int lm = Clamp(NearestInt(inv_min * mins[j]), 0, 63);
-      // 6-bit packing of get_scale_min_k4: groups 0-3 in the low 6 bits of bytes 0-7, groups
-      // 4-7 as nibbles of bytes 8-11 with their top 2 bits in the top of bytes 0-7.
-      if (j < 4) {
-        b.scales[j] = static_cast<uint8_t>(ls);
-        b.scales[j + 4] = static_cast<uint8_t>(lm);
-      } else {
-        b.scales[j + 4] = static_cast<uint8_t>((ls & 0x0f) | ((lm & 0x0f) << 4));
-        b.scales[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
-        b.scales[j] |= static_cast<uint8_t>((lm >> 4) << 6);
-      }
+      ls[j] = Clamp(NearestInt(inv_scale * scales[j]), 0, 63);
+      lm[j] = Clamp(NearestInt(inv_min * mins[j]), 0, 63);
     }
+    PackScaleMinK4(ls, lm, b.scales);
     b.d = F32ToF16(max_scale / 63.0f);
     b.dmin = F32ToF16(max_min / 63.0f);
     // Requantize against the rounded 6-bit scales actually stored, as ggml does.
     for (int j = 0; j < kQK_K / 32; ++j) {
       int sc, m;
-      if (j < 4) {
-        sc = b.scales[j] & 63;
-        m = b.scales[j + 4] & 63;
-      } else {
-        sc = (b.scales[j + 4] & 0x0f) | ((b.scales[j - 4] >> 6) << 4);
-        m = (b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4);
-      }
+      UnpackScaleMinK4(b.scales, j, &sc, &m);
       const float d = F16ToF32(b.d) * static_cast<float>(sc);
       if (d == 0.0f) continue;
       const float dm = F16ToF32(b.dmin) * static_cast<float>(m);
