@@ -113,6 +113,10 @@ int Perplexity(PerplexityFlags& f) {
   o.batch = f.batch;
   const auto bos = (*tok)->bos_id();
   if (bos && !tokens->empty() && tokens->front() == *bos) o.bos = bos;
+  if (static_cast<int64_t>(tokens->size()) < 2 * o.ctx)
+    return ReportError(InvalidArgument(f.text_file + ": " + std::to_string(tokens->size()) + " tokens; -c " +
+                                       std::to_string(o.ctx) + " needs at least " + std::to_string(2 * o.ctx) +
+                                       " (two chunks, as llama-perplexity)"));
   const int64_t chunks = eval::PerplexityChunks(static_cast<int64_t>(tokens->size()), o);
   if (f.chunks > chunks && chunks > 0)
     Warn("--chunks " + std::to_string(f.chunks) + ": the text holds " + std::to_string(chunks) + " chunks of " +
@@ -152,7 +156,7 @@ int Perplexity(PerplexityFlags& f) {
   const bool tty = ::isatty(STDERR_FILENO) && !f.json;
   auto r = eval::ComputePerplexity(m, *tokens, o, observe,
                                    [&](const eval::PerplexityProgress& p) { if (!f.json) ShowProgress(p, tty); });
-  if (!r.ok()) return ReportError(r.status().WithContext(f.text_file));
+  if (!r.ok()) return ReportError(r.status());
   if (writer) {
     if (Status s = writer->Finish(); !s.ok()) return ReportError(s);
   }

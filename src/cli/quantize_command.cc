@@ -92,6 +92,13 @@ int Quantize(const QuantizeFlags& f) {
     return ReportError(InvalidArgument("--calibration is used by --method gptq or imatrix; --method rtn rounds without it"));
   if (f.act_order && o.method != QuantMethod::kGptq)
     return ReportError(InvalidArgument("--act-order applies to --method gptq"));
+  if (calibrated && !IsQuantized(*type))
+    return ReportError(InvalidArgument("--method " + f.method + " chooses quantized values; " + std::string(Name(*type)) +
+                                       " stores the weights as they are (use a block type: Q8_0, Q6_K, Q4_K_M, Q4_0, ...)"));
+  if (calibrated && f.calibration_tokens < f.calibration_ctx)
+    return ReportError(InvalidArgument("--calibration-tokens " + std::to_string(f.calibration_tokens) +
+                                       " is less than one --calibration-ctx sequence (" +
+                                       std::to_string(f.calibration_ctx) + ")"));
   const bool tty = ::isatty(STDERR_FILENO);
   std::unique_ptr<ThreadPool> pool;
   if (calibrated) {

@@ -135,6 +135,9 @@ Expected<std::map<std::string, std::vector<uint8_t>>> QuantizeCalibrated(const s
   FG_ASSIGN_OR_RETURN(auto model, LoadModel(input, &pool, mo));
   const ModelConfig& c = model->config();
   FG_RETURN_IF_ERROR(CheckCalibratable(c));
+  if (c.max_context > 0 && o.ctx > c.max_context)
+    return InvalidArgument("calibration: sequences of " + std::to_string(o.ctx) + " tokens exceed the " +
+                           std::to_string(c.max_context) + " positions the model was trained for (--calibration-ctx)");
   const Checkpoint& ck = model->checkpoint();
   auto view = [&](const std::string& name) { return ck.weights.Find(name); };
   for (const auto& [name, type] : types)
