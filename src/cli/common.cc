@@ -25,8 +25,9 @@ void AddModelFlags(CLI::App* cmd, ModelFlags* flags) {
                   "Override GGUF metadata, KEY=VALUE (repeatable), e.g. "
                   "llama.rope.freq_base=500000");
   cmd->add_option("--kv-type", flags->kv_type,
-                  "KV cache element type: f32 (default, exact), f16 (half the memory) or q8_0 "
-                  "(~0.27x; head size a multiple of 32). Compact types round keys and values.");
+                  "KV cache element type: f32 (default, exact), f16 (half the memory), q8_0 (~0.27x) or "
+                  "q4_0 (~0.14x; both need a head size that is a multiple of 32). Compact types round keys and "
+                  "values.");
   cmd->add_option("--stream-weights", flags->stream_weights,
                   "Fetch weights past the CPU caches while decoding: auto (when they exceed half "
                   "the last-level cache), on, off. Changes speed only.");
@@ -80,8 +81,9 @@ Expected<LoadedModel> LoadFromFlags(const ModelFlags& flags) {
   ModelOptions opts;
   FG_ASSIGN_OR_RETURN(opts.checkpoint.gguf_overrides, ParseOverrides(flags.override_kv));
   const std::optional<DType> kv_type = DTypeFromName(flags.kv_type);
-  if (!kv_type || (*kv_type != DType::kF32 && *kv_type != DType::kF16 && *kv_type != DType::kQ8_0))
-    return InvalidArgument("--kv-type '" + flags.kv_type + "' is not one of f32, f16, q8_0");
+  if (!kv_type || (*kv_type != DType::kF32 && *kv_type != DType::kF16 && *kv_type != DType::kQ8_0 &&
+                   *kv_type != DType::kQ4_0))
+    return InvalidArgument("--kv-type '" + flags.kv_type + "' is not one of f32, f16, q8_0, q4_0");
   opts.kv_type = *kv_type;
   if (flags.stream_weights != "auto" && flags.stream_weights != "on" && flags.stream_weights != "off")
     return InvalidArgument("--stream-weights '" + flags.stream_weights + "' is not one of auto, on, off");

@@ -30,6 +30,7 @@ struct QuantizeFlags {
   bool act_order = false;
   double damp = 0.01;
   int threads = 0;
+  std::vector<std::string> override_kv;
 };
 
 void Bar(const char* what, size_t done, size_t total, const std::string& name) {
@@ -79,7 +80,10 @@ int Quantize(const QuantizeFlags& f) {
   if (std::filesystem::equivalent(f.input, f.output, ec))
     return ReportError(InvalidArgument("the output " + f.output + " is the input file: fastgen reads the input "
                                        "while writing the output, so write to a new file"));
+  auto overrides = ParseOverrides(f.override_kv);
+  if (!overrides.ok()) return ReportError(overrides.status());
   QuantizeOptions o;
+  o.gguf_overrides = *overrides;
   o.input = f.input;
   o.output = f.output;
   o.type = *type;
@@ -103,7 +107,9 @@ int Quantize(const QuantizeFlags& f) {
   std::unique_ptr<ThreadPool> pool;
   if (calibrated) {
     // Refuse an architecture calibration cannot handle before reading any text.
-    auto ckpt = OpenCheckpoint(f.input);
+    CheckpointOptions co;
+    co.gguf_overrides = o.gguf_overrides;
+    auto ckpt = OpenCheckpoint(f.input, co);
     if (!ckpt.ok()) return ReportError(ckpt.status());
     if (Status s = CheckCalibratable((*ckpt)->config); !s.ok()) return ReportError(s);
     auto tokens = CalibrationTokens(f);
@@ -112,6 +118,7 @@ int Quantize(const QuantizeFlags& f) {
     o.calibration.ctx = f.calibration_ctx;
     o.calibration.gptq.act_order = f.act_order;
     o.calibration.gptq.damp = f.damp;
+    o.calibration.gguf_overrides = o.gguf_overrides;
     o.calibration.progress = [tty](const std::string& stage, size_t done, size_t total) {
       if (tty) Bar("calibrating", done, total, stage);
     };
@@ -160,6 +167,9 @@ CommandFn AddQuantizeCommand(CLI::App& app) {
   cmd->add_option("--damp", f->damp, "GPTQ: dampening added to the Hessian's diagonal, as a fraction of its mean (default 0.01)")
       ->check(FloatRange({0.0, 10.0, true}));
   cmd->add_option("-t,--threads", f->threads, "Threads for calibration (default: physical cores)")->check(IntRange(1, 1024));
+  cmd->add_option("--override-kv", f->override_kv,
+                  "Override a GGUF input's metadata KEY=VALUE (repeatable); the output carries the new value, "
+                  "e.g. llama.rope.freq_base=100000 for a file whose converter dropped it");
   return [f] { return Quantize(*f); };
 }
 

@@ -8,7 +8,8 @@ bool KvTypeSupported(DType t, int64_t head_dim) {
   switch (t) {
     case DType::kF32: return true;
     case DType::kF16: return head_dim > 0;
-    case DType::kQ8_0: return head_dim > 0 && head_dim % Info(t).block_elems == 0;
+    case DType::kQ8_0:
+    case DType::kQ4_0: return head_dim > 0 && head_dim % Info(t).block_elems == 0;
     default: return false;
   }
 }

@@ -15,7 +15,7 @@ struct AttentionArgs {
   // slot j is element j*kv_stride + h*head_dim + i (for Q8_0, in blocks of 32; see KvRow).
   const void* k = nullptr;
   const void* v = nullptr;
-  DType kv_type = DType::kF32;  // F32, F16, or Q8_0 with head_dim a multiple of 32
+  DType kv_type = DType::kF32;  // F32, F16, or Q8_0 / Q4_0 with head_dim a multiple of 32
   float* out = nullptr;      // [n, n_head, head_dim]
   int64_t n = 0;             // queries
   int64_t n_head = 0;

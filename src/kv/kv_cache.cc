@@ -17,7 +17,7 @@ Expected<KvCache> KvCache::Create(const KvCacheShape& s) {
     return InvalidArgument("KV cache shape must be positive");
   if (!kernels::KvTypeSupported(s.type, s.head_dim))
     return InvalidArgument("KV cache type " + std::string(Name(s.type)) + " is not available for head size " +
-                           std::to_string(s.head_dim) + " (types: f32, f16, q8_0 with head size a multiple of 32)");
+                           std::to_string(s.head_dim) + " (types: f32, f16, q8_0 and q4_0 with head size a multiple of 32)");
   const std::optional<size_t> row = RowBytes(s.type, s.n_kv_head * s.head_dim);
   if (!row) return InvalidArgument("KV cache row size overflows");
   const double bytes = 2.0 * static_cast<double>(*row) * static_cast<double>(s.n_layer) * static_cast<double>(s.capacity);

@@ -20,7 +20,7 @@ class KvStorage {
   virtual int64_t n_layer() const = 0;
   virtual int64_t n_kv_head() const = 0;
   virtual int64_t head_dim() const = 0;
-  virtual DType type() const = 0;  // F32, F16 or Q8_0
+  virtual DType type() const = 0;  // F32, F16, Q8_0 or Q4_0
   virtual int64_t block_tokens() const = 0;
   virtual int64_t row_bytes() const = 0;
   int64_t row_elems() const { return n_kv_head() * head_dim(); }
@@ -37,8 +37,8 @@ inline int64_t KvRowOfSlot(std::span<const int32_t> blocks, int64_t block_tokens
 }
 
 // Writes slots [start, start + n) of a sequence in layer l from float32 rows k, v:
-// [n, n_kv_head, head_dim], converted to the storage's type (F16 rounds to nearest, Q8_0 as
-// llama.cpp's reference quantizer).
+// [n, n_kv_head, head_dim], converted to the storage's type (F16 rounds to nearest, Q8_0 and
+// Q4_0 as llama.cpp's reference quantizers).
 void WriteKvSlots(KvStorage& kv, int64_t layer, std::span<const int32_t> blocks, int64_t start, int64_t n,
                   const float* k, const float* v);
 // Reads them back as float32.

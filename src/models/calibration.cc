@@ -132,6 +132,7 @@ Expected<std::map<std::string, std::vector<uint8_t>>> QuantizeCalibrated(const s
   ModelOptions mo;
   mo.repack = false;  // matrices are replaced as layers are quantized
   mo.stream_weights = false;
+  mo.checkpoint.gguf_overrides = o.gguf_overrides;
   FG_ASSIGN_OR_RETURN(auto model, LoadModel(input, &pool, mo));
   const ModelConfig& c = model->config();
   FG_RETURN_IF_ERROR(CheckCalibratable(c));

@@ -27,6 +27,7 @@ struct CalibrationOptions {
   std::vector<int32_t> tokens;  // the calibration text, tokenized (never the evaluation text)
   int64_t ctx = 512;            // tokens per calibration sequence, each from an empty cache
   quant::GptqOptions gptq;
+  std::map<std::string, std::string> gguf_overrides;  // --override-kv for the model that calibrates
   // (stage, done, total): "layer 3/8", ...
   std::function<void(const std::string&, size_t, size_t)> progress;
 };

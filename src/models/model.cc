@@ -226,7 +226,7 @@ Expected<KvCache> Model::NewKvCache(int64_t capacity) const {
 Status Model::set_kv_type(DType type) {
   if (!kernels::KvTypeSupported(type, config().head_dim))
     return InvalidArgument("KV cache type " + std::string(Name(type)) + " is not available for this model (head size " +
-                           std::to_string(config().head_dim) + "); use f32, f16, or q8_0 with a head size that is a "
+                           std::to_string(config().head_dim) + "); use f32, f16, or q8_0 / q4_0 with a head size that is a "
                            "multiple of 32");
   kv_type_ = type;
   return Status::Ok();

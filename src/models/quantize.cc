@@ -164,6 +164,39 @@ Status AddTokenizerMetadata(const std::string& dir, const ModelConfig& c, GgufWr
   return Status::Ok();
 }
 
+// An --override-kv value as the GGUF value it replaces: the type of the file's own value, or
+// for a key the file lacks, u32 for an integer, f32 for a number, a bool or a string.
+Expected<GgufValue> OverrideValue(const std::string& key, const std::string& text, const GgufValue* old) {
+  GgufValue v;
+  auto bad = [&](const char* what) { return InvalidArgument("--override-kv " + key + "=" + text + ": not " + what); };
+  char* end = nullptr;
+  const bool is_int = !text.empty() && (std::strtoll(text.c_str(), &end, 10), *end == '\0');
+  const bool is_num = !text.empty() && (std::strtod(text.c_str(), &end), *end == '\0');
+  const GgufType t = old ? old->type : is_int ? GgufType::kUint32 : is_num ? GgufType::kFloat32
+                                     : (text == "true" || text == "false") ? GgufType::kBool : GgufType::kString;
+  v.type = t;
+  switch (t) {
+    case GgufType::kFloat32:
+    case GgufType::kFloat64:
+      if (!is_num) return bad("a number");
+      v.value = std::strtod(text.c_str(), nullptr);
+      return v;
+    case GgufType::kBool:
+      if (text != "true" && text != "false") return bad("true or false");
+      v.value = text == "true";
+      return v;
+    case GgufType::kString:
+      v.value = text;
+      return v;
+    case GgufType::kArray:
+      return bad("overridable (the key holds an array)");
+    default:  // the integer types
+      if (!is_int) return bad("an integer");
+      v.value = static_cast<int64_t>(std::strtoll(text.c_str(), nullptr, 10));
+      return v;
+  }
+}
+
 bool IsBlockQuant(DType t) {
   return t == DType::kQ4_0 || t == DType::kQ2_K || t == DType::kQ3_K || t == DType::kQ4_K || t == DType::kQ5_K ||
          t == DType::kQ6_K;
@@ -247,7 +280,9 @@ Expected<QuantizeReport> QuantizeCheckpoint(const QuantizeOptions& o) {
   if (!kernels::reference::CanQuantize(o.type))
     return InvalidArgument(std::string("quantize: type ") + std::string(Name(o.type)) +
                            " is not a target type (F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
-  FG_ASSIGN_OR_RETURN(auto ckpt, OpenCheckpoint(o.input));
+  CheckpointOptions co;
+  co.gguf_overrides = o.gguf_overrides;
+  FG_ASSIGN_OR_RETURN(auto ckpt, OpenCheckpoint(o.input, co));
   const ModelConfig& c = ckpt->config;
   const bool from_hf = ckpt->format == CheckpointFormat::kSafetensors;
   QuantizeReport report;
@@ -260,7 +295,17 @@ Expected<QuantizeReport> QuantizeCheckpoint(const QuantizeOptions& o) {
     for (const auto& [key, value] : ckpt->gguf->metadata()) {
       if (key == "general.file_type" || key == "general.alignment" || key == "general.quantization_version")
         continue;
+      if (auto ov = o.gguf_overrides.find(key); ov != o.gguf_overrides.end()) {
+        FG_ASSIGN_OR_RETURN(GgufValue typed, OverrideValue(key, ov->second, &value));
+        FG_RETURN_IF_ERROR(w.AddValue(key, typed));
+        continue;
+      }
       FG_RETURN_IF_ERROR(w.AddValue(key, value));
+    }
+    for (const auto& [key, text] : o.gguf_overrides) {
+      if (ckpt->gguf->Find(key) != nullptr) continue;
+      FG_ASSIGN_OR_RETURN(GgufValue typed, OverrideValue(key, text, nullptr));
+      FG_RETURN_IF_ERROR(w.AddValue(key, typed));
     }
   }
   FG_RETURN_IF_ERROR(w.AddUint32("general.file_type", GgufFileType(o.type, o.mix_m)));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 
 #include "core/dtype.h"
@@ -28,6 +29,10 @@ struct QuantizeOptions {
   QuantMethod method = QuantMethod::kRtn;
   CalibrationOptions calibration;
   ThreadPool* pool = nullptr;  // for calibration (required unless method is kRtn)
+  // GGUF metadata overrides (--override-kv KEY=VALUE): the model is read with them, and the
+  // output file carries the overridden values, so a file whose converter dropped a setting
+  // (e.g. llama.rope.freq_base) comes out repaired.
+  std::map<std::string, std::string> gguf_overrides;
 };
 
 struct QuantizeReport {

@@ -99,7 +99,7 @@ TEST(Attention, FastPathMatchesReference) {
   }
 }
 
-// F16 and Q8_0 caches: the split-K kernels convert each block's rows with SIMD; the reference
+// F16, Q8_0 and Q4_0 caches: the split-K kernels convert each block's rows with SIMD; the reference
 // converts with the scalar dequantizer. Both are exact conversions, so the results agree to
 // float32 rounding of the attention itself.
 TEST(Attention, CompactCacheMatchesReference) {
@@ -107,7 +107,7 @@ TEST(Attention, CompactCacheMatchesReference) {
     SCOPED_TRACE(std::string(cpu::IsaName(isa)));
     const cpu::Isa saved = cpu::ActiveIsa();
     ASSERT_TRUE(cpu::ForceIsa(isa));
-    for (DType type : {DType::kF16, DType::kQ8_0}) {
+    for (DType type : {DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
       for (int threads : {1, 2}) {
         for (const Shape& s : {Shape{1, 32, 4, 64, 1000, 0}, Shape{1, 6, 2, 64, 17, 0}, Shape{7, 6, 2, 64, 300, 0},
                                Shape{5, 4, 2, 32, 2100, 512}, Shape{3, 4, 2, 256, 200, 0}, Shape{2, 4, 4, 128, 70, 0},
@@ -126,7 +126,9 @@ TEST(Attention, KvTypeSupport) {
   EXPECT_TRUE(KvTypeSupported(DType::kF16, 80));
   EXPECT_TRUE(KvTypeSupported(DType::kQ8_0, 64));
   EXPECT_FALSE(KvTypeSupported(DType::kQ8_0, 80));
-  EXPECT_FALSE(KvTypeSupported(DType::kQ4_0, 64));
+  EXPECT_TRUE(KvTypeSupported(DType::kQ4_0, 64));
+  EXPECT_FALSE(KvTypeSupported(DType::kQ4_0, 80));
+  EXPECT_FALSE(KvTypeSupported(DType::kQ4_K, 256));
   EXPECT_FALSE(KvTypeSupported(DType::kBF16, 64));
 }
 

@@ -73,7 +73,7 @@ class RaggedBatchTest : public ::testing::TestWithParam<std::string> {};
 // cache does.
 std::vector<DType> KvTypes(const ModelConfig& c) {
   std::vector<DType> out;
-  for (DType t : {DType::kF32, DType::kF16, DType::kQ8_0})
+  for (DType t : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0})
     if (kernels::KvTypeSupported(t, c.head_dim)) out.push_back(t);
   return out;
 }

@@ -129,7 +129,7 @@ TEST_P(TreeForward, CompactionEqualsCacheBuiltWithoutRejectedNodes) {
   auto m = Load(GetParam());
   ASSERT_TRUE(m);
   const int64_t vocab = m->config().vocab_size;
-  for (DType type : {DType::kF32, DType::kF16, DType::kQ8_0}) {
+  for (DType type : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
     if (!m->set_kv_type(type).ok()) continue;
     SCOPED_TRACE(std::string(Name(type)));
     for (const auto& path : kPaths) {
@@ -207,7 +207,7 @@ TEST(ChainExactness, LongCacheEveryKvTypeAndIsa) {
   const kernels::cpu::Isa saved = kernels::cpu::ActiveIsa();
   for (kernels::cpu::Isa isa : kernels::cpu::SupportedIsas()) {
     ASSERT_TRUE(kernels::cpu::ForceIsa(isa));
-    for (DType kv_type : {DType::kF32, DType::kF16, DType::kQ8_0}) {
+    for (DType kv_type : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
       ASSERT_TRUE(m.set_kv_type(kv_type).ok());
       std::vector<float> pass, logits;
       auto kv = m.NewKvCache(600);

@@ -49,14 +49,35 @@ struct Lanes8 {
 
   static Vec ReduceLanes(const Vec a[8]) { return ReduceLanes8(a); }
 
-  // Rows of n elements, n a multiple of 8 (F16) or 32 (Q8_0), as the AVX-512 version (which
-  // says why F16 loads a column of every row first).
+  // Rows of n elements, n a multiple of 8 (F16) or 32 (Q8_0, Q4_0), as the AVX-512 version
+  // (which says why F16 loads a column of every row first).
   static void DecodeRows(DType t, const uint8_t* const* src, int count, int64_t n, float* dst) {
     if (t == DType::kF16) {
       for (int64_t i = 0; i < n; i += 8) {
         __m128i h[kLanes];
         for (int j = 0; j < count; ++j) h[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[j] + 2 * i));
         for (int j = 0; j < count; ++j) _mm256_storeu_ps(dst + j * n + i, _mm256_cvtph_ps(h[j]));
+      }
+      return;
+    }
+    if (t == DType::kQ4_0) {
+      const __m128i low4 = _mm_set1_epi8(0x0f);
+      const __m256i eight = _mm256_set1_epi32(8);
+      for (int j = 0; j < count; ++j) {
+        const uint8_t* b = src[j];
+        for (int64_t i = 0; i < n; i += 32, b += 18) {  // block_q4_0: f16 scale, 16 bytes of nibbles
+          uint16_t h;
+          __builtin_memcpy(&h, b, 2);
+          const __m256 d = _mm256_set1_ps(_cvtsh_ss(h));
+          const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
+          const __m128i nib[2] = {_mm_and_si128(q, low4), _mm_and_si128(_mm_srli_epi16(q, 4), low4)};
+          for (int half = 0; half < 2; ++half)      // low nibbles are elements 0..15, high 16..31
+            for (int part = 0; part < 2; ++part) {  // 8 elements at a time
+              const __m128i bytes = part ? _mm_srli_si128(nib[half], 8) : nib[half];
+              const __m256 f = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(bytes), eight));
+              _mm256_storeu_ps(dst + j * n + i + 16 * half + 8 * part, _mm256_mul_ps(d, f));
+            }
+        }
       }
       return;
     }
