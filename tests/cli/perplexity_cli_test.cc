@@ -148,6 +148,16 @@ TEST(QuantizeCli, CalibratedMethodsAndTheirFlags) {
     EXPECT_NE(r.exit_code, 0) << c.args;
     EXPECT_NE(r.err.find(c.says), std::string::npos) << c.args << "\n" << r.err;
   }
+  // --override-kv repairs a GGUF's metadata on the way through: the output carries the value.
+  const std::string fixed = Scratch() + "/long.gguf";
+  r = RunFastgen("quantize " + SharedPath("gguf/fg-long.bf16.gguf") + " " + fixed +
+                 " Q8_0 --override-kv llama.rope.freq_base=100000");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = RunFastgen("info -m " + fixed);
+  EXPECT_NE(r.out.find("rope_theta:      100000"), std::string::npos) << r.out;
+  r = RunFastgen("quantize " + SharedPath("gguf/fg-long.bf16.gguf") + " " + fixed + " Q8_0 --override-kv llama.rope.freq_base=x");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("not a number"), std::string::npos) << r.err;
   // A fused-projection model cannot be calibrated: refused, naming the way out.
   r = RunFastgen("quantize " + SharedPath("fixtures/gpt2") + " " + out + " Q8_0 --method gptq --calibration " + calib);
   EXPECT_EQ(r.exit_code, 2) << r.err;
