@@ -33,6 +33,42 @@ void AddModelFlags(CLI::App* cmd, ModelFlags* flags) {
                   "the last-level cache), on, off. Changes speed only.");
 }
 
+void AddKvPolicyFlags(CLI::App* cmd, KvPolicyFlags* flags) {
+  cmd->add_option("--kv-evict", flags->evict,
+                  "KV eviction under --kv-budget: none (default), window (attention sinks + the most recent "
+                  "tokens, StreamingLLM), h2o (recent + heavy hitters by accumulated attention), keyformer "
+                  "(recent + key tokens by accumulated Gumbel-softmax scores)");
+  cmd->add_option("--kv-budget", flags->budget, "Cached tokens kept per layer and KV head under --kv-evict")
+      ->check(IntRange(1, int64_t{1} << 24));
+  cmd->add_option("--kv-sinks", flags->sinks, "First tokens always kept (default: 4 for window, 0 otherwise)")
+      ->check(IntRange(0, int64_t{1} << 24));
+  cmd->add_option("--kv-recent", flags->recent,
+                  "Newest tokens always kept (default: window: the rest of the budget; h2o: half; keyformer: 30%)")
+      ->check(IntRange(0, int64_t{1} << 24));
+}
+
+Expected<EvictionPolicy> PolicyFromFlags(const KvPolicyFlags& flags, const Model& model, int64_t horizon,
+                                         uint64_t seed) {
+  EvictionPolicy p;
+  const auto kind = EvictionKindFromName(flags.evict);
+  if (!kind) return InvalidArgument("--kv-evict '" + flags.evict + "' is not one of none, window, h2o, keyformer");
+  p.kind = *kind;
+  if (p.kind == EvictionKind::kNone) {
+    if (flags.budget > 0 || flags.sinks >= 0 || flags.recent >= 0)
+      return InvalidArgument("--kv-budget, --kv-sinks and --kv-recent need --kv-evict window, h2o or keyformer");
+    return p;
+  }
+  if (flags.budget <= 0) return InvalidArgument("--kv-evict " + flags.evict + " needs --kv-budget N");
+  if (model.config().sliding_window > 0)
+    return InvalidArgument("--kv-evict: the model uses sliding-window attention, which eviction does not support");
+  p.budget = flags.budget;
+  p.sinks = flags.sinks;
+  p.recent = flags.recent;
+  p.horizon = horizon;
+  p.seed = seed;
+  return ResolvePolicy(p);
+}
+
 namespace {
 bool Exists(const std::string& p) {
   struct stat st {};

@@ -12,6 +12,7 @@
 
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "kv/eviction.h"
 #include "models/model.h"
 
 namespace fastgen::cli {
@@ -25,6 +26,19 @@ struct ModelFlags {
 };
 
 void AddModelFlags(CLI::App* cmd, ModelFlags* flags);
+
+// KV eviction (kv/eviction.h): --kv-evict, --kv-budget, --kv-sinks, --kv-recent.
+struct KvPolicyFlags {
+  std::string evict = "none";
+  int64_t budget = 0;
+  int64_t sinks = -1;
+  int64_t recent = -1;
+};
+void AddKvPolicyFlags(CLI::App* cmd, KvPolicyFlags* flags);
+// The resolved policy for `model` (errors name the flag); `horizon`: the sequence length over
+// which Keyformer's temperature rises; `seed`: its noise.
+Expected<EvictionPolicy> PolicyFromFlags(const KvPolicyFlags& flags, const Model& model, int64_t horizon,
+                                         uint64_t seed);
 
 // The bundled model when -m is not given: $FASTGEN_MODEL, else models/fg-target next to the
 // source tree this binary was built from, else models/fg-target beside the executable.

@@ -31,6 +31,7 @@ struct PerplexityFlags {
   std::string kl_base;     // --kl-divergence-base: write
   std::string kl_compare;  // --kl-divergence: read and compare
   int64_t kl_top_k = 64;
+  KvPolicyFlags kv_policy;
 };
 
 // The progress line on a terminal: the running estimate after each chunk, and the time left.
@@ -111,6 +112,13 @@ int Perplexity(PerplexityFlags& f) {
   o.ctx = *ctx;
   o.chunks = f.chunks;
   o.batch = f.batch;
+  auto policy = PolicyFromFlags(f.kv_policy, m, o.ctx, 0);
+  if (!policy.ok()) return ReportError(policy.status());
+  std::unique_ptr<KvEvictor> evictor;
+  if (policy->kind != EvictionKind::kNone) {
+    evictor = std::make_unique<KvEvictor>(*policy, m.config().n_layer, m.config().n_kv_head, &m.pool());
+    o.evictor = evictor.get();
+  }
   const auto bos = (*tok)->bos_id();
   if (bos && !tokens->empty() && tokens->front() == *bos) o.bos = bos;
   if (static_cast<int64_t>(tokens->size()) < 2 * o.ctx)
@@ -176,6 +184,11 @@ int Perplexity(PerplexityFlags& f) {
     j["running_ppl"] = r->running_ppl;
     j["seconds"] = r->seconds;
     j["tokens_per_second"] = tps;
+    if (evictor) {
+      const EvictionPolicy& p = evictor->policy();
+      j["kv_evict"] = {{"policy", std::string(Name(p.kind))}, {"budget", p.budget}, {"sinks", p.sinks},
+                       {"recent", p.recent}};
+    }
     if (writer) j["kl_divergence_base"] = f.kl_base;
     if (comparer) j["kl_divergence"] = KlJson(comparer->Finish(), f.kl_compare);
     std::printf("%s\n", j.dump(2).c_str());
@@ -186,6 +199,12 @@ int Perplexity(PerplexityFlags& f) {
               EscapeForTerminal(f.text_file).c_str(), static_cast<long long>(r->tokens),
               static_cast<long long>(r->chunks), static_cast<long long>(r->ctx), static_cast<long long>(r->scored));
   std::printf("speed:   %.1f tokens/s (%.1f s)\n", tps, r->seconds);
+  if (evictor) {
+    const EvictionPolicy& p = evictor->policy();
+    std::printf("kv:      --kv-evict %s, %lld tokens kept per layer head (%lld sinks, %lld recent)\n",
+                std::string(Name(p.kind)).c_str(), static_cast<long long>(p.budget), static_cast<long long>(p.sinks),
+                static_cast<long long>(p.recent));
+  }
   std::printf("ppl = %.4f ± %.5f\n", r->ppl, r->ppl_stderr);
   if (writer) std::printf("saved the top-%lld distributions to %s\n", static_cast<long long>(f.kl_top_k),
                           EscapeForTerminal(f.kl_base).c_str());
@@ -219,6 +238,7 @@ CommandFn AddPerplexityCommand(CLI::App& app) {
   auto* k = cmd->add_option("--kl-top-k", f->kl_top_k, "Logits saved per position by --kl-divergence-base (default 64)")
       ->check(IntRange(1, 1 << 20));
   k->needs("--kl-divergence-base");
+  AddKvPolicyFlags(cmd, &f->kv_policy);
   return [f] { return Perplexity(*f); };
 }
 

@@ -38,7 +38,17 @@ Expected<PerplexityResult> ComputePerplexity(Model& model, std::span<const int32
   const int64_t chunks = PerplexityChunks(n_tokens, o);
   const int64_t first = o.ctx / 2;                 // first scored position of a chunk
   const int64_t per_chunk = o.ctx - first - 1;     // positions first .. ctx-2
-  FG_ASSIGN_OR_RETURN(KvCache kv, model.NewKvCache(o.ctx));
+  KvEvictor* evictor = o.evictor != nullptr && o.evictor->policy().kind != EvictionKind::kNone ? o.evictor : nullptr;
+  if (evictor != nullptr && model.config().sliding_window > 0)
+    return InvalidArgument("KV eviction is not available for a model with sliding-window attention");
+  // With eviction the cache holds the budget plus the one token decoded past it.
+  const int64_t prefill = evictor != nullptr ? std::min(o.ctx, evictor->policy().budget) : o.ctx;
+  FG_ASSIGN_OR_RETURN(KvCache kv, model.NewKvCache(evictor != nullptr ? prefill + 1 : o.ctx));
+  struct ObserverGuard {
+    Model& m;
+    ~ObserverGuard() { m.set_attention_observer(nullptr); }
+  } guard{model};
+  if (evictor != nullptr && evictor->wants_attention()) model.set_attention_observer(evictor);
 
   PerplexityResult r;
   r.chunks = chunks;
@@ -54,31 +64,36 @@ Expected<PerplexityResult> ComputePerplexity(Model& model, std::span<const int32
     std::copy_n(tokens.begin() + c * o.ctx, o.ctx, chunk.begin());
     if (o.bos) chunk[0] = *o.bos;
     kv.Clear();
-    // The context half needs no logits: it goes through with the last row's only, so the
-    // vocabulary projection is paid for the scored rows alone.
-    for (int64_t b = 0; b < first; b += o.batch) {
-      const int64_t nb = std::min(o.batch, first - b);
-      FG_RETURN_IF_ERROR(model.Forward(std::span<const int32_t>(chunk).subspan(b, nb), kv, LogitsMode::kLast, &logits));
-    }
-    for (int64_t b = first; b < o.ctx; b += o.batch) {
-      const int64_t nb = std::min(o.batch, o.ctx - b);
-      FG_RETURN_IF_ERROR(model.Forward(std::span<const int32_t>(chunk).subspan(b, nb), kv, LogitsMode::kAll, &logits));
-      const int64_t rows = std::min(nb, o.ctx - 1 - b);  // the last position predicts nothing
-      model.pool().ParallelFor(rows, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; ++i)
-          lse[static_cast<size_t>(i)] = LogSumExp(std::span<const float>(logits).subspan(i * vocab, vocab));
-      }, 16);
-      for (int64_t i = 0; i < rows; ++i) {
-        ScoredPosition p;
-        p.index = index++;
-        p.logits = std::span<const float>(logits).subspan(i * vocab, vocab);
-        p.next = chunk[static_cast<size_t>(b + i + 1)];
-        p.log_sum_exp = lse[static_cast<size_t>(i)];
-        p.nll = p.log_sum_exp - p.logits[static_cast<size_t>(p.next)];
-        sum += p.nll;
-        sum2 += p.nll * p.nll;
-        if (observe) FG_RETURN_IF_ERROR(observe(p));
+    if (evictor != nullptr) evictor->Reset();
+    for (int64_t b = 0; b < o.ctx;) {
+      // Passes of up to `batch` tokens that never straddle the scored half's start or the end
+      // of the prefill; one token at a time past the prefill.
+      const int64_t end = b < prefill ? std::min(prefill, b < first ? first : o.ctx) : b + 1;
+      const int64_t nb = std::min(o.batch, end - b);
+      const auto pass = std::span<const int32_t>(chunk).subspan(static_cast<size_t>(b), static_cast<size_t>(nb));
+      // The context half needs no logits: it goes through with the last row's only, so the
+      // vocabulary projection is paid for the scored rows alone.
+      FG_RETURN_IF_ERROR(model.Forward(pass, kv, b >= first ? LogitsMode::kAll : LogitsMode::kLast, &logits));
+      if (evictor != nullptr) FG_RETURN_IF_ERROR(evictor->Enforce(kv).status());
+      if (b >= first) {
+        const int64_t rows = std::min(nb, o.ctx - 1 - b);  // the last position predicts nothing
+        model.pool().ParallelFor(rows, [&](int64_t lo, int64_t hi) {
+          for (int64_t i = lo; i < hi; ++i)
+            lse[static_cast<size_t>(i)] = LogSumExp(std::span<const float>(logits).subspan(i * vocab, vocab));
+        }, 16);
+        for (int64_t i = 0; i < rows; ++i) {
+          ScoredPosition p;
+          p.index = index++;
+          p.logits = std::span<const float>(logits).subspan(i * vocab, vocab);
+          p.next = chunk[static_cast<size_t>(b + i + 1)];
+          p.log_sum_exp = lse[static_cast<size_t>(i)];
+          p.nll = p.log_sum_exp - p.logits[static_cast<size_t>(p.next)];
+          sum += p.nll;
+          sum2 += p.nll * p.nll;
+          if (observe) FG_RETURN_IF_ERROR(observe(p));
+        }
       }
+      b += nb;
     }
     const int64_t count = (c + 1) * per_chunk;
     r.running_ppl.push_back(std::exp(sum / static_cast<double>(count)));

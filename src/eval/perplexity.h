@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kv/eviction.h"
 #include "models/model.h"
 
 namespace fastgen::eval {
@@ -22,6 +23,10 @@ struct PerplexityOptions {
   int64_t chunks = -1;              // chunks evaluated; -1: every whole chunk of the text
   std::optional<int32_t> bos;       // replaces each chunk's first token (llama.cpp's add_bos)
   int64_t batch = 512;              // tokens per forward pass; a chunk is evaluated in ctx/batch passes
+  // A KV eviction policy (optional): each chunk's first `budget` tokens go through in batched
+  // passes, then every later token alone, the cache evicted back to the budget after each pass,
+  // so each token is scored with the cache a decoding user of the policy would have.
+  KvEvictor* evictor = nullptr;
 };
 
 // One scored position, as the scoring observer sees it (KL-divergence builds on this).

@@ -42,6 +42,15 @@ struct AttentionArgs {
   float scale = 1.0f;        // usually 1/sqrt(head_dim)
 };
 
+// Sees each layer's attention of single-sequence chain passes (Model::set_attention_observer).
+class AttentionObserver {
+ public:
+  virtual ~AttentionObserver() = default;
+  // a.q holds the layer's queries (RoPE applied), a.k / a.v the cache with this pass's keys and
+  // values written; query t sits at slot a.q_slot[t] and sees slots 0 .. a.q_slot[t].
+  virtual void OnAttention(int64_t layer, const AttentionArgs& a) = 0;
+};
+
 // Whether attention reads a cache of type t: F32 always; F16 and Q8_0 (the compact cache
 // types) when head_dim is a multiple of their block.
 bool KvTypeSupported(DType t, int64_t head_dim);
@@ -68,6 +77,12 @@ void AttentionBatch(std::span<const AttentionArgs> batch, ThreadPool& pool);
 namespace reference {
 // Computes output rows for query/head pairs [begin, end) of the flattened [n, n_head] range.
 void AttentionRange(const AttentionArgs& a, int64_t begin, int64_t end);
+// The scaled attention logits q·k·scale of causal-chain query t (no tree mask) against cache
+// slots 0 .. q_slot[t] (those outside a sliding window are -inf), for the query heads of KV
+// head kvh, into logits [n_head / n_kv_head, q_slot[t] + 1]; returns q_slot[t] + 1. For KV
+// eviction policies that score cached tokens by the attention they receive; the attention
+// itself is computed elsewhere.
+int64_t AttentionLogits(const AttentionArgs& a, int64_t t, int64_t kvh, float* logits);
 }  // namespace reference
 
 }  // namespace fastgen::kernels

@@ -108,4 +108,37 @@ Status KvCache::CompactTail(int64_t base, std::span<const int32_t> keep) {
   return Status::Ok();
 }
 
+Status KvCache::EvictPerHead(int64_t kept, std::span<const int32_t> keep) {
+  const int64_t heads = shape_.n_layer * shape_.n_kv_head;
+  if (kept < 0 || kept > length_ || static_cast<int64_t>(keep.size()) != heads * kept)
+    return InvalidArgument("KV eviction keeps " + std::to_string(kept) + " of " + std::to_string(length_) +
+                           " slots with " + std::to_string(keep.size()) + " entries for " + std::to_string(heads) +
+                           " layer heads");
+  for (int64_t lh = 0; lh < heads; ++lh) {
+    const int32_t* list = keep.data() + lh * kept;
+    for (int64_t i = 0; i < kept; ++i)
+      if (list[i] < 0 || list[i] >= length_ || (i > 0 && list[i] <= list[i - 1]))
+        return InvalidArgument("KV eviction slots must increase within [0, " + std::to_string(length_) + ")");
+  }
+  // A head's part of a row is whole blocks (head_dim is a multiple of the compact types' block).
+  const int64_t head_bytes = row_bytes_ / shape_.n_kv_head;
+  for (int64_t l = 0; l < shape_.n_layer; ++l) {
+    uint8_t* k = key_data(l);
+    uint8_t* v = value_data(l);
+    for (int64_t h = 0; h < shape_.n_kv_head; ++h) {
+      const int32_t* list = keep.data() + (l * shape_.n_kv_head + h) * kept;
+      // Increasing sources at or after their destinations: a forward copy reads before it writes.
+      for (int64_t i = 0; i < kept; ++i) {
+        if (list[i] == i) continue;
+        const int64_t src = list[i] * row_bytes_ + h * head_bytes, dst = i * row_bytes_ + h * head_bytes;
+        std::memcpy(k + dst, k + src, static_cast<size_t>(head_bytes));
+        std::memcpy(v + dst, v + src, static_cast<size_t>(head_bytes));
+      }
+    }
+  }
+  evicted_ += length_ - kept;
+  length_ = kept;
+  return Status::Ok();
+}
+
 }  // namespace fastgen

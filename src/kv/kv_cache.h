@@ -58,7 +58,17 @@ class KvCache final : public KvStorage {
   // Rolls the cache back to `length` slots (speculative rejection, prompt re-use). Entries past
   // it are dead and are overwritten by the next forward pass.
   void Truncate(int64_t length) { if (length < length_) length_ = length < 0 ? 0 : length; }
-  void Clear() { length_ = 0; }
+  void Clear() { length_ = evicted_ = 0; }
+  // Tokens evicted so far (EvictPerHead): the next token's position in the text is
+  // length() + evicted(), its slot length().
+  int64_t evicted() const { return evicted_; }
+  // KV eviction: keeps, in every layer and KV head separately, the `kept` slots listed for it
+  // (keep[(layer * n_kv_head + head) * kept + i], increasing within each list), moved to slots
+  // 0 .. kept - 1 of that head, and shortens the cache to `kept` slots. Each head may keep other
+  // tokens; keys carry their positions (RoPE was applied when they were written), so attention
+  // over the kept slots is attention over those tokens. Fails without touching the cache on a
+  // list out of range or out of order.
+  Status EvictPerHead(int64_t kept, std::span<const int32_t> keep);
   // Tree rollback: of the slots [base, length) a token-tree verification appended, keeps those
   // at base + keep[i] (strictly increasing offsets: an accepted root-to-leaf path), moving them
   // to be contiguous at base + i in every layer, and truncates to base + keep.size(). Fails
@@ -72,6 +82,7 @@ class KvCache final : public KvStorage {
   KvCacheShape shape_;
   int64_t row_bytes_ = 0;
   int64_t length_ = 0;
+  int64_t evicted_ = 0;
   std::vector<uint8_t> k_;  // [n_layer, capacity, row_bytes]
   std::vector<uint8_t> v_;
 };

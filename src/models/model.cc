@@ -93,6 +93,7 @@ Status Model::ForwardBatch(std::span<const BatchSequence> seqs, KvStorage& kv, s
   p.tree_mask.clear();
   p.tree_pos.clear();
   p.tree_start = 0;
+  p.position_offset = 0;
   p.skip.assign(static_cast<size_t>(c.n_layer), 0);
   p.head_rows = c.vocab_size;
   // Rows: the decode-role sequences first (ops::Context::decode_rows is a prefix of the batch).
@@ -172,10 +173,14 @@ Status Model::Plan(std::span<const int32_t> tokens, const BatchLayout& layout, c
   p.positions.resize(static_cast<size_t>(n));
   p.tree_mask.clear();
   p.tree_pos.clear();
+  p.position_offset = kv.evicted();
   if (layout.parents.empty()) {
-    for (int64_t t = 0; t < n; ++t) p.positions[static_cast<size_t>(t)] = static_cast<int32_t>(start + t);
+    for (int64_t t = 0; t < n; ++t)
+      p.positions[static_cast<size_t>(t)] = static_cast<int32_t>(p.position_offset + start + t);
     return Status::Ok();
   }
+  if (p.position_offset != 0)
+    return InvalidArgument("token trees over a cache with evicted tokens are not supported");
 
   const int64_t tree_start = layout.tree_start < 0 ? start : layout.tree_start;
   if (tree_start > start)
@@ -271,7 +276,13 @@ void Model::Attend(ops::Context& ctx, const ForwardPlan& plan, KvStorage& kv, in
     a.n_kv_head = shape.n_kv_head;
     a.head_dim = shape.head_dim;
     a.n_kv = s.start + s.count;
-    a.q_slot = plan.positions.data() + s.first;  // chain: position = slot; tree: the position, the mask decides
+    // Chain: position = slot, less the tokens evicted before it; tree: the position, the mask decides.
+    a.q_slot = plan.positions.data() + s.first;
+    if (plan.position_offset != 0) {
+      q_slots_.resize(static_cast<size_t>(s.count));
+      for (int64_t t = 0; t < s.count; ++t) q_slots_[static_cast<size_t>(t)] = static_cast<int32_t>(s.start + t);
+      a.q_slot = q_slots_.data();  // one sequence only: ForwardBatch never offsets
+    }
     a.window = shape.window;
     if (plan.is_tree()) {
       a.tree_mask = plan.tree_mask.data();
@@ -283,6 +294,8 @@ void Model::Attend(ops::Context& ctx, const ForwardPlan& plan, KvStorage& kv, in
   // One parallel region for every sequence's attention: a region per sequence and layer cost
   // the server's 16-sequence steps their wake-ups and waits for the slowest thread.
   ops::AttentionBatch(ctx, attention_args_);
+  if (attention_observer_ != nullptr && attention_args_.size() == 1 && !plan.is_tree())
+    attention_observer_->OnAttention(layer, attention_args_[0]);
 }
 
 const float* Model::OutputRows(const ForwardPlan& plan, const float* x, int64_t d) {
@@ -316,7 +329,7 @@ int64_t Model::weight_matrix_bytes() {
 Expected<int> Model::ConvertMatrices(DType type) {
   if (!kernels::reference::CanQuantize(type))
     return InvalidArgument("weights cannot be converted to " + std::string(Name(type)) +
-                           "; use f32, f16, bf16, q8_0, q4_0, q4_k or q6_k");
+                           "; use f32, f16, bf16, q8_0, q4_0, q2_k, q3_k, q4_k, q5_k or q6_k");
   std::vector<float> row;
   int converted = 0;
   for (TensorView* w : Matrices()) {

@@ -83,6 +83,9 @@ struct PlanSequence {
 struct ForwardPlan {
   std::span<const int32_t> tokens;   // [n]
   std::vector<int32_t> positions;    // [n] RoPE / learned position of each token
+  // Positions minus cache slots of a chain whose cache had tokens evicted before it (KV
+  // eviction: a token keeps the position it has in the text, while the slots stay dense).
+  int64_t position_offset = 0;
   std::vector<PlanSequence> seqs;    // the sequences' row ranges, in row order
   // ops::Context::decode_rows for the layers (-1: by size) and for the output head.
   int64_t decode_rows = -1;
@@ -181,6 +184,10 @@ class Model {
   // of later forward passes: calibration statistics for GPTQ and importance-weighted
   // quantization. The observer must outlive its use.
   void set_input_observer(const ops::InputObserver* observer) { input_observer_ = observer; }
+  // Called (until reset with nullptr) after every layer's attention of a single-sequence chain
+  // pass, with that layer's attention arguments: KV eviction policies that score cached tokens
+  // by the attention they receive (H2O, Keyformer) read the queries and keys from them.
+  void set_attention_observer(kernels::AttentionObserver* observer) { attention_observer_ = observer; }
   // Points the weight matrix named `name` (as the checkpoint names it) at `bytes` of `type`,
   // same shape, replacing any repacked copy: e.g. a layer already quantized by GPTQ while the
   // layers above it are calibrated on its outputs. The model keeps the bytes.
@@ -225,6 +232,8 @@ class Model {
   std::unique_ptr<Checkpoint> ckpt_;
   ThreadPool* pool_;
   const ops::InputObserver* input_observer_ = nullptr;
+  kernels::AttentionObserver* attention_observer_ = nullptr;
+  std::vector<int32_t> q_slots_;  // Attend's query slots when positions are offset from them
 
  private:
   Status Plan(std::span<const int32_t> tokens, const BatchLayout& layout, const KvCache& kv, LogitsMode mode);

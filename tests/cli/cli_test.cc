@@ -190,11 +190,12 @@ TEST(CliErrors, BadSamplerParameter) {
 }
 
 TEST(CliErrors, BadKvType) {
-  ExpectCleanError(Fastgen("run -m " + SharedPath("fixtures/llama") + " --prompt-ids 1 --print-ids --kv-type q4_0"),
+  ExpectCleanError(Fastgen("run -m " + SharedPath("fixtures/llama") + " --prompt-ids 1 --print-ids --kv-type q4_k"),
                    "--kv-type");
-  // The fixtures' head size (16) is not a multiple of q8_0's 32-element blocks.
-  ExpectCleanError(Fastgen("run -m " + SharedPath("fixtures/llama") + " --prompt-ids 1 --print-ids --kv-type q8_0"),
-                   "head size 16");
+  // The fixtures' head size (16) is not a multiple of q8_0's or q4_0's 32-element blocks.
+  for (const char* type : {"q8_0", "q4_0"})
+    ExpectCleanError(Fastgen("run -m " + SharedPath("fixtures/llama") + " --prompt-ids 1 --print-ids --kv-type " + type),
+                     "head size 16");
 }
 
 // A compact cache: the bundled model keeps the reference continuation with f16 keys and values.

@@ -248,9 +248,9 @@ TEST(ConvertMatrices, DraftModelAsQ8_0) {
   auto again = (*q8)->ConvertMatrices(DType::kQ8_0);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, 0);  // already Q8_0
-  auto bad = (*bf16)->ConvertMatrices(DType::kQ2_K);
+  auto bad = (*bf16)->ConvertMatrices(DType::kI32);  // an integer type is never a weight encoding
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("Q2_K"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("I32"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TreeForward,
@@ -324,10 +324,12 @@ TEST(KvCompaction, MovesCompactRows) {
 
 TEST(KvCache, RejectsTypesItCannotHold) {
   EXPECT_FALSE(KvCache::Create({1, 1, 16, 8, DType::kQ8_0}).ok());  // head size not a multiple of 32
-  EXPECT_FALSE(KvCache::Create({1, 1, 64, 8, DType::kQ4_0}).ok());
+  EXPECT_FALSE(KvCache::Create({1, 1, 16, 8, DType::kQ4_0}).ok());  // same rule for q4_0
+  EXPECT_FALSE(KvCache::Create({1, 1, 64, 8, DType::kQ4_K}).ok());  // no k-quant caches
   EXPECT_FALSE(KvCache::Create({1, 1, 64, 8, DType::kBF16}).ok());
   EXPECT_TRUE(KvCache::Create({1, 1, 64, 8, DType::kQ8_0}).ok());
   EXPECT_EQ(KvCache::Create({1, 2, 64, 8, DType::kQ8_0})->bytes(), 2u * 8 * 4 * 34);
+  EXPECT_EQ(KvCache::Create({1, 2, 64, 8, DType::kQ4_0})->bytes(), 2u * 8 * 4 * 18);
   EXPECT_EQ(KvCache::Create({1, 2, 64, 8, DType::kF16})->bytes(), 2u * 8 * 128 * 2);
 }
 

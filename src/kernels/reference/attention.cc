@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -97,6 +98,21 @@ void AttentionRange(const AttentionArgs& a, int64_t begin, int64_t end) {
     AttendSlots(a, a.q + (t * a.n_head + h) * a.head_dim, kvh, slots.data(), count, scores.data(),
                 row.data(), a.out + (t * a.n_head + h) * a.head_dim);
   }
+}
+
+int64_t AttentionLogits(const AttentionArgs& a, int64_t t, int64_t kvh, float* logits) {
+  const int64_t group = a.n_head / a.n_kv_head;
+  const int64_t last = std::min<int64_t>(a.q_slot[t], a.n_kv - 1), count = last + 1;
+  const int64_t first = a.window > 0 ? std::max<int64_t>(0, last - a.window + 1) : 0;
+  std::vector<float> row(static_cast<size_t>(a.head_dim));
+  for (int64_t j = 0; j < count; ++j) {
+    const float* k = CacheRow(a, a.k, j, kvh, row.data());
+    for (int64_t g = 0; g < group; ++g)
+      logits[g * count + j] = j < first ? -std::numeric_limits<float>::infinity()
+                                        : Dot8(a.q + (t * a.n_head + kvh * group + g) * a.head_dim, k, a.head_dim) *
+                                              a.scale;
+  }
+  return count;
 }
 
 }  // namespace fastgen::kernels::reference
