@@ -53,6 +53,25 @@ TEST(PerplexityCli, PrintsTheFigureAndItsJson) {
   EXPECT_NE(text.out.find(want), std::string::npos) << text.out;
 }
 
+// KV eviction through the CLI: the policy is reported, a small budget costs perplexity.
+TEST(PerplexityCli, KvEvictionPolicies) {
+  const std::string args = "perplexity -m " + SharedPath("gguf/fg-target.q8_0.gguf") + " -f " + EvalText() +
+                           " -c 256 --chunks 1 -t 2 --json";
+  const auto full = Json(RunFastgen(args));
+  for (const char* policy : {"window", "h2o", "keyformer"}) {
+    const auto j = Json(RunFastgen(args + " --kv-evict " + policy + " --kv-budget 32"));
+    ASSERT_TRUE(j.contains("kv_evict")) << j.dump();
+    EXPECT_EQ(j["kv_evict"]["policy"], policy);
+    EXPECT_EQ(j["kv_evict"]["budget"], 32);
+    EXPECT_GT(j["ppl"].get<double>(), full["ppl"].get<double>()) << policy;  // 32 of up to 255 tokens
+  }
+  CliResult text = RunFastgen("perplexity -m " + SharedPath("gguf/fg-target.q8_0.gguf") + " -f " + EvalText() +
+                              " -c 256 --chunks 1 -t 2 --kv-evict window --kv-budget 64 --kv-sinks 8");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("--kv-evict window, 64 tokens kept per layer head (8 sinks, 56 recent)"), std::string::npos)
+      << text.out;
+}
+
 // bf16 as the base, Q8_0 compared with it: a small divergence, mostly the same top token, and
 // the base's own perplexity carried through the file.
 TEST(PerplexityCli, KlDivergenceAgainstASavedBase) {
@@ -102,6 +121,13 @@ TEST(PerplexityCli, RefusesBadRequestsClearly) {
       {"perplexity" + m + " -f " + EvalText() + " -c 128 --chunks 1 --kl-divergence " + Scratch() + "/none.kld", 2,
        "none.kld"},
       {"perplexity" + m + " -f " + Scratch(), 2, "directory"},
+      {"perplexity" + m + " -f " + EvalText() + " --kv-evict lru --kv-budget 64", 1, "--kv-evict 'lru'"},
+      {"perplexity" + m + " -f " + EvalText() + " --kv-evict h2o", 1, "needs --kv-budget"},
+      {"perplexity" + m + " -f " + EvalText() + " --kv-budget 64", 1, "need --kv-evict"},
+      {"perplexity" + m + " -f " + EvalText() + " --kv-evict h2o --kv-budget 16 --kv-sinks 4 --kv-recent 16", 1,
+       "--kv-budget 16 is smaller than --kv-sinks 4"},
+      {"perplexity" + m + " -f " + EvalText() + " --kv-evict window --kv-budget 16 --kv-recent 4", 1,
+       "must equal --kv-budget 16"},
   };
   for (const Case& c : cases) {
     CliResult r = RunFastgen(c.args);

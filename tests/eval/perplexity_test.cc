@@ -116,6 +116,79 @@ TEST(Perplexity, RefusesTooShortTextsAndTinyContexts) {
   EXPECT_FALSE(ComputePerplexity(**model, tokens, o).ok());
 }
 
+// KV eviction. The window rule without sinks is a sliding window: after token i-1 the cache
+// holds tokens i-B .. i-1, so token i sees i-B .. i in every layer, at its position in the text.
+// The same model with a (B+1)-token sliding window and no eviction computes exactly that from a
+// full cache (through the GEMM rather than token by token, so to float rounding).
+TEST(Perplexity, WindowEvictionEqualsASlidingWindowModel) {
+  auto model = LoadModel(SharedPath("gguf/llama.f32.gguf"), &Pool());
+  ModelOptions windowed_opts;
+  const int64_t budget = 9;
+  windowed_opts.checkpoint.gguf_overrides["llama.attention.sliding_window"] = std::to_string(budget + 1);
+  auto windowed = LoadModel(SharedPath("gguf/llama.f32.gguf"), &Pool(), windowed_opts);
+  ASSERT_TRUE(model.ok() && windowed.ok()) << windowed.status().message();
+  ASSERT_EQ((*windowed)->config().sliding_window, budget + 1);
+  const auto tokens = RandomTokens(2 * 40 + 3, static_cast<int32_t>((*model)->config().vocab_size), 3);
+  PerplexityOptions o;
+  o.ctx = 40;
+  o.bos = 1;
+  auto reference = ComputePerplexity(**windowed, tokens, o);
+  auto full = ComputePerplexity(**model, tokens, o);
+  EvictionPolicy p;
+  p.kind = EvictionKind::kWindow;
+  p.budget = budget;
+  p.sinks = 0;
+  auto policy = ResolvePolicy(p);
+  ASSERT_TRUE(policy.ok());
+  KvEvictor evictor(*policy, (*model)->config().n_layer, (*model)->config().n_kv_head);
+  o.evictor = &evictor;
+  auto evicted = ComputePerplexity(**model, tokens, o);
+  ASSERT_TRUE(reference.ok() && full.ok() && evicted.ok()) << evicted.status().message();
+  EXPECT_NEAR(evicted->mean_nll, reference->mean_nll, 1e-5 * reference->mean_nll);
+  EXPECT_GT(std::abs(evicted->mean_nll - full->mean_nll), 1e-3);  // the window changes the answer
+  // A sliding-window model itself cannot take eviction (its window counts slots).
+  EXPECT_FALSE(ComputePerplexity(**windowed, tokens, o).ok());
+}
+
+// A budget the chunk never reaches evicts nothing: the same passes, the same bits. Below it,
+// every policy changes the answer, runs to the end and is deterministic.
+TEST(Perplexity, EvictionPoliciesRunAndABudgetAboveTheContextChangesNothing) {
+  auto model = LoadModel(SharedPath("gguf/llama.f32.gguf"), &Pool());
+  ASSERT_TRUE(model.ok());
+  Model& m = **model;
+  const auto tokens = RandomTokens(2 * 32, static_cast<int32_t>(m.config().vocab_size), 9);
+  PerplexityOptions o;
+  o.ctx = 32;
+  o.batch = 8;
+  auto plain = ComputePerplexity(m, tokens, o);
+  ASSERT_TRUE(plain.ok());
+  for (EvictionKind kind : {EvictionKind::kWindow, EvictionKind::kH2O, EvictionKind::kKeyformer}) {
+    EvictionPolicy p;
+    p.kind = kind;
+    p.budget = 64;
+    p.horizon = 32;
+    auto policy = ResolvePolicy(p);
+    ASSERT_TRUE(policy.ok());
+    KvEvictor big(*policy, m.config().n_layer, m.config().n_kv_head, &Pool());
+    o.evictor = &big;
+    auto same = ComputePerplexity(m, tokens, o);
+    ASSERT_TRUE(same.ok());
+    EXPECT_EQ(same->mean_nll, plain->mean_nll) << Name(kind);
+    p.budget = 10;
+    policy = ResolvePolicy(p);
+    ASSERT_TRUE(policy.ok());
+    KvEvictor small(*policy, m.config().n_layer, m.config().n_kv_head, &Pool());
+    o.evictor = &small;
+    auto a = ComputePerplexity(m, tokens, o);
+    auto b = ComputePerplexity(m, tokens, o);
+    ASSERT_TRUE(a.ok() && b.ok()) << Name(kind);
+    EXPECT_TRUE(std::isfinite(a->ppl));
+    EXPECT_NE(a->mean_nll, plain->mean_nll) << Name(kind);
+    EXPECT_EQ(a->mean_nll, b->mean_nll) << Name(kind);
+    o.evictor = nullptr;
+  }
+}
+
 // llama-perplexity (llama.cpp de3ff81, built here with -DGGML_NATIVE=OFF, AVX-512 on, AMX off):
 //   llama-perplexity -m gguf/fg-target.q8_0.gguf -f corpus/valid.txt -c 512 --chunks 8 -t 2
 //   -> [8]125.1165 (Final estimate over 20 chunks: 130.3520 +/- 5.38705)
