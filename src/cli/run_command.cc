@@ -1,5 +1,6 @@
 // `fastgen run`: generate a continuation of a prompt, streaming it to stdout, and report prompt
 // and decode speed on stderr.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -30,6 +31,7 @@ struct RunFlags {
   std::string dump_logits;
   SamplerFlags sampler;
   SpecFlags spec;
+  KvPolicyFlags kv_policy;
 };
 
 Status WriteLogits(const std::string& path, const std::vector<float>& logits) {
@@ -100,13 +102,28 @@ int Run(RunFlags& f) {
     return ReportError(InvalidArgument("the prompt has " + std::to_string(prompt.size()) +
                                        " tokens but the context holds " + std::to_string(ctx)));
   WarnIfGenerationTruncated(static_cast<int64_t>(prompt.size()), f.n_predict, ctx);
-  auto kv = model.NewKvCache(std::min<int64_t>(ctx, static_cast<int64_t>(prompt.size()) + f.n_predict));
+  const int64_t positions = std::min<int64_t>(ctx, static_cast<int64_t>(prompt.size()) + f.n_predict);
+  auto policy = PolicyFromFlags(f.kv_policy, model, positions, 0);
+  if (!policy.ok()) return ReportError(policy.status());
+  std::unique_ptr<KvEvictor> evictor;
+  if (policy->kind != EvictionKind::kNone) {
+    if (!f.spec.mode.empty())
+      return ReportError(InvalidArgument("--kv-evict does not combine with --spec yet: speculative rollback would "
+                                         "have to undo evictions"));
+    evictor = std::make_unique<KvEvictor>(*policy, c.n_layer, c.n_kv_head, lm->pool.get());
+  }
+  // Under eviction the cache holds the budget plus room for a prompt piece (256 tokens) or a
+  // decoded token; positions still run to the context size.
+  auto kv = model.NewKvCache(evictor ? policy->budget + std::clamp<int64_t>(positions - policy->budget, 1, 256)
+                                     : positions);
   if (!kv.ok()) return ReportError(kv.status());
 
   GenerateOptions go;
   go.max_new_tokens = f.n_predict;
   go.sampler = *sampler;
   go.ignore_eos = f.ignore_eos;
+  go.evictor = evictor.get();
+  go.max_positions = positions;
   std::vector<float> prompt_logits;
   if (!f.dump_logits.empty()) go.prompt_logits = &prompt_logits;
 
@@ -193,6 +210,7 @@ CommandFn AddRunCommand(CLI::App& app) {
       ->check(NonEmpty());
   AddSamplerFlags(cmd, &f->sampler);
   AddSpecFlags(cmd, &f->spec, /*run=*/true);
+  AddKvPolicyFlags(cmd, &f->kv_policy);
   return [f] { return Run(*f); };
 }
 

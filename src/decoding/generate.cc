@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 namespace fastgen {
 namespace {
@@ -19,10 +20,27 @@ Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int
   FG_RETURN_IF_ERROR(ValidateSamplerOptions(options.sampler, vocab));
   if (prompt.empty()) return InvalidArgument("the prompt is empty: give at least one token");
   if (options.max_new_tokens < 0) return InvalidArgument("the number of tokens to generate must be >= 0");
-  if (kv.length() + static_cast<int64_t>(prompt.size()) > kv.capacity())
+  KvEvictor* evictor = options.evictor != nullptr && options.evictor->policy().kind != EvictionKind::kNone
+                          ? options.evictor
+                          : nullptr;
+  if (evictor != nullptr && kv.capacity() <= evictor->policy().budget)
+    return InvalidArgument("a KV cache of " + std::to_string(kv.capacity()) + " slots has no room past the eviction budget of " +
+                           std::to_string(evictor->policy().budget));
+  const int64_t max_positions = evictor == nullptr ? kv.capacity()
+                                : options.max_positions > 0 ? options.max_positions
+                                                            : std::numeric_limits<int64_t>::max();
+  if (evictor == nullptr && kv.length() + static_cast<int64_t>(prompt.size()) > kv.capacity())
     return InvalidArgument("the prompt (" + std::to_string(prompt.size()) +
                            " tokens) does not fit the context size of " +
                            std::to_string(kv.capacity()) + " tokens");
+  if (evictor != nullptr && kv.length() + kv.evicted() + static_cast<int64_t>(prompt.size()) > max_positions)
+    return InvalidArgument("the prompt (" + std::to_string(prompt.size()) + " tokens) does not fit the context size of " +
+                           std::to_string(max_positions) + " tokens");
+  struct ObserverGuard {
+    Model& m;
+    ~ObserverGuard() { m.set_attention_observer(nullptr); }
+  } guard{model};
+  if (evictor != nullptr && evictor->wants_attention()) model.set_attention_observer(evictor);
 
   GenerateResult result;
   result.prompt_tokens = static_cast<int64_t>(prompt.size());
@@ -42,12 +60,23 @@ Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int
   BatchLayout prompt_rows, decode_rows;
   prompt_rows.rows = BatchLayout::Rows::kPrompt;
   decode_rows.rows = BatchLayout::Rows::kDecode;
-  FG_RETURN_IF_ERROR(model.Forward(prompt, prompt_rows, kv, mode, &logits));
-  if (options.prompt_logits) {
-    *options.prompt_logits = logits;
-    // Keep only the last row for sampling.
-    logits.erase(logits.begin(), logits.end() - vocab);
+  if (evictor == nullptr) {
+    FG_RETURN_IF_ERROR(model.Forward(prompt, prompt_rows, kv, mode, &logits));
+    if (options.prompt_logits) *options.prompt_logits = logits;
+  } else {
+    // Pieces that fit the room past the budget, each followed by an eviction.
+    if (options.prompt_logits) options.prompt_logits->clear();
+    for (size_t done = 0; done < prompt.size();) {
+      const size_t room = static_cast<size_t>(kv.capacity() - kv.length());
+      const auto piece = prompt.subspan(done, std::min(room, prompt.size() - done));
+      FG_RETURN_IF_ERROR(model.Forward(piece, prompt_rows, kv, mode, &logits));
+      FG_RETURN_IF_ERROR(evictor->Enforce(kv).status());
+      if (options.prompt_logits) options.prompt_logits->insert(options.prompt_logits->end(), logits.begin(), logits.end());
+      done += piece.size();
+    }
   }
+  // Keep only the last row for sampling.
+  if (options.prompt_logits) logits.erase(logits.begin(), logits.end() - vocab);
   const auto t1 = std::chrono::steady_clock::now();
   result.prefill_seconds = Seconds(t0, t1);
 
@@ -65,11 +94,12 @@ Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int
       break;
     }
     if (i + 1 == options.max_new_tokens) break;
-    if (kv.length() >= kv.capacity()) {
+    if (kv.length() >= kv.capacity() || kv.length() + kv.evicted() >= max_positions) {
       result.stop_reason = StopReason::kContextFull;
       break;
     }
     FG_RETURN_IF_ERROR(model.Forward(std::span<const int32_t>(&next, 1), decode_rows, kv, LogitsMode::kLast, &logits));
+    if (evictor != nullptr) FG_RETURN_IF_ERROR(evictor->Enforce(kv).status());
   }
   result.decode_seconds = Seconds(t1, std::chrono::steady_clock::now());
   return result;

@@ -8,6 +8,7 @@
 
 #include "core/status.h"
 #include "decoding/sampler.h"
+#include "kv/eviction.h"
 #include "models/model.h"
 
 namespace fastgen {
@@ -19,6 +20,12 @@ struct GenerateOptions {
   std::vector<int32_t> stop_ids;    // extra ids that end generation (e.g. a chat turn's end)
   // When set, receives the logits of every prompt position: [n_prompt, vocab].
   std::vector<float>* prompt_logits = nullptr;
+  // KV eviction (optional): the prompt goes through in pieces that fit the cache past the
+  // budget, the cache is evicted back to the budget after each piece and each decoded token,
+  // and generation runs until `max_positions` positions (prompt + generated; 0: the cache's
+  // capacity) rather than until the cache is full. kv.capacity() must exceed the budget.
+  KvEvictor* evictor = nullptr;
+  int64_t max_positions = 0;
 };
 
 enum class StopReason { kMaxTokens, kStopToken, kCallback, kContextFull };

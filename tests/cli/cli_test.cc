@@ -189,6 +189,19 @@ TEST(CliErrors, BadSamplerParameter) {
   ExpectCleanError(Fastgen("run -m " + SharedPath("fixtures/llama") + " --prompt-ids 1 --print-ids --top-p 1.5"), "--top-p");
 }
 
+// KV eviction in `run`: a bounded cache generates past its budget; it does not mix with --spec.
+TEST(Cli, KvEvictionGeneratesPastTheBudget) {
+  const std::string base = "run -m " + SharedPath("gguf/fg-target.q8_0.gguf") +
+                           " --prompt-ids 1,2,3,4,5,6,7,8 -n 48 --temp 0 --ignore-eos --print-ids";
+  for (const char* policy : {"window", "h2o", "keyformer"}) {
+    Result r = Fastgen(base + " --kv-evict " + policy + " --kv-budget 16");
+    ASSERT_EQ(r.exit_code, 0) << policy << ": " << r.err;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), ','), 47) << policy << ": " << r.out;  // 48 ids
+  }
+  ExpectCleanError(Fastgen(base + " --spec lookup --kv-evict window --kv-budget 16"), "--spec");
+  ExpectCleanError(Fastgen(base + " --kv-evict h2o --kv-budget 16 --kv-sinks 10 --kv-recent 10"), "--kv-budget 16");
+}
+
 TEST(CliErrors, BadKvType) {
   ExpectCleanError(Fastgen("run -m " + SharedPath("fixtures/llama") + " --prompt-ids 1 --print-ids --kv-type q4_k"),
                    "--kv-type");
