@@ -23,6 +23,7 @@ struct BenchFlags {
   int64_t ctx_size = 0;     // -c: positions a run may use (default: the model's context)
   std::string prompt_file;  // --spec: the prompt decoded
   SpecFlags spec;
+  KvPolicyFlags kv_policy;
 };
 
 nlohmann::json SeriesJson(const BenchSeries& s) {
@@ -92,10 +93,20 @@ int BenchSpeculative(BenchFlags& f, LoadedModel& lm) {
 int Bench(BenchFlags& f) {
   auto lm = LoadFromFlags(f.model);
   if (!lm.ok()) return ReportError(lm.status());
+  if (!f.spec.mode.empty() && f.kv_policy.evict != "none")
+    return ReportError(InvalidArgument("--kv-evict does not combine with --spec yet"));
   if (!f.spec.mode.empty()) return BenchSpeculative(f, *lm);
   auto ctx = ContextSize(*lm->model, f.ctx_size);
   if (!ctx.ok()) return ReportError(ctx.status());
   f.bench.context = *ctx;
+  auto policy = PolicyFromFlags(f.kv_policy, *lm->model, f.bench.depth + f.bench.n_gen, 0);
+  if (!policy.ok()) return ReportError(policy.status());
+  std::unique_ptr<KvEvictor> evictor;
+  if (policy->kind != EvictionKind::kNone) {
+    evictor = std::make_unique<KvEvictor>(*policy, lm->model->config().n_layer, lm->model->config().n_kv_head,
+                                          lm->pool.get());
+    f.bench.evictor = evictor.get();
+  }
   auto r = RunBenchmark(*lm->model, f.bench);
   if (!r.ok()) return ReportError(r.status());
   const Model& m = *lm->model;
@@ -117,6 +128,9 @@ int Bench(BenchFlags& f) {
                  {"depth", f.bench.depth},
                  {"batch", std::max(f.bench.batch, 1)},
                  {"tokens_per_second", series(r->generation)}};
+    if (evictor)
+      j["kv_evict"] = {{"policy", std::string(Name(policy->kind))}, {"budget", policy->budget},
+                       {"sinks", policy->sinks}, {"recent", policy->recent}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -133,6 +147,7 @@ int Bench(BenchFlags& f) {
     if (f.bench.depth > 0) name += " @ d" + std::to_string(f.bench.depth);
     if (f.bench.batch > 0) name += " x" + std::to_string(f.bench.batch) + " sequences";
     if (m.kv_type() != DType::kF32) name += " kv " + std::string(Name(m.kv_type()));
+    if (evictor) name += " " + std::string(Name(policy->kind)) + " budget " + std::to_string(policy->budget);
     row(name, r->generation);
   }
   std::fflush(stdout);
@@ -162,6 +177,7 @@ CommandFn AddBenchCommand(CLI::App& app) {
   cmd->add_flag("--json", f->json, "Print JSON instead of a table");
   cmd->add_option("-f,--file", f->prompt_file, "Prompt text file for --spec (decoded greedily for -n tokens)")->check(NonEmpty());
   AddSpecFlags(cmd, &f->spec, /*run=*/false);
+  AddKvPolicyFlags(cmd, &f->kv_policy);
   return [f] { return Bench(*f); };
 }
 

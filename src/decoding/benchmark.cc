@@ -87,7 +87,16 @@ Expected<BenchResult> RunBenchmark(Model& model, const BenchOptions& o) {
   if (capacity > c.max_context && c.arch == Arch::kGpt2)
     return InvalidArgument("benchmark needs " + std::to_string(capacity) +
                            " positions; GPT-2 has " + std::to_string(c.max_context));
-  FG_ASSIGN_OR_RETURN(KvCache kv, model.NewKvCache(std::max<int64_t>(capacity, 1)));
+  KvEvictor* evictor = o.evictor != nullptr && o.evictor->policy().kind != EvictionKind::kNone ? o.evictor : nullptr;
+  if (evictor != nullptr && o.batch > 0) return InvalidArgument("KV eviction is measured on one sequence (no --batch)");
+  // Under eviction the tg cache holds the budget and a 512-token piece of the depth prefill.
+  constexpr int64_t kPiece = 512;
+  FG_ASSIGN_OR_RETURN(KvCache kv, model.NewKvCache(std::max<int64_t>(
+                                      evictor == nullptr ? capacity : std::max(o.n_prompt, evictor->policy().budget + kPiece), 1)));
+  struct ObserverGuard {
+    Model& m;
+    ~ObserverGuard() { m.set_attention_observer(nullptr); }
+  } guard{model};
   Xoshiro256StarStar rng(o.seed);
   auto random_tokens = [&](int64_t n) {
     std::vector<int32_t> t(static_cast<size_t>(n));
@@ -122,14 +131,29 @@ Expected<BenchResult> RunBenchmark(Model& model, const BenchOptions& o) {
       FG_RETURN_IF_ERROR(RunBatchedGeneration(model, one, rng, &r.generation));
     } else if (o.n_gen > 0) {
       kv.Clear();
-      if (o.depth > 0)
-        FG_RETURN_IF_ERROR(model.Forward(random_tokens(o.depth), prompt_rows, kv, LogitsMode::kLast, &logits));
+      if (evictor != nullptr) {
+        evictor->Reset();
+        if (evictor->wants_attention()) model.set_attention_observer(evictor);
+      }
+      if (o.depth > 0) {
+        const auto depth = random_tokens(o.depth);
+        const int64_t piece = evictor == nullptr ? o.depth : kPiece;
+        for (int64_t b = 0; b < o.depth; b += piece) {
+          const auto part = std::span<const int32_t>(depth).subspan(static_cast<size_t>(b),
+                                                                     static_cast<size_t>(std::min(piece, o.depth - b)));
+          FG_RETURN_IF_ERROR(model.Forward(part, prompt_rows, kv, LogitsMode::kLast, &logits));
+          if (evictor != nullptr) FG_RETURN_IF_ERROR(evictor->Enforce(kv).status());
+        }
+      }
       const auto tokens = random_tokens(o.n_gen);
       const auto t0 = Clock::now();
-      for (int64_t i = 0; i < o.n_gen; ++i)
+      for (int64_t i = 0; i < o.n_gen; ++i) {
         FG_RETURN_IF_ERROR(model.Forward(std::span<const int32_t>(&tokens[static_cast<size_t>(i)], 1), decode_rows,
                                          kv, LogitsMode::kLast, &logits));
+        if (evictor != nullptr) FG_RETURN_IF_ERROR(evictor->Enforce(kv).status());
+      }
       const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+      model.set_attention_observer(nullptr);
       r.generation.tokens_per_second.push_back(static_cast<double>(o.n_gen) / s);
     }
   }

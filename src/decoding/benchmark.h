@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kv/eviction.h"
 #include "models/model.h"
 
 namespace fastgen {
@@ -25,6 +26,9 @@ struct BenchOptions {
   // tokens in paged KV blocks (KvBlockPool), every step one token of each in one ragged batch
   // (Model::ForwardBatch), as the server decodes. tokens/s counts the tokens of all B.
   int batch = 0;
+  // KV eviction in the tg test (one sequence only): the depth goes in through pieces evicted back
+  // to the budget, and every timed step pays its eviction (and H2O / Keyformer their scoring).
+  KvEvictor* evictor = nullptr;
 };
 
 struct BenchSeries {

@@ -56,6 +56,31 @@ TEST(Benchmark, BatchedGenerationDecodesEverySequence) {
   }
 }
 
+// Under eviction the depth prefill runs in pieces evicted back to the budget: a depth of 1300
+// tokens (three pieces) decodes in a cache of the budget plus one piece.
+TEST(Benchmark, GenerationUnderKvEviction) {
+  for (EvictionKind kind : {EvictionKind::kWindow, EvictionKind::kH2O}) {
+    EvictionPolicy p;
+    p.kind = kind;
+    p.budget = 64;
+    auto policy = ResolvePolicy(p);
+    ASSERT_TRUE(policy.ok());
+    KvEvictor evictor(*policy, Draft().config().n_layer, Draft().config().n_kv_head);
+    BenchOptions o;
+    o.n_prompt = 8;
+    o.n_gen = 6;
+    o.depth = 1300;
+    o.repetitions = 1;
+    o.evictor = &evictor;
+    auto r = RunBenchmark(Draft(), o);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    ASSERT_EQ(r->generation.tokens_per_second.size(), 1u);
+    EXPECT_GT(r->generation.tokens_per_second[0], 0);
+    o.batch = 2;
+    EXPECT_FALSE(RunBenchmark(Draft(), o).ok());
+  }
+}
+
 TEST(Benchmark, RefusesWhatTheContextCannotHold) {
   BenchOptions o;
   o.n_prompt = 0;
