@@ -93,8 +93,8 @@ int BenchSpeculative(BenchFlags& f, LoadedModel& lm) {
 int Bench(BenchFlags& f) {
   auto lm = LoadFromFlags(f.model);
   if (!lm.ok()) return ReportError(lm.status());
-  if (!f.spec.mode.empty() && f.kv_policy.evict != "none")
-    return ReportError(InvalidArgument("--kv-evict does not combine with --spec yet"));
+  if (!f.spec.mode.empty() && (f.kv_policy.evict != "none" || f.kv_policy.sparse != "none"))
+    return ReportError(InvalidArgument("--kv-evict and --sparse-attn do not combine with --spec yet"));
   if (!f.spec.mode.empty()) return BenchSpeculative(f, *lm);
   auto ctx = ContextSize(*lm->model, f.ctx_size);
   if (!ctx.ok()) return ReportError(ctx.status());
@@ -107,7 +107,11 @@ int Bench(BenchFlags& f) {
                                           lm->pool.get());
     f.bench.evictor = evictor.get();
   }
+  auto sparse = SparseFromFlags(f.kv_policy, *lm->model);
+  if (!sparse.ok()) return ReportError(sparse.status());
+  lm->model->set_sparse_attention(sparse->get());  // the tg test's steps; pp stays dense
   auto r = RunBenchmark(*lm->model, f.bench);
+  lm->model->set_sparse_attention(nullptr);
   if (!r.ok()) return ReportError(r.status());
   const Model& m = *lm->model;
   const std::string path = m.checkpoint().path;
@@ -128,6 +132,9 @@ int Bench(BenchFlags& f) {
                  {"depth", f.bench.depth},
                  {"batch", std::max(f.bench.batch, 1)},
                  {"tokens_per_second", series(r->generation)}};
+    if (*sparse)
+      j["sparse_attn"] = {{"policy", "tidal"}, {"top_k", (*sparse)->config().top_k},
+                          {"select_layers", (*sparse)->config().select_layers}};
     if (evictor)
       j["kv_evict"] = {{"policy", std::string(Name(policy->kind))}, {"budget", policy->budget},
                        {"sinks", policy->sinks}, {"recent", policy->recent}};
@@ -148,6 +155,7 @@ int Bench(BenchFlags& f) {
     if (f.bench.batch > 0) name += " x" + std::to_string(f.bench.batch) + " sequences";
     if (m.kv_type() != DType::kF32) name += " kv " + std::string(Name(m.kv_type()));
     if (evictor) name += " " + std::string(Name(policy->kind)) + " budget " + std::to_string(policy->budget);
+    if (*sparse) name += " tidal top " + std::to_string((*sparse)->config().top_k);
     row(name, r->generation);
   }
   std::fflush(stdout);

@@ -45,6 +45,31 @@ void AddKvPolicyFlags(CLI::App* cmd, KvPolicyFlags* flags) {
   cmd->add_option("--kv-recent", flags->recent,
                   "Newest tokens always kept (default: window: the rest of the budget; h2o: half; keyformer: 30%)")
       ->check(IntRange(0, int64_t{1} << 24));
+  cmd->add_option("--sparse-attn", flags->sparse,
+                  "Sparse decode attention: none (default) or tidal (TidalDecode: selection layers attend in full "
+                  "and pick the top-k slots the other layers read; prefill stays dense)");
+  cmd->add_option("--sparse-topk", flags->sparse_top_k, "Cache slots each sparse layer reads under --sparse-attn")
+      ->check(IntRange(1, int64_t{1} << 24));
+  cmd->add_option("--sparse-layers", flags->sparse_layers,
+                  "Token selection layers, e.g. 2,13 (default: the paper's layout scaled to the model: two dense "
+                  "layers, selection at the next one and at 13/32 of the depth)")
+      ->delimiter(',');
+}
+
+Expected<std::unique_ptr<TidalSelector>> SparseFromFlags(const KvPolicyFlags& flags, const Model& model) {
+  // The model's pool scores the selection layers' heads in parallel.
+  if (flags.sparse == "none") {
+    if (flags.sparse_top_k > 0 || !flags.sparse_layers.empty())
+      return InvalidArgument("--sparse-topk and --sparse-layers need --sparse-attn tidal");
+    return std::unique_ptr<TidalSelector>();
+  }
+  if (flags.sparse != "tidal") return InvalidArgument("--sparse-attn '" + flags.sparse + "' is not one of none, tidal");
+  if (flags.sparse_top_k <= 0) return InvalidArgument("--sparse-attn tidal needs --sparse-topk K");
+  SparseAttentionConfig config;
+  config.top_k = flags.sparse_top_k;
+  config.select_layers = flags.sparse_layers;
+  FG_ASSIGN_OR_RETURN(TidalSelector s, TidalSelector::Create(config, model.config().n_layer, &model.pool()));
+  return std::make_unique<TidalSelector>(std::move(s));
 }
 
 Expected<EvictionPolicy> PolicyFromFlags(const KvPolicyFlags& flags, const Model& model, int64_t horizon,

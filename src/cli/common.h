@@ -33,10 +33,15 @@ struct KvPolicyFlags {
   int64_t budget = 0;
   int64_t sinks = -1;
   int64_t recent = -1;
+  std::string sparse = "none";       // --sparse-attn none|tidal
+  int64_t sparse_top_k = 0;          // --sparse-topk
+  std::vector<int32_t> sparse_layers;  // --sparse-layers (selection layers)
 };
 void AddKvPolicyFlags(CLI::App* cmd, KvPolicyFlags* flags);
 // The resolved policy for `model` (errors name the flag); `horizon`: the sequence length over
 // which Keyformer's temperature rises; `seed`: its noise.
+// TidalDecode from --sparse-attn / --sparse-topk / --sparse-layers; nullptr when off.
+Expected<std::unique_ptr<TidalSelector>> SparseFromFlags(const KvPolicyFlags& flags, const Model& model);
 Expected<EvictionPolicy> PolicyFromFlags(const KvPolicyFlags& flags, const Model& model, int64_t horizon,
                                          uint64_t seed);
 

@@ -119,6 +119,9 @@ int Perplexity(PerplexityFlags& f) {
     evictor = std::make_unique<KvEvictor>(*policy, m.config().n_layer, m.config().n_kv_head, &m.pool());
     o.evictor = evictor.get();
   }
+  auto sparse = SparseFromFlags(f.kv_policy, m);
+  if (!sparse.ok()) return ReportError(sparse.status());
+  o.sparse = sparse->get();
   const auto bos = (*tok)->bos_id();
   if (bos && !tokens->empty() && tokens->front() == *bos) o.bos = bos;
   if (static_cast<int64_t>(tokens->size()) < 2 * o.ctx)
@@ -189,6 +192,9 @@ int Perplexity(PerplexityFlags& f) {
       j["kv_evict"] = {{"policy", std::string(Name(p.kind))}, {"budget", p.budget}, {"sinks", p.sinks},
                        {"recent", p.recent}};
     }
+    if (o.sparse)
+      j["sparse_attn"] = {{"policy", "tidal"}, {"top_k", o.sparse->config().top_k},
+                          {"select_layers", o.sparse->config().select_layers}};
     if (writer) j["kl_divergence_base"] = f.kl_base;
     if (comparer) j["kl_divergence"] = KlJson(comparer->Finish(), f.kl_compare);
     std::printf("%s\n", j.dump(2).c_str());
@@ -204,6 +210,12 @@ int Perplexity(PerplexityFlags& f) {
     std::printf("kv:      --kv-evict %s, %lld tokens kept per layer head (%lld sinks, %lld recent)\n",
                 std::string(Name(p.kind)).c_str(), static_cast<long long>(p.budget), static_cast<long long>(p.sinks),
                 static_cast<long long>(p.recent));
+  }
+  if (o.sparse) {
+    std::string layers;
+    for (int32_t l : o.sparse->config().select_layers) layers += (layers.empty() ? "" : ",") + std::to_string(l);
+    std::printf("attn:    --sparse-attn tidal, top %lld slots, selection layers %s\n",
+                static_cast<long long>(o.sparse->config().top_k), layers.c_str());
   }
   std::printf("ppl = %.4f ± %.5f\n", r->ppl, r->ppl_stderr);
   if (writer) std::printf("saved the top-%lld distributions to %s\n", static_cast<long long>(f.kl_top_k),

@@ -123,6 +123,12 @@ int Run(RunFlags& f) {
   go.sampler = *sampler;
   go.ignore_eos = f.ignore_eos;
   go.evictor = evictor.get();
+  auto sparse = SparseFromFlags(f.kv_policy, model);
+  if (!sparse.ok()) return ReportError(sparse.status());
+  if (*sparse && !f.spec.mode.empty())
+    return ReportError(InvalidArgument("--sparse-attn does not combine with --spec yet (verification is not a "
+                                       "single-token step)"));
+  model.set_sparse_attention(sparse->get());  // decode steps only; the model outlives nothing here
   go.max_positions = positions;
   std::vector<float> prompt_logits;
   if (!f.dump_logits.empty()) go.prompt_logits = &prompt_logits;

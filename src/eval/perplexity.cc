@@ -46,8 +46,15 @@ Expected<PerplexityResult> ComputePerplexity(Model& model, std::span<const int32
   FG_ASSIGN_OR_RETURN(KvCache kv, model.NewKvCache(evictor != nullptr ? prefill + 1 : o.ctx));
   struct ObserverGuard {
     Model& m;
-    ~ObserverGuard() { m.set_attention_observer(nullptr); }
+    ~ObserverGuard() {
+      m.set_attention_observer(nullptr);
+      m.set_sparse_attention(nullptr);
+    }
   } guard{model};
+  model.set_sparse_attention(o.sparse);
+  // Tokens from here on go through one at a time: past the eviction budget, or in the scored
+  // half under sparse attention.
+  const int64_t stepwise = std::min(prefill, o.sparse != nullptr ? first : o.ctx);
   if (evictor != nullptr && evictor->wants_attention()) model.set_attention_observer(evictor);
 
   PerplexityResult r;
@@ -68,7 +75,7 @@ Expected<PerplexityResult> ComputePerplexity(Model& model, std::span<const int32
     for (int64_t b = 0; b < o.ctx;) {
       // Passes of up to `batch` tokens that never straddle the scored half's start or the end
       // of the prefill; one token at a time past the prefill.
-      const int64_t end = b < prefill ? std::min(prefill, b < first ? first : o.ctx) : b + 1;
+      const int64_t end = b < stepwise ? std::min(stepwise, b < first ? first : o.ctx) : b + 1;
       const int64_t nb = std::min(o.batch, end - b);
       const auto pass = std::span<const int32_t>(chunk).subspan(static_cast<size_t>(b), static_cast<size_t>(nb));
       // The context half needs no logits: it goes through with the last row's only, so the

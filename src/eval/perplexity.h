@@ -27,6 +27,9 @@ struct PerplexityOptions {
   // passes, then every later token alone, the cache evicted back to the budget after each pass,
   // so each token is scored with the cache a decoding user of the policy would have.
   KvEvictor* evictor = nullptr;
+  // TidalDecode sparse attention (optional): the scored half is decoded a token at a time, as
+  // decoding with it would read the cache (prefill stays dense).
+  TidalSelector* sparse = nullptr;
 };
 
 // One scored position, as the scoring observer sees it (KL-divergence builds on this).

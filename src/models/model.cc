@@ -293,9 +293,26 @@ void Model::Attend(ops::Context& ctx, const ForwardPlan& plan, KvStorage& kv, in
   }
   // One parallel region for every sequence's attention: a region per sequence and layer cost
   // the server's 16-sequence steps their wake-ups and waits for the slowest thread.
+  // TidalDecode: a decode step of one sequence reads only the selected slots in sparse layers.
+  const bool single_chain = attention_args_.size() == 1 && !plan.is_tree();
+  TidalSelector::Role role = TidalSelector::Role::kDense;
+  if (sparse_ != nullptr && single_chain && plan.n() == 1) {
+    role = sparse_->role(layer);
+    kernels::AttentionArgs& a = attention_args_[0];
+    if (role == TidalSelector::Role::kSparse && sparse_->Sparse(a.n_kv)) {
+      a.tree_mask = sparse_->mask();  // every slot a "tree node" the query sees or not
+      a.tree_pos = sparse_->pos();
+      a.tree_start = 0;  // q_slot stays the query's slot, which a window compares with tree_pos (slots)
+    }
+  }
   ops::AttentionBatch(ctx, attention_args_);
-  if (attention_observer_ != nullptr && attention_args_.size() == 1 && !plan.is_tree())
+  if (role == TidalSelector::Role::kSelect) sparse_->Select(attention_args_[0]);
+  if (attention_observer_ != nullptr && single_chain) {
+    attention_args_[0].tree_mask = nullptr;  // observers see the chain (their scores are per slot)
+    attention_args_[0].tree_pos = nullptr;
+    attention_args_[0].tree_start = 0;
     attention_observer_->OnAttention(layer, attention_args_[0]);
+  }
 }
 
 const float* Model::OutputRows(const ForwardPlan& plan, const float* x, int64_t d) {

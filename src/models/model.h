@@ -16,6 +16,7 @@
 #include "kernels/attention.h"
 #include "kv/kv_cache.h"
 #include "kv/kv_storage.h"
+#include "kv/sparse_attention.h"
 #include "ops/ops.h"
 
 namespace fastgen {
@@ -188,6 +189,9 @@ class Model {
   // pass, with that layer's attention arguments: KV eviction policies that score cached tokens
   // by the attention they receive (H2O, Keyformer) read the queries and keys from them.
   void set_attention_observer(kernels::AttentionObserver* observer) { attention_observer_ = observer; }
+  // TidalDecode sparse attention for single-token decode steps of one sequence (until reset
+  // with nullptr): selection layers attend in full and pick the slots the sparse layers read.
+  void set_sparse_attention(TidalSelector* selector) { sparse_ = selector; }
   // Points the weight matrix named `name` (as the checkpoint names it) at `bytes` of `type`,
   // same shape, replacing any repacked copy: e.g. a layer already quantized by GPTQ while the
   // layers above it are calibrated on its outputs. The model keeps the bytes.
@@ -233,6 +237,7 @@ class Model {
   ThreadPool* pool_;
   const ops::InputObserver* input_observer_ = nullptr;
   kernels::AttentionObserver* attention_observer_ = nullptr;
+  TidalSelector* sparse_ = nullptr;
   std::vector<int32_t> q_slots_;  // Attend's query slots when positions are offset from them
 
  private:

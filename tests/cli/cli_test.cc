@@ -199,6 +199,10 @@ TEST(Cli, KvEvictionGeneratesPastTheBudget) {
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), ','), 47) << policy << ": " << r.out;  // 48 ids
   }
   ExpectCleanError(Fastgen(base + " --spec lookup --kv-evict window --kv-budget 16"), "--spec");
+  Result tidal = Fastgen(base + " --sparse-attn tidal --sparse-topk 8");
+  ASSERT_EQ(tidal.exit_code, 0) << tidal.err;
+  EXPECT_EQ(std::count(tidal.out.begin(), tidal.out.end(), ','), 47) << tidal.out;
+  ExpectCleanError(Fastgen(base + " --spec lookup --sparse-attn tidal --sparse-topk 8"), "--spec");
   ExpectCleanError(Fastgen(base + " --kv-evict h2o --kv-budget 16 --kv-sinks 10 --kv-recent 10"), "--kv-budget 16");
 }
 

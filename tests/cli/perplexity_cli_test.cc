@@ -65,6 +65,10 @@ TEST(PerplexityCli, KvEvictionPolicies) {
     EXPECT_EQ(j["kv_evict"]["budget"], 32);
     EXPECT_GT(j["ppl"].get<double>(), full["ppl"].get<double>()) << policy;  // 32 of up to 255 tokens
   }
+  const auto tidal = Json(RunFastgen(args + " --sparse-attn tidal --sparse-topk 16 --sparse-layers 1"));
+  ASSERT_TRUE(tidal.contains("sparse_attn")) << tidal.dump();
+  EXPECT_EQ(tidal["sparse_attn"]["top_k"], 16);
+  EXPECT_GT(tidal["ppl"].get<double>(), full["ppl"].get<double>());
   CliResult text = RunFastgen("perplexity -m " + SharedPath("gguf/fg-target.q8_0.gguf") + " -f " + EvalText() +
                               " -c 256 --chunks 1 -t 2 --kv-evict window --kv-budget 64 --kv-sinks 8");
   ASSERT_EQ(text.exit_code, 0) << text.err;
@@ -128,6 +132,11 @@ TEST(PerplexityCli, RefusesBadRequestsClearly) {
        "--kv-budget 16 is smaller than --kv-sinks 4"},
       {"perplexity" + m + " -f " + EvalText() + " --kv-evict window --kv-budget 16 --kv-recent 4", 1,
        "must equal --kv-budget 16"},
+      {"perplexity" + m + " -f " + EvalText() + " --sparse-topk 64", 1, "need --sparse-attn tidal"},
+      {"perplexity" + m + " -f " + EvalText() + " --sparse-attn tidal", 1, "needs --sparse-topk"},
+      {"perplexity" + m + " -f " + EvalText() + " --sparse-attn quest --sparse-topk 64", 1, "--sparse-attn 'quest'"},
+      {"perplexity" + m + " -f " + EvalText() + " --sparse-attn tidal --sparse-topk 64 --sparse-layers 1,99", 1,
+       "layer 99 outside"},
   };
   for (const Case& c : cases) {
     CliResult r = RunFastgen(c.args);

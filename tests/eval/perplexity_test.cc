@@ -189,6 +189,36 @@ TEST(Perplexity, EvictionPoliciesRunAndABudgetAboveTheContextChangesNothing) {
   }
 }
 
+// TidalDecode: with top-k covering every slot the sparse layers read the whole cache (the
+// scored half decoded a token at a time: the dense answer to float rounding); with a small k
+// they read less and the answer moves.
+TEST(Perplexity, TidalDecodeTopKOverTheContextIsDense) {
+  auto model = LoadModel(SharedPath("gguf/llama.f32.gguf"), &Pool());
+  ASSERT_TRUE(model.ok());
+  Model& m = **model;
+  const auto tokens = RandomTokens(2 * 48, static_cast<int32_t>(m.config().vocab_size), 21);
+  PerplexityOptions o;
+  o.ctx = 48;
+  auto dense = ComputePerplexity(m, tokens, o);
+  ASSERT_TRUE(dense.ok());
+  SparseAttentionConfig c;
+  c.top_k = 48;
+  auto all = TidalSelector::Create(c, m.config().n_layer);
+  ASSERT_TRUE(all.ok());
+  o.sparse = &*all;
+  auto covered = ComputePerplexity(m, tokens, o);
+  ASSERT_TRUE(covered.ok()) << covered.status().message();
+  EXPECT_NEAR(covered->mean_nll, dense->mean_nll, 1e-5 * dense->mean_nll);
+  c.top_k = 4;
+  auto few = TidalSelector::Create(c, m.config().n_layer);
+  ASSERT_TRUE(few.ok());
+  o.sparse = &*few;
+  auto sparse = ComputePerplexity(m, tokens, o);
+  ASSERT_TRUE(sparse.ok());
+  EXPECT_GT(std::abs(sparse->mean_nll - dense->mean_nll), 1e-3);
+  EXPECT_TRUE(std::isfinite(sparse->ppl));
+}
+
 // llama-perplexity (llama.cpp de3ff81, built here with -DGGML_NATIVE=OFF, AVX-512 on, AMX off):
 //   llama-perplexity -m gguf/fg-target.q8_0.gguf -f corpus/valid.txt -c 512 --chunks 8 -t 2
 //   -> [8]125.1165 (Final estimate over 20 chunks: 130.3520 +/- 5.38705)
