@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "io/gguf.h"
+#include "tokenizer/gguf_pre_tokenizers.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_parts.h"
 
@@ -22,51 +23,6 @@ enum GgufTokenType : int64_t {
   kUnused = 5,
   kByte = 6,
 };
-
-constexpr const char* kLlama3Pattern =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-constexpr const char* kQwen2Pattern =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-
-// Split(pattern, Isolated) followed by ByteLevel without its own regex, the shape Llama 3 and
-// Qwen 2 tokenizer.json files use.
-Expected<std::unique_ptr<tok::PreTokenizer>> RegexThenByteLevel(const char* pattern) {
-  FG_ASSIGN_OR_RETURN(tok::Regex regex, tok::Regex::Compile(pattern));
-  std::vector<std::unique_ptr<tok::PreTokenizer>> parts;
-  parts.push_back(tok::MakeSplitPreTokenizer(std::move(regex), tok::SplitBehavior::kIsolated, false));
-  parts.push_back(tok::MakeByteLevelPreTokenizer({.add_prefix_space = false, .use_regex = false}));
-  return tok::MakeSequencePreTokenizer(std::move(parts));
-}
-
-// Maps llama.cpp's tokenizer.ggml.pre names to the pre-tokenization of the tokenizer.json the
-// GGUF was converted from. Llama 3 also looks whole words up before merging (ignore_merges),
-// which llama.cpp enables for the same names.
-Status SetGpt2PreTokenizer(const std::string& pre, TokenizerParts* parts, tok::BpeOptions* options) {
-  if (pre.empty() || pre == "default" || pre == "gpt-2" || pre == "gpt2") {
-    parts->pre_tokenizer = tok::MakeByteLevelPreTokenizer({.add_prefix_space = false, .use_regex = true});
-    return Status::Ok();
-  }
-  if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe") {
-    options->ignore_merges = true;
-    FG_ASSIGN_OR_RETURN(parts->pre_tokenizer, RegexThenByteLevel(kLlama3Pattern));
-    return Status::Ok();
-  }
-  if (pre == "qwen2" || pre == "deepseek-r1-qwen") {
-    parts->normalizer = tok::MakeUnicodeNormalizer(tok::UnicodeForm::kNfc);
-    FG_ASSIGN_OR_RETURN(parts->pre_tokenizer, RegexThenByteLevel(kQwen2Pattern));
-    return Status::Ok();
-  }
-  if (pre == "starcoder" || pre == "refact" || pre == "smollm") {
-    std::vector<std::unique_ptr<tok::PreTokenizer>> seq;
-    seq.push_back(tok::MakeDigitsPreTokenizer(true));
-    seq.push_back(tok::MakeByteLevelPreTokenizer({.add_prefix_space = false, .use_regex = true}));
-    parts->pre_tokenizer = tok::MakeSequencePreTokenizer(std::move(seq));
-    return Status::Ok();
-  }
-  return Unsupported("tokenizer.ggml.pre: pre-tokenizer '" + pre + "' is not supported");
-}
 
 template <typename T>
 Expected<T> Required(Expected<std::optional<T>> v, const char* key) {
@@ -146,7 +102,7 @@ Expected<std::unique_ptr<Tokenizer>> Build(const GgufFile& gguf) {
     }
     FG_ASSIGN_OR_RETURN(std::optional<std::string> pre, gguf.GetString("tokenizer.ggml.pre"));
     tok::BpeOptions options;
-    FG_RETURN_IF_ERROR(SetGpt2PreTokenizer(pre.value_or("default"), &parts, &options));
+    FG_RETURN_IF_ERROR(SetGgufBpePreTokenizer(pre.value_or("default"), &parts, &options));
     auto bpe = tok::BpeModel::Create(std::move(vocab), merges, std::move(options));
     if (!bpe.ok()) return bpe.status().WithContext("tokenizer.ggml.merges");
     parts.model = std::make_unique<tok::BpeModel>(std::move(bpe).value());
