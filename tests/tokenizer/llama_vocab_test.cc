@@ -81,7 +81,8 @@ TEST(LlamaVocabTest, EveryBpeAndSentencePiecePairEncodesExactly) {
     ASSERT_TRUE(gguf.ok()) << path << ": " << gguf.status().message();
     auto model = gguf->GetString("tokenizer.ggml.model");
     ASSERT_TRUE(model.ok() && model->has_value()) << path;
-    if (**model != "gpt2" && **model != "llama") continue;  // WordPiece, Unigram: not this engine's
+    // Other vocabulary types (bert's WordPiece, gemma4's raw-UTF-8 BPE) are not supported yet.
+    if (**model != "gpt2" && **model != "llama") continue;
     auto tok = Tokenizer::FromGguf(*gguf);
     if (!tok.ok()) {
       ADD_FAILURE() << path.filename() << ": " << tok.status().message();
