@@ -25,4 +25,10 @@ float MaxSumExp(const float* x, int64_t n, float* max) {
   return reference::MaxSumExp(x, n, max);
 }
 
+void ExpShift(float* x, int64_t n, float shift) {
+  if (cpu::ActiveIsa() == cpu::Isa::kAvx512) return cpu::ExpShiftAvx512(x, n, shift);
+  if (cpu::ActiveIsa() == cpu::Isa::kAvx2) return cpu::ExpShiftAvx2(x, n, shift);
+  reference::ExpShift(x, n, shift);
+}
+
 }  // namespace fastgen::kernels

@@ -14,5 +14,8 @@ void SiluMul(float* gate, const float* up, int64_t n, int64_t m, int64_t ldg, in
 // or an all -inf row). Softmax's top probability is 1 / that sum: a draft model's confidence
 // per drafted token, over a whole vocabulary, in a few microseconds.
 float MaxSumExp(const float* x, int64_t n, float* max);
+// x[i] = exp(x[i] − shift) over x[0, n) (-inf entries become 0): a softmax's numerators once
+// the shift is its row's max, e.g. the attention each cached token receives (KV eviction).
+void ExpShift(float* x, int64_t n, float shift);
 
 }  // namespace fastgen::kernels

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/elementwise.h"
+
 namespace fastgen {
 namespace {
 
@@ -134,19 +136,20 @@ void KvEvictor::OnAttention(int64_t layer, const kernels::AttentionArgs& a) {
       for (int64_t g = 0; g < group; ++g) {
         float* x = logits.data() + g * count;
         const int64_t h = kvh * group + g;
-        // H2O: softmax(x); Keyformer: softmax((x + noise) / τ). Summed in double: the scores
-        // add up over thousands of queries.
-        double mx = -INFINITY;
+        // H2O: softmax(x); Keyformer: softmax((x + noise) / τ). The exponentials in SIMD
+        // float, the scores summed in double: they add up over thousands of queries.
+        float mx = -INFINITY;
         for (int64_t j = 0; j < count; ++j) {
-          double v = x[j];
-          if (keyformer && std::isfinite(v)) v = (v + GumbelNoise(policy_.seed, layer, h, query_pos, j)) / tau;
-          x[j] = static_cast<float>(v);
-          mx = std::max(mx, v);
+          if (keyformer && std::isfinite(x[j]))
+            x[j] = static_cast<float>((x[j] + GumbelNoise(policy_.seed, layer, h, query_pos, j)) / tau);
+          mx = std::max(mx, x[j]);
         }
         if (!std::isfinite(mx)) continue;
+        kernels::ExpShift(x, count, mx);
         double sum = 0;
-        for (int64_t j = 0; j < count; ++j) sum += std::exp(static_cast<double>(x[j]) - mx);
-        for (int64_t j = 0; j < count; ++j) s[static_cast<size_t>(j)] += std::exp(static_cast<double>(x[j]) - mx) / sum;
+        for (int64_t j = 0; j < count; ++j) sum += x[j];
+        const double inv = 1.0 / sum;
+        for (int64_t j = 0; j < count; ++j) s[static_cast<size_t>(j)] += x[j] * inv;
       }
     }
   };

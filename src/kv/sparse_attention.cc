@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/elementwise.h"
+
 namespace fastgen {
 
 Expected<TidalSelector> TidalSelector::Create(const SparseAttentionConfig& config, int64_t n_layer,
@@ -55,12 +57,15 @@ void TidalSelector::Select(const kernels::AttentionArgs& a) {
     logits.resize(static_cast<size_t>(group * n_kv));
     kernels::reference::AttentionLogits(a, 0, kvh, logits.data());
     for (int64_t g = 0; g < group; ++g) {
-      const float* x = logits.data() + g * count;
-      double mx = -INFINITY, sum = 0;
-      for (int64_t j = 0; j < count; ++j) mx = std::max(mx, static_cast<double>(x[j]));
+      float* x = logits.data() + g * count;
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < count; ++j) mx = std::max(mx, x[j]);
       if (!std::isfinite(mx)) continue;
-      for (int64_t j = 0; j < count; ++j) sum += std::exp(static_cast<double>(x[j]) - mx);
-      for (int64_t j = 0; j < count; ++j) score[static_cast<size_t>(j)] += std::exp(static_cast<double>(x[j]) - mx) / sum;
+      kernels::ExpShift(x, count, mx);  // SIMD exponentials; the sums in double
+      double sum = 0;
+      for (int64_t j = 0; j < count; ++j) sum += x[j];
+      const double inv = 1.0 / sum;
+      for (int64_t j = 0; j < count; ++j) score[static_cast<size_t>(j)] += x[j] * inv;
     }
   };
   if (pool_ != nullptr && a.n_kv_head > 1) {

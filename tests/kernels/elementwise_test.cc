@@ -3,6 +3,7 @@
 // inputs (SiLU saturates to 0 and to x).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -84,6 +85,29 @@ TEST_P(ElementwiseTest, MaxSumExpMatchesReference) {
   EXPECT_EQ(MaxSumExp(masked.data(), 20, &mx), 0.0f);
   EXPECT_EQ(mx, -INFINITY);
   EXPECT_EQ(MaxSumExp(masked.data(), 0, &mx), 0.0f);
+}
+
+TEST_P(ElementwiseTest, ExpShiftMatchesReference) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  for (int64_t n : {1, 7, 8, 15, 16, 17, 100, 2049}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (auto& v : x) v = normal(rng);
+    if (n > 3) x[2] = -INFINITY;  // a slot outside the window
+    const float shift = *std::max_element(x.begin(), x.end());
+    std::vector<float> got = x, want = x;
+    ExpShift(got.data(), n, shift);
+    reference::ExpShift(want.data(), n, shift);
+    for (int64_t i = 0; i < n; ++i)
+      EXPECT_NEAR(got[static_cast<size_t>(i)], want[static_cast<size_t>(i)], 2e-6f * want[static_cast<size_t>(i)] + 1e-30f)
+          << n << " " << i;
+    if (n > 3) {
+      EXPECT_EQ(got[2], 0.0f) << n;
+    }
+    std::vector<float> guard(static_cast<size_t>(n) + 16, 7.0f);  // nothing written past n
+    ExpShift(guard.data(), n, 0.0f);
+    for (size_t i = static_cast<size_t>(n); i < guard.size(); ++i) EXPECT_EQ(guard[i], 7.0f);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, ElementwiseTest,

@@ -90,4 +90,15 @@ float MaxSumExpAvx2(const float* x, int64_t n, float* max) {
   return sum;
 }
 
+void ExpShiftAvx2(float* x, int64_t n, float shift) {
+  const __m256 sh = _mm256_set1_ps(shift), ninf = _mm256_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i k = TailMask(n - i >= 8 ? 8 : n - i);
+    const __m256 v = _mm256_maskload_ps(x + i, k);
+    // Exp clamps its argument (e^-100 for -inf): -inf entries are set to 0 explicitly.
+    const __m256 finite = _mm256_cmp_ps(v, ninf, _CMP_NEQ_OQ);
+    _mm256_maskstore_ps(x + i, k, _mm256_and_ps(finite, Exp(_mm256_sub_ps(v, sh))));
+  }
+}
+
 }  // namespace fastgen::kernels::cpu

@@ -80,4 +80,15 @@ float MaxSumExpAvx512(const float* x, int64_t n, float* max) {
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])));
 }
 
+void ExpShiftAvx512(float* x, int64_t n, float shift) {
+  const __m512 sh = _mm512_set1_ps(shift);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+    // Exp clamps its argument (e^-100 for -inf): -inf entries are set to 0 explicitly.
+    const __mmask16 finite = _mm512_cmp_ps_mask(v, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+    _mm512_mask_storeu_ps(x + i, k, _mm512_maskz_mov_ps(finite, Exp(_mm512_sub_ps(v, sh))));
+  }
+}
+
 }  // namespace fastgen::kernels::cpu

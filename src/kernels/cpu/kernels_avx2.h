@@ -25,6 +25,7 @@ void QuantDecodeRowsAvx2(const MatMulJob& job, int64_t m0, int64_t m1);
 // elementwise_avx2.cc: the row-wise operations (same contracts as kernels/reference).
 void SiluMulAvx2(float* gate, const float* up, int64_t n, int64_t m, int64_t ldg, int64_t ldu);
 float MaxSumExpAvx2(const float* x, int64_t n, float* max);
+void ExpShiftAvx2(float* x, int64_t n, float shift);
 void RmsNormAvx2(const float* x, const float* w, int64_t n, int64_t d, float eps, bool plus_one, float* out);
 
 }  // namespace fastgen::kernels::cpu

@@ -45,6 +45,7 @@ void QuantGemmRowsAmx(const MatMulJob& job, int64_t m0, int64_t m1, uint8_t* scr
 // elementwise_avx512.cc: the row-wise operations (same contracts as kernels/reference).
 void SiluMulAvx512(float* gate, const float* up, int64_t n, int64_t m, int64_t ldg, int64_t ldu);
 float MaxSumExpAvx512(const float* x, int64_t n, float* max);
+void ExpShiftAvx512(float* x, int64_t n, float shift);
 void RmsNormAvx512(const float* x, const float* w, int64_t n, int64_t d, float eps, bool plus_one,
                    float* out);
 

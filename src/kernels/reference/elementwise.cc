@@ -105,4 +105,8 @@ float MaxSumExp(const float* x, int64_t n, float* max) {
   return static_cast<float>(sum);
 }
 
+void ExpShift(float* x, int64_t n, float shift) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - shift);
+}
+
 }  // namespace fastgen::kernels::reference

@@ -25,5 +25,7 @@ void Scale(float* x, float s, int64_t count);
 void Softmax(float* x, int64_t count);
 // *max = max of x[0, n); returns Σ exp(x[i] − max), summed in double (0 for n = 0 or all -inf).
 float MaxSumExp(const float* x, int64_t n, float* max);
+// x[i] = exp(x[i] − shift); -inf entries become 0.
+void ExpShift(float* x, int64_t n, float shift);
 
 }  // namespace fastgen::kernels::reference
