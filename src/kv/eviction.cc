@@ -55,11 +55,14 @@ Expected<EvictionPolicy> ResolvePolicy(EvictionPolicy p) {
   if (p.budget < 1) return InvalidArgument("--kv-evict " + kind + " needs --kv-budget of at least 1 token");
   if (p.sinks < -1 || p.recent < -1) return InvalidArgument("--kv-sinks and --kv-recent must not be negative");
   if (p.sinks < 0) p.sinks = p.kind == EvictionKind::kWindow ? std::min<int64_t>(4, p.budget - 1) : 0;
+  if (p.sinks >= p.budget)
+    return InvalidArgument("--kv-sinks " + std::to_string(p.sinks) + " leaves no room in --kv-budget " +
+                           std::to_string(p.budget) + " for the newest token");
   if (p.recent < 0) {
     switch (p.kind) {
       case EvictionKind::kWindow: p.recent = p.budget - p.sinks; break;
-      case EvictionKind::kH2O: p.recent = p.budget / 2; break;
-      default: p.recent = p.budget * 3 / 10; break;
+      case EvictionKind::kH2O: p.recent = std::max<int64_t>(1, p.budget / 2); break;
+      default: p.recent = std::max<int64_t>(1, p.budget * 3 / 10); break;
     }
   }
   if (p.sinks + p.recent > p.budget)
@@ -169,6 +172,9 @@ Expected<int64_t> KvEvictor::Enforce(KvCache& kv) {
     std::vector<double>& s = scores_[static_cast<size_t>(lh)];
     s.resize(static_cast<size_t>(length), 0.0);  // a layer that reported no attention scores nothing
     const std::vector<int32_t> list = ChooseKept(length, policy_, s);
+    if (static_cast<int64_t>(list.size()) != kept)  // a policy ResolvePolicy did not check
+      return Internal("KV eviction chose " + std::to_string(list.size()) + " slots for a budget of " +
+                      std::to_string(kept));
     std::copy(list.begin(), list.end(), keep_.begin() + lh * kept);
     for (int64_t i = 0; i < kept; ++i) s[static_cast<size_t>(i)] = s[static_cast<size_t>(list[static_cast<size_t>(i)])];
     s.resize(static_cast<size_t>(kept));

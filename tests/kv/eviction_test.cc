@@ -52,6 +52,18 @@ TEST(Eviction, PolicyDefaultsAndErrorsNameTheFlags) {
   p.kind = EvictionKind::kKeyformer;
   p.recent = 0;
   EXPECT_FALSE(ResolvePolicy(p).ok());
+  // Sinks filling the budget (the window's default recent would be negative), and budgets too
+  // small for the default split.
+  p = EvictionPolicy{};
+  p.kind = EvictionKind::kWindow;
+  p.budget = 5;
+  p.sinks = 10;
+  EXPECT_NE(ResolvePolicy(p).status().message().find("--kv-sinks 10"), std::string::npos);
+  p.sinks = 5;
+  EXPECT_FALSE(ResolvePolicy(p).ok());
+  EXPECT_EQ(Resolved(EvictionKind::kH2O, 1).recent, 1);
+  EXPECT_EQ(Resolved(EvictionKind::kKeyformer, 3).recent, 1);
+  EXPECT_EQ(Resolved(EvictionKind::kWindow, 1).sinks, 0);
   EXPECT_EQ(EvictionKindFromName("h2o"), EvictionKind::kH2O);
   EXPECT_FALSE(EvictionKindFromName("lru").has_value());
 }
