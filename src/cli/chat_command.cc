@@ -26,6 +26,7 @@ struct ChatFlags {
   int64_t n_predict = 512;
   int64_t ctx_size = 0;
   SamplerFlags sampler;
+  KvPolicyFlags kv_policy;
 };
 
 // End-of-turn markers of the common chat formats; whichever exist as single tokens stop a reply.
@@ -59,13 +60,27 @@ int Chat(const ChatFlags& f) {
   auto ctx_or = ContextSize(model, f.ctx_size);
   if (!ctx_or.ok()) return ReportError(ctx_or.status());
   const int64_t ctx = *ctx_or;
-  auto kv = model.NewKvCache(ctx);
+  // KV eviction keeps a long conversation in a bounded cache (StreamingLLM's use): the cache
+  // holds the budget and one prompt piece; positions still run to -c.
+  auto policy = PolicyFromFlags(f.kv_policy, model, ctx, 0);
+  if (!policy.ok()) return ReportError(policy.status());
+  auto sparse = SparseFromFlags(f.kv_policy, model);
+  if (!sparse.ok()) return ReportError(sparse.status());
+  model.set_sparse_attention(sparse->get());
+  std::unique_ptr<KvEvictor> evictor;
+  if (policy->kind != EvictionKind::kNone)
+    evictor = std::make_unique<KvEvictor>(*policy, model.config().n_layer, model.config().n_kv_head, lm->pool.get());
+  auto kv = model.NewKvCache(evictor ? policy->budget + std::clamp<int64_t>(ctx - policy->budget, 1, 256) : ctx);
   if (!kv.ok()) return ReportError(kv.status());
-  std::vector<int32_t> cached;  // the tokens whose K/V are in the cache, in order
+  // The tokens run through the model so far, in order: the cache's slots without eviction; with
+  // it, the cache holds some of them (kv->length() + kv->evicted() == processed.size()).
+  std::vector<int32_t> processed;
 
   GenerateOptions go;
   go.max_new_tokens = f.n_predict;
   go.sampler = *sampler;
+  go.evictor = evictor.get();
+  go.max_positions = ctx;
   for (const char* end : kTurnEnds)
     if (auto id = tokenizer.TokenToId(end)) go.stop_ids.push_back(*id);
   if (auto eos = tokenizer.eos_id()) go.stop_ids.push_back(*eos);
@@ -97,12 +112,20 @@ int Chat(const ChatFlags& f) {
 
     // Reuse the cached prefix; run only what follows it.
     size_t common = 0;
-    while (common < cached.size() && common < ids->size() && cached[common] == (*ids)[common]) ++common;
+    while (common < processed.size() && common < ids->size() && processed[common] == (*ids)[common]) ++common;
     if (common == ids->size()) --common;  // the last token must run to produce logits
-    kv->Truncate(static_cast<int64_t>(common));
-    cached.resize(common);
+    if (evictor && common < processed.size()) {
+      // An evicting cache cannot be rolled back: the template re-rendered earlier turns
+      // differently, so the conversation runs again from the start.
+      Warn("the chat template changed earlier turns; with --kv-evict the conversation is run again");
+      kv->Clear();
+      evictor->Reset();
+      common = 0;
+    }
+    if (!evictor) kv->Truncate(static_cast<int64_t>(common));
+    processed.resize(common);
     std::span<const int32_t> fresh(ids->data() + common, ids->size() - common);
-    if (kv->length() + static_cast<int64_t>(fresh.size()) >= kv->capacity())
+    if (static_cast<int64_t>(processed.size() + fresh.size()) >= ctx)
       return ReportError(InvalidArgument("the conversation no longer fits the context of " + std::to_string(ctx) + " tokens"));
 
     StreamDecoder stream(tokenizer);
@@ -125,10 +148,10 @@ int Chat(const ChatFlags& f) {
     std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::printf("\n");
     std::fflush(stdout);
-    cached.insert(cached.end(), fresh.begin(), fresh.end());
-    // The cache holds every generated token except the last (it was sampled, never run).
-    cached.insert(cached.end(), r->tokens.begin(), r->tokens.end());
-    cached.resize(static_cast<size_t>(kv->length()));
+    processed.insert(processed.end(), fresh.begin(), fresh.end());
+    // Every generated token except the last has run (the last was sampled, never run).
+    processed.insert(processed.end(), r->tokens.begin(), r->tokens.end());
+    processed.resize(static_cast<size_t>(kv->length() + kv->evicted()));
     in.messages.push_back({"assistant", tokenizer.Decode(reply, /*skip_special_tokens=*/false), {}});
   }
   return 0;
@@ -140,6 +163,7 @@ CommandFn AddChatCommand(CLI::App& app) {
   auto f = std::make_shared<ChatFlags>();
   CLI::App* cmd = app.add_subcommand("chat", "Chat with a model using its chat template (one user turn per input line)");
   AddModelFlags(cmd, &f->model);
+  AddKvPolicyFlags(cmd, &f->kv_policy);
   cmd->add_option("--system", f->system, "System message");
   cmd->add_option("--chat-template", f->template_file, "Jinja chat template file (default: the model's own)")->check(NonEmpty());
   cmd->add_option("-n,--n-predict", f->n_predict, "Most tokens per reply (default 512)")->check(IntRange(1, int64_t{1} << 20));

@@ -109,6 +109,22 @@ TEST(Cli, ChatRendersTemplateAndReusesCache) {
   EXPECT_NE(r.err.find("--chat-template"), std::string::npos) << r.err;
 }
 
+// A long conversation in a bounded cache (StreamingLLM's use): five turns under a 48-token
+// window run past the budget, each turn appended to what the evicting cache holds.
+TEST(Cli, ChatUnderKvEvictionRunsPastTheBudget) {
+  const auto cfg = ReadJson(SharedPath("tokenizers/llama3.tokenizer_config.json"));
+  const std::string tmpl = TempDir() + "/llama3_evict.jinja";
+  std::ofstream(tmpl) << cfg["chat_template"].get<std::string>();
+  const std::string input = TempDir() + "/chat_evict_input.txt";
+  std::ofstream(input) << "def add(a, b):\nand now subtract\nthen multiply\nthen divide\nand print them\n";
+  Result r = testing::RunFastgen("chat -m " + SharedPath("models/fg-target") + " --chat-template " + tmpl +
+                                     " -n 16 --temp 0 -t 2 --kv-evict window --kv-budget 48",
+                                 input);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GE(std::count(r.out.begin(), r.out.end(), '\n'), 5) << r.out;
+  EXPECT_EQ(r.err.find("error"), std::string::npos) << r.err;
+}
+
 TEST(Cli, InfoDescribesCheckpoints) {
   Result r = Fastgen("info -m " + SharedPath("gguf/kquant/kq.q4_k_m.gguf"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
