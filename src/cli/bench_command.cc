@@ -109,6 +109,9 @@ int Bench(BenchFlags& f) {
   }
   auto sparse = SparseFromFlags(f.kv_policy, *lm->model);
   if (!sparse.ok()) return ReportError(sparse.status());
+  if (*sparse && f.bench.batch > 0)
+    return ReportError(InvalidArgument("--sparse-attn is measured on one sequence (no --batch): the batched "
+                                       "steps attend in full"));
   lm->model->set_sparse_attention(sparse->get());  // the tg test's steps; pp stays dense
   auto r = RunBenchmark(*lm->model, f.bench);
   lm->model->set_sparse_attention(nullptr);

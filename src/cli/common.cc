@@ -64,6 +64,12 @@ Expected<std::unique_ptr<TidalSelector>> SparseFromFlags(const KvPolicyFlags& fl
     return std::unique_ptr<TidalSelector>();
   }
   if (flags.sparse != "tidal") return InvalidArgument("--sparse-attn '" + flags.sparse + "' is not one of none, tidal");
+  // H2O and Keyformer keep other tokens in each layer head, so a slot number names a different
+  // token in each: one selection of slots cannot carry across layers (the window keeps the
+  // same slots everywhere).
+  if (flags.evict == "h2o" || flags.evict == "keyformer")
+    return InvalidArgument("--sparse-attn tidal does not combine with --kv-evict " + flags.evict +
+                           " (each layer head keeps other tokens); use --kv-evict window");
   if (flags.sparse_top_k <= 0) return InvalidArgument("--sparse-attn tidal needs --sparse-topk K");
   SparseAttentionConfig config;
   config.top_k = flags.sparse_top_k;

@@ -26,9 +26,9 @@ Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int
   if (evictor != nullptr && kv.capacity() <= evictor->policy().budget)
     return InvalidArgument("a KV cache of " + std::to_string(kv.capacity()) + " slots has no room past the eviction budget of " +
                            std::to_string(evictor->policy().budget));
-  const int64_t max_positions = evictor == nullptr ? kv.capacity()
-                                : options.max_positions > 0 ? options.max_positions
-                                                            : std::numeric_limits<int64_t>::max();
+  if (evictor != nullptr && (options.max_positions <= 0 || options.max_positions > INT32_MAX))
+    return InvalidArgument("generation under KV eviction needs a context size (max_positions) in [1, 2^31)");
+  const int64_t max_positions = evictor == nullptr ? kv.capacity() : options.max_positions;
   if (evictor == nullptr && kv.length() + static_cast<int64_t>(prompt.size()) > kv.capacity())
     return InvalidArgument("the prompt (" + std::to_string(prompt.size()) +
                            " tokens) does not fit the context size of " +
@@ -37,10 +37,15 @@ Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int
     return InvalidArgument("the prompt (" + std::to_string(prompt.size()) + " tokens) does not fit the context size of " +
                            std::to_string(max_positions) + " tokens");
   struct ObserverGuard {
-    Model& m;
-    ~ObserverGuard() { m.set_attention_observer(nullptr); }
-  } guard{model};
-  if (evictor != nullptr && evictor->wants_attention()) model.set_attention_observer(evictor);
+    Model* m;
+    ~ObserverGuard() {
+      if (m != nullptr) m->set_attention_observer(nullptr);
+    }
+  } guard{nullptr};
+  if (evictor != nullptr && evictor->wants_attention()) {
+    model.set_attention_observer(evictor);
+    guard.m = &model;
+  }
 
   GenerateResult result;
   result.prompt_tokens = static_cast<int64_t>(prompt.size());

@@ -22,8 +22,8 @@ struct GenerateOptions {
   std::vector<float>* prompt_logits = nullptr;
   // KV eviction (optional): the prompt goes through in pieces that fit the cache past the
   // budget, the cache is evicted back to the budget after each piece and each decoded token,
-  // and generation runs until `max_positions` positions (prompt + generated; 0: the cache's
-  // capacity) rather than until the cache is full. kv.capacity() must exceed the budget.
+  // and generation runs until `max_positions` positions (prompt + generated), which must be set,
+  // rather than until the cache is full. kv.capacity() must exceed the budget.
   KvEvictor* evictor = nullptr;
   int64_t max_positions = 0;
 };

@@ -174,6 +174,8 @@ Status Model::Plan(std::span<const int32_t> tokens, const BatchLayout& layout, c
   p.tree_mask.clear();
   p.tree_pos.clear();
   p.position_offset = kv.evicted();
+  if (p.position_offset + start + n > std::numeric_limits<int32_t>::max())
+    return InvalidArgument("position " + std::to_string(p.position_offset + start + n) + " past 2^31");
   if (layout.parents.empty()) {
     for (int64_t t = 0; t < n; ++t)
       p.positions[static_cast<size_t>(t)] = static_cast<int32_t>(p.position_offset + start + t);

@@ -219,6 +219,9 @@ TEST(Cli, KvEvictionGeneratesPastTheBudget) {
   ASSERT_EQ(tidal.exit_code, 0) << tidal.err;
   EXPECT_EQ(std::count(tidal.out.begin(), tidal.out.end(), ','), 47) << tidal.out;
   ExpectCleanError(Fastgen(base + " --spec lookup --sparse-attn tidal --sparse-topk 8"), "--spec");
+  ExpectCleanError(Fastgen("bench -m " + SharedPath("gguf/fg-target.q8_0.gguf") +
+                           " -p 0 -n 4 -r 1 --batch 2 --sparse-attn tidal --sparse-topk 8"),
+                   "--batch");
   ExpectCleanError(Fastgen(base + " --kv-evict h2o --kv-budget 16 --kv-sinks 10 --kv-recent 10"), "--kv-budget 16");
 }
 

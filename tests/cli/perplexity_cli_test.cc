@@ -137,6 +137,8 @@ TEST(PerplexityCli, RefusesBadRequestsClearly) {
       {"perplexity" + m + " -f " + EvalText() + " --sparse-attn quest --sparse-topk 64", 1, "--sparse-attn 'quest'"},
       {"perplexity" + m + " -f " + EvalText() + " --sparse-attn tidal --sparse-topk 64 --sparse-layers 1,99", 1,
        "layer 99 outside"},
+      {"perplexity" + m + " -f " + EvalText() + " --kv-evict h2o --kv-budget 64 --sparse-attn tidal --sparse-topk 16", 1,
+       "does not combine with --kv-evict h2o"},
   };
   for (const Case& c : cases) {
     CliResult r = RunFastgen(c.args);

@@ -99,6 +99,11 @@ TEST(GenerateEviction, LongPromptsInPiecesAndPositionsBoundTheRun) {
   o.evictor = &evictor;
   auto small = (*model)->NewKvCache(16);  // no room past the budget
   EXPECT_FALSE(Generate(**model, *small, prompt, o, nullptr).ok());
+  auto roomy = (*model)->NewKvCache(24);
+  EXPECT_FALSE(Generate(**model, *roomy, prompt, o, nullptr).ok());  // no context size given
+  o.max_positions = 100;
+  EXPECT_FALSE(Generate(**model, *small, prompt, o, nullptr).ok());
+  EXPECT_TRUE(Generate(**model, *roomy, prompt, o, nullptr).ok());
 }
 
 }  // namespace
