@@ -125,13 +125,18 @@ std::string PostRequest(const std::string& path, const std::string& body) {
 }
 
 TEST(Serve, OfficialOpenAiClient) {
-  const char* modules = std::getenv("FASTGEN_NODE_MODULES");
-  ASSERT_NE(modules, nullptr) << "the openai npm package is installed by the install_node_references ctest fixture";
+  // $FASTGEN_NODE_MODULES, else npm/node_modules in the working directory (ctest runs the
+  // tests in the build tree, where the install_node_references fixture puts it).
+  const char* env_modules = std::getenv("FASTGEN_NODE_MODULES");
+  std::string modules = env_modules != nullptr ? env_modules : "";
+  if (modules.empty() && std::filesystem::is_directory("npm/node_modules/openai"))
+    modules = std::filesystem::absolute("npm/node_modules").string();
+  ASSERT_FALSE(modules.empty()) << "the openai npm package is installed by the install_node_references ctest fixture";
   ServeProcess s({"-m", ModelDir(), "-t", "2", "--chat-template", ChatTemplateFile(), "--api-key", "test-key"});
   ASSERT_GT(s.port(), 0);
   // Node resolves an ES module's imports from where the script is: a copy of it beside the
   // installed node_modules finds `openai`.
-  const std::string script = std::string(modules) + "/../openai_client.mjs";
+  const std::string script = modules + "/../openai_client.mjs";
   std::filesystem::copy_file(std::string(FASTGEN_SOURCE_DIR) + "/tests/server/openai_client.mjs", script,
                              std::filesystem::copy_options::overwrite_existing);
   const std::string out = testing::ScratchDir("fastgen_server_test") + "/openai_client.out";

@@ -58,9 +58,12 @@ std::vector<int32_t> ParseIds(const std::string& line) {
 }
 
 std::vector<std::filesystem::path> VocabFiles() {
-  const char* dir = std::getenv("FASTGEN_LLAMA_VOCAB_DIR");
+  // $FASTGEN_LLAMA_VOCAB_DIR, else llama-vocab in the working directory (ctest runs the tests
+  // in the build tree, where the fetch_llama_vocab fixture puts it).
+  const char* env_dir = std::getenv("FASTGEN_LLAMA_VOCAB_DIR");
+  const char* dir = env_dir != nullptr ? env_dir : "llama-vocab";
   std::vector<std::filesystem::path> files;
-  if (dir == nullptr || !std::filesystem::is_directory(dir)) return files;
+  if (!std::filesystem::is_directory(dir)) return files;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
     if (name.rfind("ggml-vocab-", 0) == 0 && e.path().extension() == ".gguf" &&
