@@ -99,14 +99,10 @@ int Bench(BenchFlags& f) {
   auto ctx = ContextSize(*lm->model, f.ctx_size);
   if (!ctx.ok()) return ReportError(ctx.status());
   f.bench.context = *ctx;
-  auto policy = PolicyFromFlags(f.kv_policy, *lm->model, f.bench.depth + f.bench.n_gen, 0);
-  if (!policy.ok()) return ReportError(policy.status());
-  std::unique_ptr<KvEvictor> evictor;
-  if (policy->kind != EvictionKind::kNone) {
-    evictor = std::make_unique<KvEvictor>(*policy, lm->model->config().n_layer, lm->model->config().n_kv_head,
-                                          lm->pool.get());
-    f.bench.evictor = evictor.get();
-  }
+  auto evictor_or = EvictorFromFlags(f.kv_policy, *lm->model, f.bench.depth + f.bench.n_gen);
+  if (!evictor_or.ok()) return ReportError(evictor_or.status());
+  std::unique_ptr<KvEvictor> evictor = std::move(*evictor_or);
+  f.bench.evictor = evictor.get();
   auto sparse = SparseFromFlags(f.kv_policy, *lm->model);
   if (!sparse.ok()) return ReportError(sparse.status());
   if (*sparse && f.bench.batch > 0)
@@ -138,9 +134,11 @@ int Bench(BenchFlags& f) {
     if (*sparse)
       j["sparse_attn"] = {{"policy", "tidal"}, {"top_k", (*sparse)->config().top_k},
                           {"select_layers", (*sparse)->config().select_layers}};
-    if (evictor)
-      j["kv_evict"] = {{"policy", std::string(Name(policy->kind))}, {"budget", policy->budget},
-                       {"sinks", policy->sinks}, {"recent", policy->recent}};
+    if (evictor) {
+      const EvictionPolicy& p = evictor->policy();
+      j["kv_evict"] = {{"policy", std::string(Name(p.kind))}, {"budget", p.budget}, {"sinks", p.sinks},
+                       {"recent", p.recent}};
+    }
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -157,7 +155,8 @@ int Bench(BenchFlags& f) {
     if (f.bench.depth > 0) name += " @ d" + std::to_string(f.bench.depth);
     if (f.bench.batch > 0) name += " x" + std::to_string(f.bench.batch) + " sequences";
     if (m.kv_type() != DType::kF32) name += " kv " + std::string(Name(m.kv_type()));
-    if (evictor) name += " " + std::string(Name(policy->kind)) + " budget " + std::to_string(policy->budget);
+    if (evictor)
+      name += " " + std::string(Name(evictor->policy().kind)) + " budget " + std::to_string(evictor->policy().budget);
     if (*sparse) name += " tidal top " + std::to_string((*sparse)->config().top_k);
     row(name, r->generation);
   }

@@ -62,15 +62,13 @@ int Chat(const ChatFlags& f) {
   const int64_t ctx = *ctx_or;
   // KV eviction keeps a long conversation in a bounded cache (StreamingLLM's use): the cache
   // holds the budget and one prompt piece; positions still run to -c.
-  auto policy = PolicyFromFlags(f.kv_policy, model, ctx, 0);
-  if (!policy.ok()) return ReportError(policy.status());
+  auto evictor_or = EvictorFromFlags(f.kv_policy, model, ctx);
+  if (!evictor_or.ok()) return ReportError(evictor_or.status());
+  std::unique_ptr<KvEvictor> evictor = std::move(*evictor_or);
   auto sparse = SparseFromFlags(f.kv_policy, model);
   if (!sparse.ok()) return ReportError(sparse.status());
   model.set_sparse_attention(sparse->get());
-  std::unique_ptr<KvEvictor> evictor;
-  if (policy->kind != EvictionKind::kNone)
-    evictor = std::make_unique<KvEvictor>(*policy, model.config().n_layer, model.config().n_kv_head, lm->pool.get());
-  auto kv = model.NewKvCache(evictor ? policy->budget + std::clamp<int64_t>(ctx - policy->budget, 1, 256) : ctx);
+  auto kv = model.NewKvCache(evictor ? EvictingCacheSlots(evictor->policy(), ctx) : ctx);
   if (!kv.ok()) return ReportError(kv.status());
   // The tokens run through the model so far, in order: the cache's slots without eviction; with
   // it, the cache holds some of them (kv->length() + kv->evicted() == processed.size()).

@@ -78,8 +78,8 @@ Expected<std::unique_ptr<TidalSelector>> SparseFromFlags(const KvPolicyFlags& fl
   return std::make_unique<TidalSelector>(std::move(s));
 }
 
-Expected<EvictionPolicy> PolicyFromFlags(const KvPolicyFlags& flags, const Model& model, int64_t horizon,
-                                         uint64_t seed) {
+Expected<std::unique_ptr<KvEvictor>> EvictorFromFlags(const KvPolicyFlags& flags, const Model& model,
+                                                      int64_t horizon) {
   EvictionPolicy p;
   const auto kind = EvictionKindFromName(flags.evict);
   if (!kind) return InvalidArgument("--kv-evict '" + flags.evict + "' is not one of none, window, h2o, keyformer");
@@ -87,7 +87,7 @@ Expected<EvictionPolicy> PolicyFromFlags(const KvPolicyFlags& flags, const Model
   if (p.kind == EvictionKind::kNone) {
     if (flags.budget > 0 || flags.sinks >= 0 || flags.recent >= 0)
       return InvalidArgument("--kv-budget, --kv-sinks and --kv-recent need --kv-evict window, h2o or keyformer");
-    return p;
+    return std::unique_ptr<KvEvictor>();
   }
   if (flags.budget <= 0) return InvalidArgument("--kv-evict " + flags.evict + " needs --kv-budget N");
   if (model.config().sliding_window > 0)
@@ -96,8 +96,8 @@ Expected<EvictionPolicy> PolicyFromFlags(const KvPolicyFlags& flags, const Model
   p.sinks = flags.sinks;
   p.recent = flags.recent;
   p.horizon = horizon;
-  p.seed = seed;
-  return ResolvePolicy(p);
+  FG_ASSIGN_OR_RETURN(EvictionPolicy resolved, ResolvePolicy(p));
+  return std::make_unique<KvEvictor>(resolved, model.config().n_layer, model.config().n_kv_head, &model.pool());
 }
 
 namespace {

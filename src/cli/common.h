@@ -38,12 +38,13 @@ struct KvPolicyFlags {
   std::vector<int32_t> sparse_layers;  // --sparse-layers (selection layers)
 };
 void AddKvPolicyFlags(CLI::App* cmd, KvPolicyFlags* flags);
-// The resolved policy for `model` (errors name the flag); `horizon`: the sequence length over
-// which Keyformer's temperature rises; `seed`: its noise.
 // TidalDecode from --sparse-attn / --sparse-topk / --sparse-layers; nullptr when off.
 Expected<std::unique_ptr<TidalSelector>> SparseFromFlags(const KvPolicyFlags& flags, const Model& model);
-Expected<EvictionPolicy> PolicyFromFlags(const KvPolicyFlags& flags, const Model& model, int64_t horizon,
-                                         uint64_t seed);
+// The evictor of the resolved policy for `model` (errors name the flag), nullptr for
+// --kv-evict none; `horizon`: the sequence length over which Keyformer's temperature rises. The
+// model's pool scores heads in parallel.
+Expected<std::unique_ptr<KvEvictor>> EvictorFromFlags(const KvPolicyFlags& flags, const Model& model,
+                                                      int64_t horizon);
 
 // The bundled model when -m is not given: $FASTGEN_MODEL, else models/fg-target next to the
 // source tree this binary was built from, else models/fg-target beside the executable.

@@ -112,13 +112,10 @@ int Perplexity(PerplexityFlags& f) {
   o.ctx = *ctx;
   o.chunks = f.chunks;
   o.batch = f.batch;
-  auto policy = PolicyFromFlags(f.kv_policy, m, o.ctx, 0);
-  if (!policy.ok()) return ReportError(policy.status());
-  std::unique_ptr<KvEvictor> evictor;
-  if (policy->kind != EvictionKind::kNone) {
-    evictor = std::make_unique<KvEvictor>(*policy, m.config().n_layer, m.config().n_kv_head, &m.pool());
-    o.evictor = evictor.get();
-  }
+  auto evictor_or = EvictorFromFlags(f.kv_policy, m, o.ctx);
+  if (!evictor_or.ok()) return ReportError(evictor_or.status());
+  std::unique_ptr<KvEvictor> evictor = std::move(*evictor_or);
+  o.evictor = evictor.get();
   auto sparse = SparseFromFlags(f.kv_policy, m);
   if (!sparse.ok()) return ReportError(sparse.status());
   o.sparse = sparse->get();

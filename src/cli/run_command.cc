@@ -103,19 +103,14 @@ int Run(RunFlags& f) {
                                        " tokens but the context holds " + std::to_string(ctx)));
   WarnIfGenerationTruncated(static_cast<int64_t>(prompt.size()), f.n_predict, ctx);
   const int64_t positions = std::min<int64_t>(ctx, static_cast<int64_t>(prompt.size()) + f.n_predict);
-  auto policy = PolicyFromFlags(f.kv_policy, model, positions, 0);
-  if (!policy.ok()) return ReportError(policy.status());
-  std::unique_ptr<KvEvictor> evictor;
-  if (policy->kind != EvictionKind::kNone) {
-    if (!f.spec.mode.empty())
-      return ReportError(InvalidArgument("--kv-evict does not combine with --spec yet: speculative rollback would "
-                                         "have to undo evictions"));
-    evictor = std::make_unique<KvEvictor>(*policy, c.n_layer, c.n_kv_head, lm->pool.get());
-  }
-  // Under eviction the cache holds the budget plus room for a prompt piece (256 tokens) or a
-  // decoded token; positions still run to the context size.
-  auto kv = model.NewKvCache(evictor ? policy->budget + std::clamp<int64_t>(positions - policy->budget, 1, 256)
-                                     : positions);
+  auto evictor_or = EvictorFromFlags(f.kv_policy, model, positions);
+  if (!evictor_or.ok()) return ReportError(evictor_or.status());
+  std::unique_ptr<KvEvictor> evictor = std::move(*evictor_or);
+  if (evictor && !f.spec.mode.empty())
+    return ReportError(InvalidArgument("--kv-evict does not combine with --spec yet: speculative rollback would "
+                                       "have to undo evictions"));
+  // Under eviction the cache holds the budget and a prompt piece; positions still run to -c.
+  auto kv = model.NewKvCache(evictor ? EvictingCacheSlots(evictor->policy(), positions) : positions);
   if (!kv.ok()) return ReportError(kv.status());
 
   GenerateOptions go;

@@ -93,10 +93,6 @@ Expected<BenchResult> RunBenchmark(Model& model, const BenchOptions& o) {
   constexpr int64_t kPiece = 512;
   FG_ASSIGN_OR_RETURN(KvCache kv, model.NewKvCache(std::max<int64_t>(
                                       evictor == nullptr ? capacity : std::max(o.n_prompt, evictor->policy().budget + kPiece), 1)));
-  struct ObserverGuard {
-    Model& m;
-    ~ObserverGuard() { m.set_attention_observer(nullptr); }
-  } guard{model};
   Xoshiro256StarStar rng(o.seed);
   auto random_tokens = [&](int64_t n) {
     std::vector<int32_t> t(static_cast<size_t>(n));
@@ -131,10 +127,9 @@ Expected<BenchResult> RunBenchmark(Model& model, const BenchOptions& o) {
       FG_RETURN_IF_ERROR(RunBatchedGeneration(model, one, rng, &r.generation));
     } else if (o.n_gen > 0) {
       kv.Clear();
-      if (evictor != nullptr) {
-        evictor->Reset();
-        if (evictor->wants_attention()) model.set_attention_observer(evictor);
-      }
+      if (evictor != nullptr) evictor->Reset();
+      // H2O / Keyformer score the attention of the tg test's passes, the depth's included (not pp's).
+      const ScopedAttentionHooks hooks(model, evictor != nullptr && evictor->wants_attention() ? evictor : nullptr);
       if (o.depth > 0) {
         const auto depth = random_tokens(o.depth);
         const int64_t piece = evictor == nullptr ? o.depth : kPiece;
@@ -153,7 +148,6 @@ Expected<BenchResult> RunBenchmark(Model& model, const BenchOptions& o) {
         if (evictor != nullptr) FG_RETURN_IF_ERROR(evictor->Enforce(kv).status());
       }
       const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-      model.set_attention_observer(nullptr);
       r.generation.tokens_per_second.push_back(static_cast<double>(o.n_gen) / s);
     }
   }

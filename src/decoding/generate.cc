@@ -36,16 +36,7 @@ Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int
   if (evictor != nullptr && kv.length() + kv.evicted() + static_cast<int64_t>(prompt.size()) > max_positions)
     return InvalidArgument("the prompt (" + std::to_string(prompt.size()) + " tokens) does not fit the context size of " +
                            std::to_string(max_positions) + " tokens");
-  struct ObserverGuard {
-    Model* m;
-    ~ObserverGuard() {
-      if (m != nullptr) m->set_attention_observer(nullptr);
-    }
-  } guard{nullptr};
-  if (evictor != nullptr && evictor->wants_attention()) {
-    model.set_attention_observer(evictor);
-    guard.m = &model;
-  }
+  const ScopedAttentionHooks hooks(model, evictor != nullptr && evictor->wants_attention() ? evictor : nullptr);
 
   GenerateResult result;
   result.prompt_tokens = static_cast<int64_t>(prompt.size());

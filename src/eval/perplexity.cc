@@ -44,18 +44,11 @@ Expected<PerplexityResult> ComputePerplexity(Model& model, std::span<const int32
   // With eviction the cache holds the budget plus the one token decoded past it.
   const int64_t prefill = evictor != nullptr ? std::min(o.ctx, evictor->policy().budget) : o.ctx;
   FG_ASSIGN_OR_RETURN(KvCache kv, model.NewKvCache(evictor != nullptr ? prefill + 1 : o.ctx));
-  struct ObserverGuard {
-    Model& m;
-    ~ObserverGuard() {
-      m.set_attention_observer(nullptr);
-      m.set_sparse_attention(nullptr);
-    }
-  } guard{model};
-  model.set_sparse_attention(o.sparse);
+  const ScopedAttentionHooks hooks(model, evictor != nullptr && evictor->wants_attention() ? evictor : nullptr,
+                                   o.sparse);
   // Tokens from here on go through one at a time: past the eviction budget, or in the scored
   // half under sparse attention.
   const int64_t stepwise = std::min(prefill, o.sparse != nullptr ? first : o.ctx);
-  if (evictor != nullptr && evictor->wants_attention()) model.set_attention_observer(evictor);
 
   PerplexityResult r;
   r.chunks = chunks;

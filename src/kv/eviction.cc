@@ -106,6 +106,10 @@ std::vector<int32_t> ChooseKept(int64_t length, const EvictionPolicy& p, std::sp
   return kept;
 }
 
+int64_t EvictingCacheSlots(const EvictionPolicy& policy, int64_t positions) {
+  return policy.budget + std::clamp<int64_t>(positions - policy.budget, 1, 256);
+}
+
 KvEvictor::KvEvictor(const EvictionPolicy& policy, int64_t n_layer, int64_t n_kv_head, ThreadPool* pool)
     : policy_(policy), n_layer_(n_layer), n_kv_head_(n_kv_head), pool_(pool),
       scores_(static_cast<size_t>(n_layer * n_kv_head)), logits_(static_cast<size_t>(n_kv_head)) {}

@@ -57,6 +57,10 @@ std::vector<int32_t> ChooseKept(int64_t length, const EvictionPolicy& policy, st
 // however the tokens were batched.
 double GumbelNoise(uint64_t seed, int64_t layer, int64_t head, int64_t query_pos, int64_t slot);
 
+// Slots of a dense cache decoding `positions` tokens under `policy`: the budget plus room for a
+// prompt piece of up to 256 tokens or one decoded token (never less than budget + 1).
+int64_t EvictingCacheSlots(const EvictionPolicy& policy, int64_t positions);
+
 // Applies a resolved policy to one sequence's KvCache: as a kernels::AttentionObserver
 // (Model::set_attention_observer) it accumulates each layer head's scores; Enforce evicts down
 // to the budget.

@@ -271,6 +271,27 @@ struct ModelOptions {
 };
 
 // Opens `path` (model directory or GGUF file) and builds the model its config names.
+// Installs an attention observer and/or a sparse-attention selector on a model for a scope and
+// removes what it installed when the scope ends (a nullptr hook is left as it was).
+class ScopedAttentionHooks {
+ public:
+  ScopedAttentionHooks(Model& model, kernels::AttentionObserver* observer, TidalSelector* sparse = nullptr)
+      : model_(model), observer_(observer != nullptr), sparse_(sparse != nullptr) {
+    if (observer_) model_.set_attention_observer(observer);
+    if (sparse_) model_.set_sparse_attention(sparse);
+  }
+  ~ScopedAttentionHooks() {
+    if (observer_) model_.set_attention_observer(nullptr);
+    if (sparse_) model_.set_sparse_attention(nullptr);
+  }
+  ScopedAttentionHooks(const ScopedAttentionHooks&) = delete;
+  ScopedAttentionHooks& operator=(const ScopedAttentionHooks&) = delete;
+
+ private:
+  Model& model_;
+  bool observer_, sparse_;
+};
+
 Expected<std::unique_ptr<Model>> LoadModel(const std::string& path, ThreadPool* pool,
                                            const ModelOptions& options = {});
 

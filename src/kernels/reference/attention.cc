@@ -104,7 +104,8 @@ int64_t AttentionLogits(const AttentionArgs& a, int64_t t, int64_t kvh, float* l
   const int64_t group = a.n_head / a.n_kv_head;
   const int64_t last = std::min<int64_t>(a.q_slot[t], a.n_kv - 1), count = last + 1;
   const int64_t first = a.window > 0 ? std::max<int64_t>(0, last - a.window + 1) : 0;
-  std::vector<float> row(static_cast<size_t>(a.head_dim));
+  thread_local std::vector<float> row;  // a compact type's converted row; no allocation per call
+  row.resize(static_cast<size_t>(a.head_dim));
   for (int64_t j = 0; j < count; ++j) {
     const float* k = CacheRow(a, a.k, j, kvh, row.data());
     for (int64_t g = 0; g < group; ++g)
