@@ -1,0 +1,156 @@
+#include "decoding/constrained/matcher.h"
+
+#include <algorithm>
+
+namespace fastgen::constrained {
+namespace {
+
+using Kind = GrammarElement::Kind;
+
+void SortUnique(std::vector<int32_t>* v) {
+  std::sort(v->begin(), v->end());
+  v->erase(std::unique(v->begin(), v->end()), v->end());
+}
+
+// The code points a UTF-8 character of `total` bytes may encode (overlong forms excluded).
+std::pair<uint32_t, uint32_t> ValidRange(int total) {
+  switch (total) {
+    case 2: return {0x80, 0x7FF};
+    case 3: return {0x800, 0xFFFF};
+    default: return {0x10000, 0x10FFFF};
+  }
+}
+
+}  // namespace
+
+int32_t StackArena::Push(int32_t parent, int32_t position) {
+  const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(parent)) << 32) | static_cast<uint32_t>(position);
+  auto [it, inserted] = index_.emplace(key, static_cast<int32_t>(nodes_.size()));
+  if (inserted) nodes_.push_back({position, parent});
+  return it->second;
+}
+
+GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar) : grammar_(std::move(grammar)) {
+  // The start state: the root rule called from the empty stack.
+  for (int32_t alt : grammar_->alternatives(grammar_->root())) {
+    if (grammar_->elements()[alt].kind == Kind::kEnd) {
+      state_.stacks.push_back(StackArena::kEmptyStack);
+    } else {
+      Expand(arena_.Push(StackArena::kEmptyStack, alt), &state_.stacks);
+    }
+  }
+  SortUnique(&state_.stacks);
+}
+
+void GrammarMatcher::Expand(int32_t node, std::vector<int32_t>* out) {
+  if (node < 0) {  // the empty stack or the cut of a truncated one
+    out->push_back(node);
+    return;
+  }
+  const std::vector<GrammarElement>& elems = grammar_->elements();
+  const int32_t pos = arena_.position(node);
+  const GrammarElement& e = elems[pos];
+  if (e.kind != Kind::kRule) {
+    out->push_back(node);
+    return;
+  }
+  // Replace the reference by each alternative of the rule, above the place the caller resumes
+  // (nothing is pushed when the reference ends its alternative: a tail call).
+  const int32_t parent = arena_.parent(node);
+  const int32_t resume = elems[pos + 1].kind == Kind::kEnd ? parent : arena_.Push(parent, pos + 1);
+  for (int32_t alt : grammar_->alternatives(e.index)) {
+    if (elems[alt].kind == Kind::kEnd) {
+      Expand(resume, out);
+    } else {
+      Expand(arena_.Push(resume, alt), out);
+    }
+  }
+}
+
+void GrammarMatcher::AdvanceCodepoint(const std::vector<int32_t>& stacks, uint32_t cp, std::vector<int32_t>* out,
+                                      bool* bottom_hit) {
+  const std::vector<GrammarElement>& elems = grammar_->elements();
+  const std::vector<CharClass>& classes = grammar_->classes();
+  for (int32_t s : stacks) {
+    if (s == StackArena::kEmptyStack) continue;
+    if (s == StackArena::kBottom) {
+      if (bottom_hit) *bottom_hit = true;
+      continue;
+    }
+    const int32_t pos = arena_.position(s);
+    if (!classes[elems[pos].index].Contains(cp)) continue;
+    const int32_t parent = arena_.parent(s);
+    Expand(elems[pos + 1].kind == Kind::kEnd ? parent : arena_.Push(parent, pos + 1), out);
+  }
+  SortUnique(out);
+}
+
+bool GrammarMatcher::Advance(const MatchState& from, uint8_t byte, MatchState* to, bool* bottom_hit) {
+  to->stacks.clear();
+  PartialUtf8 p = from.partial;
+  if (p.remaining == 0) {
+    if (byte < 0x80) {
+      to->partial = {};
+      AdvanceCodepoint(from.stacks, byte, &to->stacks, bottom_hit);
+      return !to->stacks.empty();
+    }
+    int total = (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xE ? 3 : (byte >> 3) == 0x1E ? 4 : 0;
+    if (total == 0) return false;  // a continuation byte or 0xF8.. cannot start a character
+    p = {static_cast<uint32_t>(byte & (0x7F >> total)), static_cast<uint8_t>(total - 1), 1};
+  } else {
+    if ((byte & 0xC0) != 0x80) return false;
+    p.value = (p.value << 6) | (byte & 0x3F);
+    --p.remaining;
+    ++p.read;
+  }
+  const int total = p.read + p.remaining;
+  // The code points still possible: the bits read so far followed by any continuation bits.
+  const int free_bits = 6 * p.remaining;
+  uint32_t lo = p.value << free_bits;
+  uint32_t hi = lo | ((uint32_t{1} << free_bits) - 1);
+  const auto [vlo, vhi] = ValidRange(total);
+  lo = std::max(lo, vlo);
+  hi = std::min(hi, vhi);
+  if (lo > hi) return false;                           // overlong or above U+10FFFF
+  if (lo >= 0xD800 && hi <= 0xDFFF) return false;      // a UTF-16 surrogate
+  if (p.remaining == 0) {
+    to->partial = {};
+    AdvanceCodepoint(from.stacks, p.value, &to->stacks, bottom_hit);
+    return !to->stacks.empty();
+  }
+  // Mid-character: keep the stacks whose class admits some character with this prefix.
+  const std::vector<GrammarElement>& elems = grammar_->elements();
+  const std::vector<CharClass>& classes = grammar_->classes();
+  for (int32_t s : from.stacks) {
+    if (s == StackArena::kEmptyStack) continue;
+    if (s == StackArena::kBottom) {
+      if (bottom_hit) *bottom_hit = true;
+      continue;
+    }
+    if (classes[elems[arena_.position(s)].index].Intersects(lo, hi)) to->stacks.push_back(s);
+  }
+  to->partial = p;
+  return !to->stacks.empty();
+}
+
+bool GrammarMatcher::Accept(std::string_view bytes) {
+  MatchState cur = state_, next;
+  for (char c : bytes) {
+    if (!Advance(cur, static_cast<uint8_t>(c), &next, nullptr)) return false;
+    std::swap(cur, next);
+  }
+  state_ = std::move(cur);
+  return true;
+}
+
+bool GrammarMatcher::CanEnd() const {
+  return state_.partial.remaining == 0 &&
+         std::binary_search(state_.stacks.begin(), state_.stacks.end(), StackArena::kEmptyStack);
+}
+
+bool GrammarMatcher::Finished() const {
+  return state_.partial.remaining == 0 && state_.stacks.size() == 1 &&
+         state_.stacks[0] == StackArena::kEmptyStack;
+}
+
+}  // namespace fastgen::constrained
