@@ -1,0 +1,182 @@
+#include "decoding/constrained/token_mask.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace fastgen::constrained {
+namespace {
+
+// Frames kept when a stack is classified from its top alone. Deeper cuts leave fewer uncertain
+// tokens but make more distinct truncated stacks; four covers a JSON string or number and the
+// rule that holds it.
+constexpr int kTruncateDepth = 4;
+// Per-stack masks kept before the cache is cleared (a bitset is vocab/8 bytes: 16 KB at 128k).
+constexpr size_t kMaxCachedStacks = 2048;
+
+void SetBit(std::vector<uint64_t>* bits, int32_t id) { (*bits)[id >> 6] |= uint64_t{1} << (id & 63); }
+
+}  // namespace
+
+TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes, std::vector<int32_t> end_ids)
+    : bytes_(std::move(token_bytes)), end_ids_(std::move(end_ids)) {
+  std::sort(end_ids_.begin(), end_ids_.end());
+  end_ids_.erase(std::unique(end_ids_.begin(), end_ids_.end()), end_ids_.end());
+  std::vector<int32_t> order;
+  for (int32_t id = 0; id < size(); ++id) {
+    if (!bytes_[id].empty() && !IsEnd(id)) order.push_back(id);
+  }
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return bytes_[a] != bytes_[b] ? bytes_[a] < bytes_[b] : a < b;
+  });
+  id_offsets_.push_back(0);
+  for (int32_t id : order) {
+    const std::string& s = bytes_[id];
+    if (strings_.empty() || strings_.back() != s) {
+      if (!strings_.empty()) id_offsets_.push_back(static_cast<int32_t>(id_list_.size()));
+      int32_t l = 0;
+      if (!strings_.empty()) {
+        const std::string& prev = strings_.back();
+        while (l < static_cast<int32_t>(std::min(prev.size(), s.size())) && prev[l] == s[l]) ++l;
+      }
+      lcp_.push_back(l);
+      strings_.push_back(s);
+    }
+    id_list_.push_back(id);
+  }
+  id_offsets_.push_back(static_cast<int32_t>(id_list_.size()));
+  if (strings_.empty()) id_offsets_.assign(1, 0);
+}
+
+bool TokenVocabulary::IsEnd(int32_t id) const { return std::binary_search(end_ids_.begin(), end_ids_.end(), id); }
+
+TokenConstraint::TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab)
+    : vocab_(std::move(vocab)), matcher_(std::move(grammar)), words_((vocab_->size() + 63) / 64) {
+  size_t longest = 0;
+  for (int32_t k = 0; k < vocab_->string_count(); ++k) longest = std::max(longest, vocab_->string(k).size());
+  depth_states_.resize(longest + 1);
+  depth_bottom_.resize(longest + 1);
+}
+
+void TokenConstraint::Walk(const MatchState& start, const std::vector<int32_t>* subset,
+                           std::vector<uint64_t>* accepted, std::vector<int32_t>* uncertain) {
+  // depth_states_[d] is the state after the first d bytes of the previous string, valid for
+  // d <= valid; an empty state there means that prefix is dead (depth_bottom_ says whether a path
+  // reached a truncated stack's cut on the way, which makes the prefix undecided, not dead).
+  depth_states_[0] = start;
+  depth_bottom_[0] = 0;
+  size_t valid = 0;
+  const std::string* prev = nullptr;
+  const int32_t n = subset ? static_cast<int32_t>(subset->size()) : vocab_->string_count();
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t k = subset ? (*subset)[i] : i;
+    const std::string& s = vocab_->string(k);
+    size_t common = 0;
+    if (prev) {
+      if (!subset) {
+        common = static_cast<size_t>(vocab_->lcp(k));
+      } else {
+        const size_t m = std::min(prev->size(), s.size());
+        while (common < m && (*prev)[common] == s[common]) ++common;
+      }
+    }
+    prev = &s;
+    size_t d = std::min(common, valid);
+    while (d < s.size() && !depth_states_[d].stacks.empty()) {
+      bool bottom = depth_bottom_[d];
+      matcher_.Advance(depth_states_[d], static_cast<uint8_t>(s[d]), &depth_states_[d + 1], &bottom);
+      depth_bottom_[d + 1] = bottom;
+      ++d;
+    }
+    valid = d;
+    if (!depth_states_[d].stacks.empty()) {
+      for (int32_t id : vocab_->ids(k)) SetBit(accepted, id);
+    } else if (depth_bottom_[d] && uncertain) {
+      uncertain->push_back(k);
+    }
+  }
+}
+
+int32_t TokenConstraint::Truncate(int32_t stack) {
+  int32_t frames[kTruncateDepth];
+  int depth = 0;
+  int32_t node = stack;
+  StackArena& arena = matcher_.arena();
+  while (node >= 0 && depth < kTruncateDepth) {
+    frames[depth++] = arena.position(node);
+    node = arena.parent(node);
+  }
+  if (node < 0) return stack;  // shallow enough to classify exactly
+  int32_t cut = StackArena::kBottom;
+  for (int i = depth - 1; i >= 0; --i) cut = arena.Push(cut, frames[i]);
+  return cut;
+}
+
+const std::vector<uint64_t>& TokenConstraint::StackMask(int32_t stack) {
+  if (auto it = stack_masks_.find(stack); it != stack_masks_.end()) {
+    ++stats_.stack_hits;
+    return it->second;
+  }
+  ++stats_.stack_misses;
+  if (stack_masks_.size() >= kMaxCachedStacks) stack_masks_.clear();
+  std::vector<uint64_t> bits(words_, 0);
+  MatchState whole;
+  whole.stacks = {stack};
+  const int32_t cut = Truncate(stack);
+  if (cut == stack) {
+    Walk(whole, nullptr, &bits, nullptr);
+  } else {
+    auto it = truncated_.find(cut);
+    if (it == truncated_.end()) {
+      ++stats_.truncated_walks;
+      TruncatedResult r;
+      r.accepted.assign(words_, 0);
+      MatchState top;
+      top.stacks = {cut};
+      Walk(top, nullptr, &r.accepted, &r.uncertain);
+      it = truncated_.emplace(cut, std::move(r)).first;
+    }
+    bits = it->second.accepted;
+    stats_.uncertain_checked += static_cast<int64_t>(it->second.uncertain.size());
+    Walk(whole, &it->second.uncertain, &bits, nullptr);
+  }
+  return stack_masks_.emplace(stack, std::move(bits)).first->second;
+}
+
+void TokenConstraint::FillMask(std::vector<uint64_t>* mask) {
+  ++stats_.masks;
+  mask->assign(words_, 0);
+  const MatchState& st = matcher_.state();
+  if (st.partial.remaining > 0) {
+    // A token ended inside a character: rare, and not worth caching.
+    Walk(st, nullptr, mask, nullptr);
+    return;
+  }
+  for (int32_t s : st.stacks) {
+    if (s < 0) continue;  // the empty stack allows ending, below
+    const std::vector<uint64_t>& bits = StackMask(s);
+    for (size_t w = 0; w < words_; ++w) (*mask)[w] |= bits[w];
+  }
+  if (matcher_.CanEnd()) {
+    for (int32_t id : vocab_->end_ids()) SetBit(mask, id);
+  }
+}
+
+bool TokenConstraint::Allows(int32_t id) {
+  if (id < 0 || id >= vocab_->size()) return false;
+  if (vocab_->IsEnd(id)) return matcher_.CanEnd();
+  const std::string& b = vocab_->bytes(id);
+  if (b.empty()) return false;
+  const MatchState saved = matcher_.state();
+  const bool ok = matcher_.Accept(b);
+  matcher_.set_state(saved);
+  return ok;
+}
+
+bool TokenConstraint::Accept(int32_t id) {
+  if (id < 0 || id >= vocab_->size()) return false;
+  if (vocab_->IsEnd(id)) return matcher_.CanEnd();
+  const std::string& b = vocab_->bytes(id);
+  return !b.empty() && matcher_.Accept(b);
+}
+
+}  // namespace fastgen::constrained

@@ -1,0 +1,122 @@
+// Token masks: which tokens of the vocabulary a grammar allows next, fast enough to run every step.
+//
+// A token is allowed when the grammar accepts all of its bytes from the current state. Checking
+// every token every step is what makes naive grammar sampling cost milliseconds; three things
+// make it cost microseconds here:
+//   1. The vocabulary is walked as a sorted list of byte strings with their common prefixes
+//      shared (a trie in array form): the state after "abc" is computed once for every token that
+//      starts with "abc", and a dead prefix rejects its whole subtree at once.
+//   2. Masks are cached per stack. The matcher's stacks are hash-consed, so a stack is an int32
+//      and the same stack is the same int32: inside a JSON string every character leaves the
+//      stack as it was (the repetition is a tail call), and every step after the first is a
+//      cache hit, a bitwise OR over the vocabulary.
+//   3. A new stack is classified from its top few frames alone (XGrammar's context-independent
+//      tokens): walking from the truncated stack, a token is accepted if some path reads all of
+//      it above the cut, rejected if every path dies above it, and uncertain only when a path
+//      reaches the cut with bytes left (e.g. `",` after a string's closing quote). The truncated
+//      stacks recur across fields and depths, so that walk is cached too, and only the few
+//      uncertain tokens are checked against the whole stack.
+// Each step's mask is exact: the caches store results, never approximations.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "decoding/constrained/matcher.h"
+
+namespace fastgen::constrained {
+
+class TokenVocabulary {
+ public:
+  // token_bytes[id]: the bytes a token adds to the text (empty for control tokens such as
+  // <|im_start|>, which no grammar allows); end_ids: the ids that end generation, allowed exactly
+  // where the grammar may end.
+  TokenVocabulary(std::vector<std::string> token_bytes, std::vector<int32_t> end_ids);
+
+  int32_t size() const { return static_cast<int32_t>(bytes_.size()); }
+  const std::string& bytes(int32_t id) const { return bytes_[id]; }
+  bool IsEnd(int32_t id) const;
+  const std::vector<int32_t>& end_ids() const { return end_ids_; }
+
+  // The distinct non-empty byte strings, sorted; lcp(k) is the common prefix length of strings
+  // k-1 and k; ids(k) the tokens spelled string k.
+  int32_t string_count() const { return static_cast<int32_t>(strings_.size()); }
+  const std::string& string(int32_t k) const { return strings_[k]; }
+  int32_t lcp(int32_t k) const { return lcp_[k]; }
+  std::span<const int32_t> ids(int32_t k) const {
+    return {id_list_.data() + id_offsets_[k], id_list_.data() + id_offsets_[k + 1]};
+  }
+
+ private:
+  std::vector<std::string> bytes_;      // [vocab]
+  std::vector<int32_t> end_ids_;
+  std::vector<std::string> strings_;    // [n_strings], sorted
+  std::vector<int32_t> lcp_;            // [n_strings]
+  std::vector<int32_t> id_offsets_;     // [n_strings + 1] into id_list_
+  std::vector<int32_t> id_list_;        // [tokens with bytes]
+};
+
+// Counters for benchmarks and tests.
+struct TokenMaskStats {
+  int64_t masks = 0;              // FillMask calls
+  int64_t stack_hits = 0;         // per-stack masks served from the cache
+  int64_t stack_misses = 0;
+  int64_t truncated_walks = 0;    // vocabulary walks from a truncated stack
+  int64_t uncertain_checked = 0;  // tokens checked against a whole stack
+};
+
+// One sequence's grammar state and its mask computation. Not thread-safe; one per sequence.
+class TokenConstraint {
+ public:
+  TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab);
+
+  // Writes the allowed set as a bitset over the vocabulary: bit (id % 64) of word id / 64.
+  // Nothing allowed means the grammar is stuck (no token can continue it and it may not end).
+  void FillMask(std::vector<uint64_t>* mask);
+  // Whether one token is allowed, without building a mask (the greedy fast path).
+  bool Allows(int32_t id);
+  // Advances over a token; false (and no change) when the grammar does not allow it. An end id
+  // is accepted where the grammar may end and leaves the state as it is.
+  bool Accept(int32_t id);
+
+  bool CanEnd() const { return matcher_.CanEnd(); }
+  // Only ending is possible (nothing may follow).
+  bool Finished() const { return matcher_.Finished(); }
+
+  // The state, for rollback (speculative decoding rejects drafted tokens).
+  const MatchState& state() const { return matcher_.state(); }
+  void Restore(const MatchState& s) { matcher_.set_state(s); }
+
+  const TokenMaskStats& stats() const { return stats_; }
+  const TokenVocabulary& vocab() const { return *vocab_; }
+
+ private:
+  struct TruncatedResult {
+    std::vector<uint64_t> accepted;  // bitset over ids
+    std::vector<int32_t> uncertain;  // string indices, ascending
+  };
+  // Walks the strings `subset` (ascending; all when null) from `start`, setting accepted tokens'
+  // bits in `accepted` and listing the strings a truncated stack could not decide.
+  void Walk(const MatchState& start, const std::vector<int32_t>* subset, std::vector<uint64_t>* accepted,
+            std::vector<int32_t>* uncertain);
+  // The mask of one whole stack (cached).
+  const std::vector<uint64_t>& StackMask(int32_t stack);
+  // The stack cut below its top kTruncateDepth frames (ending in kBottom), or the stack itself
+  // when it is no deeper than that.
+  int32_t Truncate(int32_t stack);
+
+  std::shared_ptr<const TokenVocabulary> vocab_;
+  GrammarMatcher matcher_;
+  size_t words_;
+  std::unordered_map<int32_t, std::vector<uint64_t>> stack_masks_;
+  std::unordered_map<int32_t, TruncatedResult> truncated_;
+  std::vector<MatchState> depth_states_;  // walk scratch: [max token length + 1]
+  std::vector<uint8_t> depth_bottom_;
+  TokenMaskStats stats_;
+};
+
+}  // namespace fastgen::constrained
