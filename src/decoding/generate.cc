@@ -13,6 +13,27 @@ double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
 
 }  // namespace
 
+Expected<int32_t> SampleConstrained(Sampler& sampler, constrained::TokenConstraint& constraint,
+                                    std::span<const float> logits, std::span<const int32_t> history,
+                                    std::vector<uint64_t>* allowed) {
+  int32_t next = -1;
+  // Greedy: the unconstrained argmax is the constrained one whenever the grammar allows it
+  // (ties go to the lowest id either way), and checking one token is far cheaper than a mask.
+  if (sampler.greedy()) {
+    next = sampler.Sample(logits, history);
+    if (!constraint.Allows(next)) next = -1;
+  }
+  if (next < 0) {
+    constraint.FillMask(allowed);
+    if (std::all_of(allowed->begin(), allowed->end(), [](uint64_t w) { return w == 0; })) {
+      return InvalidArgument("the grammar cannot go on: no token of the vocabulary continues the text and it may not end here");
+    }
+    next = sampler.Sample(logits, history, *allowed);
+  }
+  if (!constraint.Accept(next)) return Internal("a sampled token is outside the grammar's mask");
+  return next;
+}
+
 Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int32_t> prompt,
                                   const GenerateOptions& options, const TokenCallback& on_token) {
   const ModelConfig& c = model.config();
@@ -76,8 +97,19 @@ Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int
   const auto t1 = std::chrono::steady_clock::now();
   result.prefill_seconds = Seconds(t0, t1);
 
+  constrained::TokenConstraint* constraint = options.constraint;
+  std::vector<uint64_t> allowed;
   for (int64_t i = 0; i < options.max_new_tokens; ++i) {
-    const int32_t next = sampler.Sample(logits, history);
+    int32_t next;
+    if (constraint == nullptr) {
+      next = sampler.Sample(logits, history);
+    } else {
+      if (constraint->Finished()) {
+        result.stop_reason = StopReason::kGrammarComplete;
+        break;
+      }
+      FG_ASSIGN_OR_RETURN(next, SampleConstrained(sampler, *constraint, logits, history, &allowed));
+    }
     result.tokens.push_back(next);
     history.push_back(next);
     const bool is_stop = std::find(stop.begin(), stop.end(), next) != stop.end();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "decoding/constrained/token_mask.h"
 #include "decoding/sampler.h"
 #include "kv/eviction.h"
 #include "models/model.h"
@@ -26,9 +27,14 @@ struct GenerateOptions {
   // rather than until the cache is full. kv.capacity() must exceed the budget.
   KvEvictor* evictor = nullptr;
   int64_t max_positions = 0;
+  // Constrained decoding (optional): each token is sampled among those the grammar allows from
+  // where the text stands (end-of-sequence ids only where it may end), and generation stops once
+  // the grammar allows nothing more. Its vocabulary's end ids should be the stop ids above.
+  constrained::TokenConstraint* constraint = nullptr;
 };
 
-enum class StopReason { kMaxTokens, kStopToken, kCallback, kContextFull };
+// kGrammarComplete: the constraint's grammar allows nothing more (the text is a complete sentence).
+enum class StopReason { kMaxTokens, kStopToken, kCallback, kContextFull, kGrammarComplete };
 
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated ids (a stop id that ended generation included)
@@ -40,6 +46,12 @@ struct GenerateResult {
 
 // Called with each generated id as soon as it is sampled; return false to stop.
 using TokenCallback = std::function<bool(int32_t)>;
+
+// One constrained sampling step: samples among the tokens `constraint` allows and advances it
+// past the token. `allowed` is scratch for the mask. An error when nothing is allowed.
+Expected<int32_t> SampleConstrained(Sampler& sampler, constrained::TokenConstraint& constraint,
+                                    std::span<const float> logits, std::span<const int32_t> history,
+                                    std::vector<uint64_t>* allowed);
 
 // Runs `prompt` through `model` into `kv` (which may already hold a prefix) and generates.
 Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int32_t> prompt,

@@ -209,7 +209,8 @@ void Sampler::ApplyPenalties(std::span<const int32_t> history) {
   touched_.clear();
 }
 
-void Sampler::ProcessLogits(std::span<const float> logits, std::span<const int32_t> history) {
+void Sampler::ProcessLogits(std::span<const float> logits, std::span<const int32_t> history,
+                            std::span<const uint64_t> allowed) {
   assert(logits.size() == static_cast<size_t>(vocab_size_));
   const size_t n = std::min(logits.size(), logits_.size());
   const float* in = logits.data();
@@ -225,6 +226,17 @@ void Sampler::ProcessLogits(std::span<const float> logits, std::span<const int32
     x += bias;
     // +inf logit with a -inf ban: the ban wins.
     if (std::isnan(x)) x = kNegInf;
+  }
+  if (!allowed.empty()) {
+    for (size_t w = 0; w < allowed.size() && w * 64 < logits_.size(); ++w) {
+      uint64_t banned = ~allowed[w];
+      while (banned) {
+        const size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(banned));
+        if (i >= logits_.size()) break;
+        logits_[i] = kNegInf;
+        banned &= banned - 1;
+      }
+    }
   }
 }
 
@@ -351,8 +363,8 @@ Sampler::Cutoff Sampler::FindCutoff(const float* w) {
 }
 
 void Sampler::Distribution(std::span<const float> logits, std::span<const int32_t> history,
-                           std::vector<float>* probs) {
-  ProcessLogits(logits, history);
+                           std::vector<float>* probs, std::span<const uint64_t> allowed) {
+  ProcessLogits(logits, history, allowed);
   const size_t n = logits_.size();
   probs->resize(n);
   float* w = probs->data();
@@ -433,12 +445,13 @@ int32_t Sampler::SampleFrom(std::span<const float> probs) {
   return -1;
 }
 
-int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> history) {
+int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> history,
+                        std::span<const uint64_t> allowed) {
   if (greedy()) {
-    ProcessLogits(logits, history);
+    ProcessLogits(logits, history, allowed);
     return ArgmaxProcessed();
   }
-  Distribution(logits, history, &probs_);
+  Distribution(logits, history, &probs_, allowed);
   return SampleFrom(probs_);
 }
 

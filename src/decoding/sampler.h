@@ -10,7 +10,7 @@
 //   1. NaN logits become -inf (a NaN must never win an argmax or poison the softmax sum).
 //   2. Penalties over the last `penalty_last_n` tokens of the history: repetition penalty
 //      (multiplicative, once per distinct token), then presence and frequency (additive).
-//   3. Logit bias (added; -inf bans a token).
+//   3. Logit bias (added; -inf bans a token), then the allowed mask when one is given (grammars).
 //   4. Greedy (temperature <= 0) stops here: one-hot at the argmax, lowest index on ties.
 //   5. Temperature: logits are divided by T before any truncation, so top-p and min-p see the
 //      distribution that will actually be sampled from. llama.cpp's default chain applies
@@ -89,8 +89,11 @@ class Sampler {
   // Writes the final normalized distribution over the vocabulary into `probs` (resized to
   // vocab_size; zeros for filtered tokens). `logits` must hold vocab_size values; `history`
   // is every token so far (prompt and generated), oldest first.
+  // `allowed` (optional): a bitset over the vocabulary (bit id % 64 of word id / 64), e.g. a
+  // grammar's mask; tokens outside it get -inf after the logit bias, before temperature and
+  // truncation, so top-k / top-p / min-p choose among allowed tokens only.
   void Distribution(std::span<const float> logits, std::span<const int32_t> history,
-                    std::vector<float>* probs);
+                    std::vector<float>* probs, std::span<const uint64_t> allowed = {});
 
   // Inverse-CDF draw from `probs` (need not be exactly normalized; non-positive and NaN entries
   // are never chosen) using one NextUniform(). Returns -1 if no entry is positive.
@@ -98,7 +101,8 @@ class Sampler {
 
   // Distribution + SampleFrom. Greedy mode skips the distribution and the RNG: argmax after
   // penalties and bias, lowest index on ties.
-  int32_t Sample(std::span<const float> logits, std::span<const int32_t> history);
+  int32_t Sample(std::span<const float> logits, std::span<const int32_t> history,
+                 std::span<const uint64_t> allowed = {});
 
   // [0, 1) from this sampler's RNG (speculative acceptance draws from the same stream).
   double NextUniform() { return rng_.NextDouble(); }
@@ -119,8 +123,9 @@ class Sampler {
     int32_t id;
   };
 
-  // Steps 1-3 into logits_.
-  void ProcessLogits(std::span<const float> logits, std::span<const int32_t> history);
+  // Steps 1-3 (and the allowed mask) into logits_.
+  void ProcessLogits(std::span<const float> logits, std::span<const int32_t> history,
+                     std::span<const uint64_t> allowed);
   void ApplyPenalties(std::span<const int32_t> history);
   // Lowest-index argmax of logits_ (0 if all are -inf).
   int32_t ArgmaxProcessed() const;

@@ -15,7 +15,11 @@ int HexValue(char c) {
 
 class ByteLevelDecoder final : public Decoder {
  public:
-  void DecodeChain(std::vector<std::string>* tokens) const override {
+  void DecodeChain(std::vector<std::string>* tokens) const override { Decode(tokens, true); }
+  void DecodeChainBytes(std::vector<std::string>* tokens) const override { Decode(tokens, false); }
+
+ private:
+  static void Decode(std::vector<std::string>* tokens, bool sanitize) {
     // Every character of a token maps back to one byte; a token with a character outside the
     // table (an added token such as "<|im_start|>" is fine, its characters are all in it)
     // contributes its raw UTF-8 instead. Invalid UTF-8 in the result becomes U+FFFD.
@@ -37,7 +41,7 @@ class ByteLevelDecoder final : public Decoder {
         bytes += t;
       }
     }
-    tokens->assign(1, IsValidUtf8(bytes) ? std::move(bytes) : SanitizeUtf8(bytes));
+    tokens->assign(1, !sanitize || IsValidUtf8(bytes) ? std::move(bytes) : SanitizeUtf8(bytes));
   }
 };
 
@@ -83,13 +87,17 @@ class ReplaceDecoder final : public Decoder {
 
 class ByteFallbackDecoder final : public Decoder {
  public:
-  void DecodeChain(std::vector<std::string>* tokens) const override {
+  void DecodeChain(std::vector<std::string>* tokens) const override { Decode(tokens, true); }
+  void DecodeChainBytes(std::vector<std::string>* tokens) const override { Decode(tokens, false); }
+
+ private:
+  static void Decode(std::vector<std::string>* tokens, bool sanitize) {
     std::vector<std::string> out;
     out.reserve(tokens->size());
     std::string pending;
     auto flush = [&] {
       if (pending.empty()) return;
-      if (IsValidUtf8(pending)) {
+      if (!sanitize || IsValidUtf8(pending)) {
         out.push_back(pending);
       } else {
         // tokenizers emits one U+FFFD per byte of an invalid run, not per maximal subpart.
@@ -214,6 +222,9 @@ class SequenceDecoder final : public Decoder {
   explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> parts) : parts_(std::move(parts)) {}
   void DecodeChain(std::vector<std::string>* tokens) const override {
     for (const auto& p : parts_) p->DecodeChain(tokens);
+  }
+  void DecodeChainBytes(std::vector<std::string>* tokens) const override {
+    for (const auto& p : parts_) p->DecodeChainBytes(tokens);
   }
 
  private:

@@ -15,6 +15,9 @@ class Decoder {
  public:
   virtual ~Decoder() = default;
   virtual void DecodeChain(std::vector<std::string>* tokens) const = 0;
+  // As DecodeChain, but bytes that are not valid UTF-8 by themselves stay as they are instead of
+  // becoming U+FFFD: a token may hold part of a character, and a grammar matcher must see it.
+  virtual void DecodeChainBytes(std::vector<std::string>* tokens) const { DecodeChain(tokens); }
 };
 
 std::unique_ptr<Decoder> MakeByteLevelDecoder();

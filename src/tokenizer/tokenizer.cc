@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -178,6 +179,62 @@ std::string Tokenizer::Decode(std::span<const int32_t> ids, bool skip_special_to
   }
   if (!tok::IsValidUtf8(text)) text = tok::SanitizeUtf8(text);
   return text;
+}
+
+const std::vector<std::string>& Tokenizer::TokenBytes() const {
+  std::call_once(token_bytes_once_, [this] {
+    const int32_t n = vocab_size();
+    token_bytes_.assign(n, std::string());
+    auto concat = [](const std::vector<std::string>& v) {
+      std::string all;
+      for (const std::string& t : v) all += t;
+      return all;
+    };
+    // Decoders treat a sequence's first token specially (Metaspace drops its ▁, Strip its
+    // leading space), so each token is decoded after an anchor, a one-letter token, and the
+    // anchor's own text is cut off: what remains is the token's text mid-sequence.
+    std::string anchor;
+    for (int32_t id = 0; id < n && anchor.empty(); ++id) {
+      const std::string* t = parts_->model->IdToToken(id);
+      if (t && t->size() == 1 && std::isalpha(static_cast<unsigned char>((*t)[0])) && !parts_->added.FindById(id)) {
+        anchor = *t;
+      }
+    }
+    std::string anchor_text;
+    if (parts_->decoder && !anchor.empty()) {
+      std::vector<std::string> v{anchor};
+      parts_->decoder->DecodeChainBytes(&v);
+      anchor_text = concat(v);
+    }
+    for (int32_t id = 0; id < n; ++id) {
+      // Added tokens decode through the chain like the others (Gemma's "▁▁" runs of spaces).
+      const std::string* t = nullptr;
+      if (const tok::AddedToken* added = parts_->added.FindById(id)) {
+        if (added->special) continue;
+        t = &added->content;
+      } else {
+        t = parts_->model->IdToToken(id);
+      }
+      if (!t) continue;
+      if (!parts_->decoder) {
+        token_bytes_[id] = " " + *t;  // Decode joins undecoded tokens with spaces
+        continue;
+      }
+      std::vector<std::string> v;
+      if (!anchor.empty()) v.push_back(anchor);
+      v.push_back(*t);
+      parts_->decoder->DecodeChainBytes(&v);
+      std::string text = concat(v);
+      if (!anchor.empty() && text.compare(0, anchor_text.size(), anchor_text) == 0) {
+        token_bytes_[id] = text.substr(anchor_text.size());
+      } else {
+        v.assign(1, *t);
+        parts_->decoder->DecodeChainBytes(&v);
+        token_bytes_[id] = concat(v);
+      }
+    }
+  });
+  return token_bytes_;
 }
 
 int32_t Tokenizer::vocab_size() const {

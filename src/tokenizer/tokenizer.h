@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -68,12 +69,19 @@ class Tokenizer {
   std::string IdToToken(int32_t id) const;  // "" for an id without a token
   std::optional<int32_t> TokenToId(std::string_view token) const;
   bool IsSpecial(int32_t id) const;
+  // [vocab_size()]: the bytes each token adds to decoded text in the middle of a sequence (a
+  // SentencePiece token's leading ▁ as a space, a byte token <0xE2> as the raw byte, partial
+  // UTF-8 kept as it is); empty for special tokens and ids without a token. Computed on first use
+  // (thread-safe) and kept: constrained decoding matches grammars against these bytes.
+  const std::vector<std::string>& TokenBytes() const;
   // Where the tokenizer was loaded from, for messages.
   const std::string& source() const;
 
  private:
   explicit Tokenizer(std::unique_ptr<TokenizerParts> parts);
   std::unique_ptr<TokenizerParts> parts_;
+  mutable std::once_flag token_bytes_once_;
+  mutable std::vector<std::string> token_bytes_;
 };
 
 // Streams text as ids arrive; never emits a partial UTF-8 character (SentencePiece byte tokens
