@@ -9,6 +9,7 @@
 
 #include "cli/common.h"
 #include "cli/commands.h"
+#include "cli/grammar_flags.h"
 #include "cli/sampler_flags.h"
 #include "cli/spec_flags.h"
 #include "decoding/generate.h"
@@ -32,6 +33,7 @@ struct RunFlags {
   SamplerFlags sampler;
   SpecFlags spec;
   KvPolicyFlags kv_policy;
+  GrammarFlags grammar;
 };
 
 Status WriteLogits(const std::string& path, const std::vector<float>& logits) {
@@ -62,7 +64,7 @@ int Run(RunFlags& f) {
   // The tokenizer encodes a text prompt (-p "" included: generation from BOS) and decodes the
   // output unless ids are printed; only ids in and ids out can do without one.
   const bool text_prompt = f.prompt_ids.empty();
-  if (!f.print_ids || text_prompt) {
+  if (!f.print_ids || text_prompt || f.grammar.any()) {
     const std::string& path = model.checkpoint().path;
     auto tok = model.checkpoint().gguf ? Tokenizer::FromGguf(*model.checkpoint().gguf) : Tokenizer::Load(path);
     if (!tok.ok()) return ReportError(tok.status().WithContext("loading the tokenizer"));
@@ -124,6 +126,14 @@ int Run(RunFlags& f) {
     return ReportError(InvalidArgument("--sparse-attn does not combine with --spec yet (verification is not a "
                                        "single-token step)"));
   model.set_sparse_attention(sparse->get());  // decode steps only; the model outlives nothing here
+  std::vector<int32_t> end_ids;
+  if (!f.ignore_eos) end_ids = c.eos_ids;
+  auto constraint = ConstraintFromFlags(f.grammar, model, tokenizer.get(), end_ids);
+  if (!constraint.ok()) return ReportError(constraint.status());
+  if (*constraint && !f.spec.mode.empty())
+    return ReportError(InvalidArgument("--grammar/--json-schema/--regex/--json do not combine with --spec in `run` "
+                                       "yet (the server's speculation does combine with them)"));
+  go.constraint = constraint->get();
   go.max_positions = positions;
   std::vector<float> prompt_logits;
   if (!f.dump_logits.empty()) go.prompt_logits = &prompt_logits;
@@ -212,6 +222,7 @@ CommandFn AddRunCommand(CLI::App& app) {
   AddSamplerFlags(cmd, &f->sampler);
   AddSpecFlags(cmd, &f->spec, /*run=*/true);
   AddKvPolicyFlags(cmd, &f->kv_policy);
+  AddGrammarFlags(cmd, &f->grammar);
   return [f] { return Run(*f); };
 }
 

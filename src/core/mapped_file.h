@@ -43,6 +43,7 @@ inline constexpr ReadLimit kTokenizerFileLimit{512u << 20, "tokenizer file"};
 inline constexpr ReadLimit kTemplateFileLimit{4u << 20, "chat template"};
 inline constexpr ReadLimit kCalibrationFileLimit{256u << 20, "calibration text"};
 inline constexpr ReadLimit kEvalTextLimit{256u << 20, "text to evaluate"};
+inline constexpr ReadLimit kGrammarFileLimit{16u << 20, "grammar or JSON schema file"};
 
 // Reads a whole file into a string. Refuses a directory and anything longer than
 // limit.max_bytes (naming the file and the limit); reads pipes and character devices as

@@ -26,6 +26,9 @@ Expected<int32_t> SampleConstrained(Sampler& sampler, constrained::TokenConstrai
   if (next < 0) {
     constraint.FillMask(allowed);
     if (std::all_of(allowed->begin(), allowed->end(), [](uint64_t w) { return w == 0; })) {
+      if (constraint.overflowed())
+        return InvalidArgument("the grammar is too ambiguous to follow (more than " +
+                               std::to_string(constrained::GrammarMatcher::kMaxStacks) + " parses at once)");
       return InvalidArgument("the grammar cannot go on: no token of the vocabulary continues the text and it may not end here");
     }
     next = sampler.Sample(logits, history, *allowed);

@@ -6,6 +6,8 @@
 #include <numeric>
 
 #include "core/diagnostics.h"
+#include "decoding/constrained/output_format.h"
+#include "decoding/generate.h"
 #include "decoding/speculative/prompt_lookup.h"
 
 namespace fastgen::runtime {
@@ -112,6 +114,8 @@ Expected<std::shared_ptr<RequestHandle>> Engine::Submit(Request r) {
     return InvalidArgument("top_logprobs: " + std::to_string(p.top_logprobs) + " is outside [0, 20]");
   if (!p.stop.empty() && tokenizer_ == nullptr)
     return InvalidArgument("stop: stop strings need the model's tokenizer, and this model has none");
+  if (p.grammar && tokenizer_ == nullptr)
+    return InvalidArgument("response_format: structured output needs the model's tokenizer, and this model has none");
   for (int32_t id : p.stop_ids)
     if (id < 0 || id >= c.vocab_size) return InvalidArgument("stop token id " + std::to_string(id) + " is outside the vocabulary");
   FG_RETURN_IF_ERROR(ValidateSamplerOptions(p.sampler, static_cast<int32_t>(c.vocab_size)));
@@ -178,6 +182,12 @@ std::unique_ptr<Sequence> Engine::NewSequence(const std::shared_ptr<RequestState
   so.seed += static_cast<uint64_t>(index) * 0x9e3779b97f4a7c15ull;  // choices draw different streams
   s->sampler = std::make_unique<Sampler>(so, static_cast<int32_t>(model_.config().vocab_size));
   s->text = std::make_unique<TextOutput>(tokenizer_, req->params.skip_special_tokens, req->params.stop);
+  if (req->params.grammar) {
+    if (!grammar_vocab_) grammar_vocab_ = constrained::MakeTokenVocabulary(tokenizer_->TokenBytes(), model_.config().vocab_size);
+    std::vector<int32_t> end_ids = req->params.stop_ids;
+    if (!req->params.ignore_eos) end_ids.insert(end_ids.end(), model_.config().eos_ids.begin(), model_.config().eos_ids.end());
+    s->constraint = std::make_unique<constrained::TokenConstraint>(req->params.grammar, grammar_vocab_, std::move(end_ids));
+  }
   return s;
 }
 
@@ -311,7 +321,19 @@ void Engine::Emit(Sequence* s, std::span<const float> rows, std::span<const int3
   // exactly as plain decoding draws it, so the output is plain decoding's, greedy or sampled.
   for (size_t i = 0; i <= draft.size(); ++i) {
     const std::span<const float> logits = rows.subspan(i * vocab, vocab);
-    const int32_t id = s->sampler->Sample(logits, s->tokens);
+    int32_t id;
+    if (s->constraint) {
+      auto next = SampleConstrained(*s->sampler, *s->constraint, logits, s->tokens, &allowed_);
+      if (!next.ok()) {
+        // Nothing in the vocabulary continues the grammar here: end the choice where it stands.
+        Warn("request choice " + std::to_string(s->index) + ": " + next.status().message());
+        finish = FinishReason::kStop;
+        break;
+      }
+      id = *next;
+    } else {
+      id = s->sampler->Sample(logits, s->tokens);
+    }
     s->tokens.push_back(id);
     ++req.completion_tokens;
     ++emitted;
@@ -323,7 +345,8 @@ void Engine::Emit(Sequence* s, std::span<const float> rows, std::span<const int3
     const auto& p = req.params;
     const bool eos = !p.ignore_eos && std::find(model_.config().eos_ids.begin(), model_.config().eos_ids.end(), id) !=
                                           model_.config().eos_ids.end();
-    if (stopped || eos || std::find(p.stop_ids.begin(), p.stop_ids.end(), id) != p.stop_ids.end()) {
+    const bool grammar_done = s->constraint && s->constraint->Finished();
+    if (stopped || eos || grammar_done || std::find(p.stop_ids.begin(), p.stop_ids.end(), id) != p.stop_ids.end()) {
       finish = FinishReason::kStop;
     } else if (s->generated() >= s->max_new || static_cast<int64_t>(s->tokens.size()) >= context_) {
       finish = FinishReason::kLength;
@@ -350,6 +373,18 @@ void Engine::Emit(Sequence* s, std::span<const float> rows, std::span<const int3
   });
   req.handle->Push(std::move(e));
   if (finish != FinishReason::kNone) Finish(s, finish, {});
+}
+
+void Engine::TrimDraftToGrammar(Sequence* s, speculative::Draft* draft) {
+  // Verification would reject a token the grammar forbids anyway (the sampled token never equals
+  // it); cutting the draft there saves computing its rows.
+  const constrained::MatchState start = s->constraint->state();
+  size_t keep = 0;
+  while (keep < draft->size() && s->constraint->Accept(draft->tokens[keep])) ++keep;
+  s->constraint->Restore(start);
+  draft->tokens.resize(keep);
+  draft->parents.resize(keep);
+  if (draft->q.size() > keep) draft->q.resize(keep);
 }
 
 void Engine::ProposeWithDraftModel(Sequence* s, int64_t length, speculative::Draft* d) {
@@ -408,6 +443,7 @@ bool Engine::Step() {
         if (!lookup.Propose(pr, &d).ok() || !d.IsChain()) d.Clear();
         // Prompt lookup first (free), the draft model where the context has nothing to copy.
         if (d.empty() && opts_.draft) ProposeWithDraftModel(s, std::min<int64_t>(room, opts_.draft_length), &d);
+        if (s->constraint && !d.empty() && d.IsChain()) TrimDraftToGrammar(s, &d);
         if (!d.empty() && d.IsChain() && scheduler_.ReserveSlots(s, s->computed + 1 + static_cast<int64_t>(d.size()))) {
           drafts[i] = d.tokens;
           tokens[i].insert(tokens[i].end(), d.tokens.begin(), d.tokens.end());

@@ -85,6 +85,8 @@ class Engine {
   void Emit(Sequence* s, std::span<const float> rows, std::span<const int32_t> draft);
   void Finish(Sequence* s, FinishReason reason, std::string tail);
   void FailAll(const Status& status);
+  // Cuts a draft at its first token the sequence's grammar does not allow.
+  void TrimDraftToGrammar(Sequence* s, speculative::Draft* draft);  // a chain
   // A chain of up to `length` tokens from the draft model for `s` (empty when it has none).
   void ProposeWithDraftModel(Sequence* s, int64_t length, speculative::Draft* d);
   void UpdateGauges();  // running, waiting, KV blocks, prefix cache into the metrics
@@ -112,6 +114,10 @@ class Engine {
   std::vector<std::unique_ptr<Sequence>> seqs_;  // every live sequence
   std::vector<float> logits_;
   std::vector<int32_t> scratch_tokens_;
+  // The vocabulary as grammars see it, built at the first request with a grammar (it reads
+  // every token's bytes once), and the mask scratch.
+  std::shared_ptr<const constrained::TokenVocabulary> grammar_vocab_;
+  std::vector<uint64_t> allowed_;
   MetricsRecorder metrics_;
 
   std::thread thread_;

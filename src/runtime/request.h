@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "decoding/constrained/grammar.h"
 #include "decoding/sampler.h"
 
 namespace fastgen::runtime {
@@ -25,6 +26,9 @@ struct GenerationParams {
   bool ignore_eos = false;
   int top_logprobs = -1;               // -1: no logprobs; 0..20: the chosen token's, plus that many alternatives
   bool skip_special_tokens = true;     // in the streamed text
+  // Structured output (optional): every choice is sampled among the tokens this grammar allows,
+  // and ends (finish "stop") once it allows nothing more. Needs the model's tokenizer.
+  std::shared_ptr<const constrained::Grammar> grammar;
 };
 
 struct Request {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "decoding/constrained/token_mask.h"
 #include "decoding/sampler.h"
 #include "decoding/speculative/draft_model.h"
 #include "decoding/speculative/step_control.h"
@@ -61,6 +62,7 @@ struct Sequence {
   std::vector<uint64_t> prompt_hashes;    // hashes of its first full prompt blocks, in order
   int64_t max_new = 0;                    // generated tokens allowed
   std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<constrained::TokenConstraint> constraint;  // with a grammar: what may come next
   std::unique_ptr<TextOutput> text;
   bool forked = false;                    // choice > 0 of n: made from choice 0 when its prompt finished
   std::chrono::steady_clock::time_point last_token_time;

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/diagnostics.h"
+#include "decoding/constrained/output_format.h"
 #include "tokenizer/chat_template.h"
 
 namespace fastgen::server {
@@ -18,7 +19,7 @@ const std::set<std::string>& KnownKeys() {
       "model", "prompt", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
       "temperature", "top_p", "top_k", "min_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty",
       "repeat_penalty", "repeat_last_n", "logit_bias", "logprobs", "top_logprobs", "user", "ignore_eos",
-      "skip_special_tokens"};
+      "skip_special_tokens", "response_format", "grammar"};
   return keys;
 }
 
@@ -35,11 +36,70 @@ std::string UnsupportedSetting(const json& j) {
   }
   for (const char* key : {"tools", "functions"})
     if (set(key) && !(j[key].is_array() && j[key].empty())) return key;
-  if (set("response_format")) {
-    const json& rf = j["response_format"];
-    if (!(rf.is_object() && rf.contains("type") && rf["type"] == "text")) return "response_format";
-  }
   return "";
+}
+
+// response_format ({"type": "text" | "json_object" | "json_schema", "json_schema": {"name",
+// "schema", "strict"}}) and llama.cpp's "grammar" (GBNF text) into the grammar that constrains
+// the output. The schema is read again from the body with its key order kept: properties are
+// generated in the order the schema declares them, which nlohmann::json (sorted keys) loses.
+bool ParseOutputFormat(const std::string& body, const json& j, ApiError* error, runtime::GenerationParams* p) {
+  auto fail = [&](const char* param, const std::string& message) {
+    error->status = 400;
+    error->param = param;
+    error->message = message;
+    error->code = "invalid_value";
+    return false;
+  };
+  constrained::OutputFormat format;
+  const char* param = "response_format";
+  if (j.contains("response_format") && !j["response_format"].is_null()) {
+    const json& rf = j["response_format"];
+    if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+      return fail(param, "response_format: expected an object with a string \"type\"");
+    const std::string type = rf["type"].get<std::string>();
+    if (type == "json_object") {
+      format.kind = constrained::OutputFormat::Kind::kJsonObject;
+    } else if (type == "json_schema") {
+      if (!rf.contains("json_schema") || !rf["json_schema"].is_object())
+        return fail(param, "response_format.json_schema: expected an object with \"name\" and \"schema\"");
+      const json& js = rf["json_schema"];
+      if (js.contains("name") && !js["name"].is_string()) return fail(param, "response_format.json_schema.name: expected a string");
+      if (js.contains("strict") && !js["strict"].is_boolean() && !js["strict"].is_null())
+        return fail(param, "response_format.json_schema.strict: expected a boolean");
+      if (!js.contains("schema") || js["schema"].is_null()) {
+        format.kind = constrained::OutputFormat::Kind::kJsonObject;  // a schema-less json_schema: any object
+      } else {
+        if (!js["schema"].is_object() && !js["schema"].is_boolean())
+          return fail(param, "response_format.json_schema.schema: expected a JSON Schema object");
+        const auto ordered = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
+        format.kind = constrained::OutputFormat::Kind::kJsonSchema;
+        format.text = ordered["response_format"]["json_schema"]["schema"].dump();
+      }
+    } else if (type != "text") {
+      return fail(param, "response_format.type: '" + type.substr(0, 64) + "' is not one of text, json_object, json_schema");
+    }
+  }
+  if (j.contains("grammar") && !j["grammar"].is_null()) {
+    if (!j["grammar"].is_string()) return fail("grammar", "grammar: expected GBNF text");
+    if (format.kind != constrained::OutputFormat::Kind::kText)
+      return fail("grammar", "grammar: give either grammar or a JSON response_format, not both");
+    format.kind = constrained::OutputFormat::Kind::kGrammar;
+    format.text = j["grammar"].get<std::string>();
+    param = "grammar";
+  }
+  auto grammar = constrained::CompileOutputFormat(format);
+  if (!grammar.ok()) {
+    const bool ours = grammar.status().code() == ErrorCode::kInternal;
+    error->status = ours ? 500 : 400;
+    error->type = ours ? "server_error" : "invalid_request_error";
+    error->param = param;
+    error->message = std::string(param) + ": " + grammar.status().message();
+    error->code = ours ? "" : "invalid_value";
+    return false;
+  }
+  p->grammar = std::move(*grammar);
+  return true;
 }
 
 // Typed reads of the request object: each failure names the parameter.
@@ -305,6 +365,7 @@ std::optional<ApiRequest> ParseRequest(const std::string& body, bool chat, const
       !f.Integer("repeat_last_n", -1, 1 << 30, &last_n) || !f.Bool("ignore_eos", &p.ignore_eos) ||
       !f.Bool("skip_special_tokens", &p.skip_special_tokens))
     return std::nullopt;
+  if (!ParseOutputFormat(body, j, error, &p)) return std::nullopt;
   if (f.Has("user") && !j["user"].is_string()) {
     f.Fail("user", "user: expected a string");
     return std::nullopt;

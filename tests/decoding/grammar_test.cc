@@ -153,3 +153,20 @@ TEST(Grammar, ErrorsNameWhatIsWrong) {
 
 }  // namespace
 }  // namespace fastgen::constrained
+
+namespace fastgen::constrained {
+namespace {
+
+// x{0,n} of a nullable x reaches the same stacks along 2^n paths; expanding each node once per
+// step keeps it linear (this test would not finish otherwise), and a long chain of nullable rules
+// does not recurse on the C++ stack.
+TEST(Grammar, NullableRepetitionsExpandOnce) {
+  auto g = Grammar::Parse(R"(root ::= ("a"?){0,3000} "b")");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  GrammarMatcher m(*g);
+  EXPECT_TRUE(m.Accept(std::string(100, 'a') + "b"));
+  EXPECT_TRUE(m.CanEnd());
+}
+
+}  // namespace
+}  // namespace fastgen::constrained

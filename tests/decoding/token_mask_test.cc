@@ -52,11 +52,11 @@ TEST(TokenMask, EqualsTokenByTokenCheckAlongRandomPaths) {
   const int32_t end_id = 256 + 48;  // an id past the pieces: the end-of-sequence token
   std::vector<std::string> bytes = MakeVocab(7);
   bytes.insert(bytes.begin() + end_id, "</s>");
-  auto vocab = std::make_shared<TokenVocabulary>(bytes, std::vector<int32_t>{end_id});
+  auto vocab = std::make_shared<TokenVocabulary>(bytes);
   std::mt19937 rng(11);
   int64_t total_allowed = 0;
   for (int path = 0; path < 30; ++path) {
-    TokenConstraint c(*g, vocab);
+    TokenConstraint c(*g, vocab, {end_id});
     std::string text;
     for (int step = 0; step < 60; ++step) {
       std::vector<uint64_t> mask;
@@ -94,8 +94,8 @@ TEST(TokenMask, CachesServeRepeatedStacks) {
   auto g = Grammar::Parse(kJsonGrammar);
   ASSERT_TRUE(g.ok());
   std::vector<std::string> bytes = MakeVocab(3);
-  auto vocab = std::make_shared<TokenVocabulary>(bytes, std::vector<int32_t>{});
-  TokenConstraint c(*g, vocab);
+  auto vocab = std::make_shared<TokenVocabulary>(bytes);
+  TokenConstraint c(*g, vocab, {});
   std::vector<uint64_t> mask;
   auto feed = [&](const std::string& text) {
     for (char ch : text) {
@@ -115,9 +115,9 @@ TEST(TokenMask, CachesServeRepeatedStacks) {
 TEST(TokenMask, EndOnlyWhereTheGrammarMayEnd) {
   auto g = Grammar::Parse(R"(root ::= "a" "b"?)");
   ASSERT_TRUE(g.ok());
-  auto vocab = std::make_shared<TokenVocabulary>(std::vector<std::string>{"a", "b", "ab", "", "c"},
-                                                 std::vector<int32_t>{3});
-  TokenConstraint c(*g, vocab);
+  // The end id 3 spells text ("a", as GPT-2's <|endoftext|> does): only the grammar's end decides.
+  auto vocab = std::make_shared<TokenVocabulary>(std::vector<std::string>{"a", "b", "ab", "a", "c"});
+  TokenConstraint c(*g, vocab, {3});
   std::vector<uint64_t> mask;
   c.FillMask(&mask);
   EXPECT_EQ(mask[0], 0b00101u);  // "a", "ab"
@@ -135,9 +135,8 @@ TEST(TokenMask, EndOnlyWhereTheGrammarMayEnd) {
 TEST(TokenMask, RestoreRollsBack) {
   auto g = Grammar::Parse(R"(root ::= "x" [0-9]+ "y")");
   ASSERT_TRUE(g.ok());
-  auto vocab = std::make_shared<TokenVocabulary>(std::vector<std::string>{"x", "1", "2", "y", "x1"},
-                                                 std::vector<int32_t>{});
-  TokenConstraint c(*g, vocab);
+  auto vocab = std::make_shared<TokenVocabulary>(std::vector<std::string>{"x", "1", "2", "y", "x1"});
+  TokenConstraint c(*g, vocab, {});
   const MatchState start = c.state();
   ASSERT_TRUE(c.Accept(4));
   ASSERT_TRUE(c.Accept(2));

@@ -32,43 +32,52 @@ int32_t StackArena::Push(int32_t parent, int32_t position) {
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar) : grammar_(std::move(grammar)) {
   // The start state: the root rule called from the empty stack.
+  NewStep();
   for (int32_t alt : grammar_->alternatives(grammar_->root())) {
-    if (grammar_->elements()[alt].kind == Kind::kEnd) {
-      state_.stacks.push_back(StackArena::kEmptyStack);
-    } else {
-      Expand(arena_.Push(StackArena::kEmptyStack, alt), &state_.stacks);
-    }
+    Expand(grammar_->elements()[alt].kind == Kind::kEnd ? StackArena::kEmptyStack
+                                                         : arena_.Push(StackArena::kEmptyStack, alt),
+           &state_.stacks);
   }
   SortUnique(&state_.stacks);
 }
 
 void GrammarMatcher::Expand(int32_t node, std::vector<int32_t>* out) {
-  if (node < 0) {  // the empty stack or the cut of a truncated one
-    out->push_back(node);
-    return;
-  }
+  // Depth-first over the expansions, each node once per step: nullable rules reach the same node
+  // along many paths (x{0,n} of a nullable x has 2^n of them), and the arena's hash-consing makes
+  // "the same node" an int comparison. An explicit stack: a chain of n nullable rules is n deep.
   const std::vector<GrammarElement>& elems = grammar_->elements();
-  const int32_t pos = arena_.position(node);
-  const GrammarElement& e = elems[pos];
-  if (e.kind != Kind::kRule) {
-    out->push_back(node);
-    return;
-  }
-  // Replace the reference by each alternative of the rule, above the place the caller resumes
-  // (nothing is pushed when the reference ends its alternative: a tail call).
-  const int32_t parent = arena_.parent(node);
-  const int32_t resume = elems[pos + 1].kind == Kind::kEnd ? parent : arena_.Push(parent, pos + 1);
-  for (int32_t alt : grammar_->alternatives(e.index)) {
-    if (elems[alt].kind == Kind::kEnd) {
-      Expand(resume, out);
-    } else {
-      Expand(arena_.Push(resume, alt), out);
+  work_.clear();
+  work_.push_back(node);
+  while (!work_.empty()) {
+    const int32_t n = work_.back();
+    work_.pop_back();
+    if (n < 0) {  // the empty stack or the cut of a truncated one
+      out->push_back(n);
+      continue;
+    }
+    if (static_cast<size_t>(n) >= visited_.size()) visited_.resize(arena_.size() + 1024, 0);
+    if (visited_[n] == stamp_) continue;
+    visited_[n] = stamp_;
+    const int32_t pos = arena_.position(n);
+    const GrammarElement& e = elems[pos];
+    if (e.kind != Kind::kRule) {
+      out->push_back(n);
+      continue;
+    }
+    // Replace the reference by each alternative of the rule, above the place the caller resumes
+    // (nothing is pushed when the reference ends its alternative: a tail call).
+    const int32_t parent = arena_.parent(n);
+    const int32_t resume = elems[pos + 1].kind == Kind::kEnd ? parent : arena_.Push(parent, pos + 1);
+    const std::vector<int32_t>& alts = grammar_->alternatives(e.index);
+    for (auto it = alts.rbegin(); it != alts.rend(); ++it) {
+      work_.push_back(elems[*it].kind == Kind::kEnd ? resume : arena_.Push(resume, *it));
     }
   }
 }
 
 void GrammarMatcher::AdvanceCodepoint(const std::vector<int32_t>& stacks, uint32_t cp, std::vector<int32_t>* out,
                                       bool* bottom_hit) {
+  NewStep();
   const std::vector<GrammarElement>& elems = grammar_->elements();
   const std::vector<CharClass>& classes = grammar_->classes();
   for (int32_t s : stacks) {
@@ -83,6 +92,18 @@ void GrammarMatcher::AdvanceCodepoint(const std::vector<int32_t>& stacks, uint32
     Expand(elems[pos + 1].kind == Kind::kEnd ? parent : arena_.Push(parent, pos + 1), out);
   }
   SortUnique(out);
+  if (out->size() > kMaxStacks) {
+    // A grammar this ambiguous would make every step slower than generating: refuse to go on.
+    overflowed_ = true;
+    out->clear();
+  }
+}
+
+void GrammarMatcher::NewStep() {
+  if (++stamp_ == 0) {  // wrapped: forget every mark
+    std::fill(visited_.begin(), visited_.end(), 0);
+    stamp_ = 1;
+  }
 }
 
 bool GrammarMatcher::Advance(const MatchState& from, uint8_t byte, MatchState* to, bool* bottom_hit) {

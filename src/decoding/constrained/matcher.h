@@ -81,16 +81,27 @@ class GrammarMatcher {
   // survives. `bottom_hit` (may be null) is set when a stack that reached kBottom had to read on.
   bool Advance(const MatchState& from, uint8_t byte, MatchState* to, bool* bottom_hit);
   // The stacks, with every top expanded to a character class (or to the empty stack / kBottom),
-  // reachable from `node` (a stack whose top may be a rule reference).
+  // reachable from `node` (a stack whose top may be a rule reference). Nodes already expanded
+  // since the last NewStep() are skipped (their stacks are in `out` already).
   void Expand(int32_t node, std::vector<int32_t>* out);
 
+  // More stacks than this after one character ends the parse (Advance fails, overflowed() says
+  // why): only a wildly ambiguous grammar gets there, and each step would cost milliseconds.
+  static constexpr size_t kMaxStacks = 8192;
+  bool overflowed() const { return overflowed_; }
+
  private:
+  void NewStep();
   void AdvanceCodepoint(const std::vector<int32_t>& stacks, uint32_t cp, std::vector<int32_t>* out,
                         bool* bottom_hit);
 
   std::shared_ptr<const Grammar> grammar_;
   StackArena arena_;
   MatchState state_;
+  std::vector<int32_t> work_;      // Expand's stack
+  std::vector<uint32_t> visited_;  // [arena node] the step that last expanded it
+  uint32_t stamp_ = 0;
+  bool overflowed_ = false;
 };
 
 }  // namespace fastgen::constrained

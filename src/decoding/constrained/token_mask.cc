@@ -17,13 +17,10 @@ void SetBit(std::vector<uint64_t>* bits, int32_t id) { (*bits)[id >> 6] |= uint6
 
 }  // namespace
 
-TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes, std::vector<int32_t> end_ids)
-    : bytes_(std::move(token_bytes)), end_ids_(std::move(end_ids)) {
-  std::sort(end_ids_.begin(), end_ids_.end());
-  end_ids_.erase(std::unique(end_ids_.begin(), end_ids_.end()), end_ids_.end());
+TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes) : bytes_(std::move(token_bytes)) {
   std::vector<int32_t> order;
   for (int32_t id = 0; id < size(); ++id) {
-    if (!bytes_[id].empty() && !IsEnd(id)) order.push_back(id);
+    if (!bytes_[id].empty()) order.push_back(id);
   }
   std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
     return bytes_[a] != bytes_[b] ? bytes_[a] < bytes_[b] : a < b;
@@ -47,10 +44,15 @@ TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes, std::vect
   if (strings_.empty()) id_offsets_.assign(1, 0);
 }
 
-bool TokenVocabulary::IsEnd(int32_t id) const { return std::binary_search(end_ids_.begin(), end_ids_.end(), id); }
-
-TokenConstraint::TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab)
-    : vocab_(std::move(vocab)), matcher_(std::move(grammar)), words_((vocab_->size() + 63) / 64) {
+TokenConstraint::TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab,
+                                 std::vector<int32_t> end_ids)
+    : vocab_(std::move(vocab)),
+      end_ids_(std::move(end_ids)),
+      matcher_(std::move(grammar)),
+      words_((vocab_->size() + 63) / 64) {
+  std::sort(end_ids_.begin(), end_ids_.end());
+  end_ids_.erase(std::unique(end_ids_.begin(), end_ids_.end()), end_ids_.end());
+  std::erase_if(end_ids_, [&](int32_t id) { return id < 0 || id >= vocab_->size(); });
   size_t longest = 0;
   for (int32_t k = 0; k < vocab_->string_count(); ++k) longest = std::max(longest, vocab_->string(k).size());
   depth_states_.resize(longest + 1);
@@ -156,14 +158,20 @@ void TokenConstraint::FillMask(std::vector<uint64_t>* mask) {
     const std::vector<uint64_t>& bits = StackMask(s);
     for (size_t w = 0; w < words_; ++w) (*mask)[w] |= bits[w];
   }
-  if (matcher_.CanEnd()) {
-    for (int32_t id : vocab_->end_ids()) SetBit(mask, id);
+  // End ids by the grammar's verdict alone, even where their bytes spell text (GPT-2's
+  // <|endoftext|> is an ordinary token of its vocabulary).
+  const bool can_end = matcher_.CanEnd();
+  for (int32_t id : end_ids_) {
+    uint64_t& w = (*mask)[id >> 6];
+    w = can_end ? w | (uint64_t{1} << (id & 63)) : w & ~(uint64_t{1} << (id & 63));
   }
 }
 
+bool TokenConstraint::IsEnd(int32_t id) const { return std::binary_search(end_ids_.begin(), end_ids_.end(), id); }
+
 bool TokenConstraint::Allows(int32_t id) {
   if (id < 0 || id >= vocab_->size()) return false;
-  if (vocab_->IsEnd(id)) return matcher_.CanEnd();
+  if (IsEnd(id)) return matcher_.CanEnd();
   const std::string& b = vocab_->bytes(id);
   if (b.empty()) return false;
   const MatchState saved = matcher_.state();
@@ -174,7 +182,7 @@ bool TokenConstraint::Allows(int32_t id) {
 
 bool TokenConstraint::Accept(int32_t id) {
   if (id < 0 || id >= vocab_->size()) return false;
-  if (vocab_->IsEnd(id)) return matcher_.CanEnd();
+  if (IsEnd(id)) return matcher_.CanEnd();
   const std::string& b = vocab_->bytes(id);
   return !b.empty() && matcher_.Accept(b);
 }

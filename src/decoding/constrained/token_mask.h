@@ -33,14 +33,11 @@ namespace fastgen::constrained {
 class TokenVocabulary {
  public:
   // token_bytes[id]: the bytes a token adds to the text (empty for control tokens such as
-  // <|im_start|>, which no grammar allows); end_ids: the ids that end generation, allowed exactly
-  // where the grammar may end.
-  TokenVocabulary(std::vector<std::string> token_bytes, std::vector<int32_t> end_ids);
+  // <|im_start|>, which no grammar allows). Built once per model and shared by every sequence.
+  explicit TokenVocabulary(std::vector<std::string> token_bytes);
 
   int32_t size() const { return static_cast<int32_t>(bytes_.size()); }
   const std::string& bytes(int32_t id) const { return bytes_[id]; }
-  bool IsEnd(int32_t id) const;
-  const std::vector<int32_t>& end_ids() const { return end_ids_; }
 
   // The distinct non-empty byte strings, sorted; lcp(k) is the common prefix length of strings
   // k-1 and k; ids(k) the tokens spelled string k.
@@ -53,7 +50,6 @@ class TokenVocabulary {
 
  private:
   std::vector<std::string> bytes_;      // [vocab]
-  std::vector<int32_t> end_ids_;
   std::vector<std::string> strings_;    // [n_strings], sorted
   std::vector<int32_t> lcp_;            // [n_strings]
   std::vector<int32_t> id_offsets_;     // [n_strings + 1] into id_list_
@@ -72,7 +68,10 @@ struct TokenMaskStats {
 // One sequence's grammar state and its mask computation. Not thread-safe; one per sequence.
 class TokenConstraint {
  public:
-  TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab);
+  // end_ids: the ids that end generation (end of sequence, end of a chat turn): allowed exactly
+  // where the grammar may end, whatever their bytes.
+  TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab,
+                  std::vector<int32_t> end_ids);
 
   // Writes the allowed set as a bitset over the vocabulary: bit (id % 64) of word id / 64.
   // Nothing allowed means the grammar is stuck (no token can continue it and it may not end).
@@ -91,6 +90,9 @@ class TokenConstraint {
   const MatchState& state() const { return matcher_.state(); }
   void Restore(const MatchState& s) { matcher_.set_state(s); }
 
+  bool IsEnd(int32_t id) const;
+  // The grammar proved too ambiguous to follow (GrammarMatcher::kMaxStacks).
+  bool overflowed() const { return matcher_.overflowed(); }
   const TokenMaskStats& stats() const { return stats_; }
   const TokenVocabulary& vocab() const { return *vocab_; }
 
@@ -110,6 +112,7 @@ class TokenConstraint {
   int32_t Truncate(int32_t stack);
 
   std::shared_ptr<const TokenVocabulary> vocab_;
+  std::vector<int32_t> end_ids_;  // sorted
   GrammarMatcher matcher_;
   size_t words_;
   std::unordered_map<int32_t, std::vector<uint64_t>> stack_masks_;

@@ -1,0 +1,54 @@
+#include "decoding/constrained/output_format.h"
+
+#include "decoding/constrained/json_schema.h"
+#include "decoding/constrained/regex_to_gbnf.h"
+
+namespace fastgen::constrained {
+
+Expected<std::shared_ptr<const Grammar>> CompileOutputFormat(const OutputFormat& format) {
+  using Kind = OutputFormat::Kind;
+  JsonSchemaOptions jo;
+  jo.compact = format.compact;
+  std::string gbnf;
+  switch (format.kind) {
+    case Kind::kText:
+      return std::shared_ptr<const Grammar>();
+    case Kind::kGrammar:
+      gbnf = format.text;
+      break;
+    case Kind::kJsonSchema: {
+      auto g = JsonSchemaTextToGbnf(format.text, jo);
+      if (!g.ok()) return g.status();
+      gbnf = std::move(*g);
+      break;
+    }
+    case Kind::kRegex: {
+      auto g = RegexToGbnf(format.text);
+      if (!g.ok()) return g.status();
+      gbnf = std::move(*g);
+      break;
+    }
+    case Kind::kJson:
+      gbnf = JsonValueGbnf(jo);
+      break;
+    case Kind::kJsonObject:
+      gbnf = JsonObjectGbnf(jo);
+      break;
+  }
+  auto grammar = Grammar::Parse(gbnf);
+  if (!grammar.ok() && format.kind != Kind::kGrammar) {
+    // A converter wrote a grammar the parser refuses: fastgen's fault, not the user's.
+    return Internal("the grammar made from the " + std::string(format.kind == Kind::kRegex ? "regex" : "JSON schema") +
+                    " does not compile: " + grammar.status().message());
+  }
+  return grammar;
+}
+
+std::shared_ptr<const TokenVocabulary> MakeTokenVocabulary(const std::vector<std::string>& token_bytes,
+                                                           int64_t model_vocab) {
+  std::vector<std::string> bytes(static_cast<size_t>(std::max<int64_t>(model_vocab, 0)));
+  for (size_t i = 0; i < bytes.size() && i < token_bytes.size(); ++i) bytes[i] = token_bytes[i];
+  return std::make_shared<const TokenVocabulary>(std::move(bytes));
+}
+
+}  // namespace fastgen::constrained

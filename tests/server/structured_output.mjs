@@ -1,0 +1,126 @@
+// Structured output through the official `openai` npm client, checked by a real JSON Schema
+// validator (Ajv): every completed answer to a response_format json_schema request must parse
+// and validate, sampled at temperature 1 with many seeds, streamed and not.
+// Usage: node structured_output.mjs BASE_URL MODEL. Exits 0 when every check passes.
+import OpenAI from 'openai';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+
+const [baseURL, model] = process.argv.slice(2);
+const client = new OpenAI({ baseURL, apiKey: 'none', maxRetries: 0, timeout: 300000 });
+const ajv = new Ajv({ strict: false, allErrors: true });
+addFormats(ajv);
+let checks = 0;
+
+function check(cond, what, detail) {
+  checks++;
+  if (!cond) {
+    console.error(`FAILED: ${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
+    process.exit(1);
+  }
+}
+
+const schemas = {
+  person: {
+    type: 'object',
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 12 },
+      age: { type: 'integer', minimum: 0, maximum: 130 },
+      role: { enum: ['admin', 'user', 'guest'] },
+      active: { type: 'boolean' },
+      scores: { type: 'array', items: { type: 'number' }, minItems: 1, maxItems: 3 },
+    },
+    required: ['name', 'age', 'role'],
+    additionalProperties: false,
+  },
+  tree: {
+    $defs: {
+      node: {
+        type: 'object',
+        properties: {
+          id: { type: 'integer', minimum: -5, maximum: 5 },
+          children: { type: 'array', items: { $ref: '#/$defs/node' }, maxItems: 2 },
+        },
+        required: ['id'],
+        additionalProperties: false,
+      },
+    },
+    $ref: '#/$defs/node',
+  },
+  mixed: {
+    type: 'object',
+    properties: {
+      code: { type: 'string', pattern: '^[A-Z]{3}-[0-9]{2}$' },
+      when: { type: 'string', format: 'date' },
+      id: { type: 'string', format: 'uuid' },
+      note: { anyOf: [{ type: 'string', maxLength: 8 }, { type: 'null' }] },
+      ratio: { type: 'number', minimum: 0, maximum: 1 },
+    },
+    required: ['code', 'when', 'id', 'note'],
+    additionalProperties: false,
+  },
+};
+
+let completed = 0, truncated = 0;
+function validate(name, text, finish) {
+  if (finish !== 'stop') {  // cut by max_tokens: incomplete by design, nothing to validate
+    check(finish === 'length', `${name}: finish_reason`, finish);
+    if (process.env.FASTGEN_SHOW_TRUNCATED) console.log(`${name} cut: ${JSON.stringify(text.slice(0, 300))}`);
+    truncated++;
+    return;
+  }
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    check(false, `${name}: the answer parses as JSON`, text);
+  }
+  const ok = ajv.validate(schemas[name], value);
+  check(ok, `${name}: the answer validates`, { text, errors: ajv.errors });
+  completed++;
+}
+
+const messages = [{ role: 'user', content: 'Answer in JSON.' }];
+for (const name of Object.keys(schemas)) {
+  const response_format = { type: 'json_schema', json_schema: { name, schema: schemas[name], strict: true } };
+  for (let seed = 1; seed <= 3; seed++) {
+    const r = await client.chat.completions.create({ model, messages, response_format, temperature: 1, seed,
+                                                     max_tokens: 400, n: 2 });
+    for (const c of r.choices) validate(name, c.message.content, c.finish_reason);
+  }
+  // Streamed: the deltas join into the same kind of answer.
+  const stream = await client.chat.completions.create({ model, messages, response_format, temperature: 1, seed: 9,
+                                                        max_tokens: 400, stream: true });
+  let text = '', finish = null;
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) {
+      if (c.delta?.content) text += c.delta.content;
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  }
+  validate(name, text, finish);
+}
+
+// json_object: any object.
+for (let seed = 1; seed <= 3; seed++) {
+  const r = await client.chat.completions.create({ model, messages, response_format: { type: 'json_object' },
+                                                   temperature: 1, seed, max_tokens: 300 });
+  const c = r.choices[0];
+  if (c.finish_reason === 'stop') {
+    const v = JSON.parse(c.message.content);
+    check(typeof v === 'object' && v !== null && !Array.isArray(v), 'json_object: an object', c.message.content);
+    completed++;
+  } else {
+    truncated++;
+  }
+}
+
+// A GBNF grammar (llama.cpp's `grammar` request field) on the completions endpoint.
+const g = await client.completions.create({ model, prompt: 'x', max_tokens: 40, temperature: 1, seed: 5,
+                                            grammar: 'root ::= ("yes" | "no") ", " [0-9]{2}' });
+check(/^(yes|no), [0-9]{2}$/.test(g.choices[0].text) && g.choices[0].finish_reason === 'stop', 'grammar output',
+      g.choices[0]);
+
+// Most answers complete within max_tokens (the test is void otherwise).
+check(completed >= 2 * truncated && completed >= 16, 'answers completed', { completed, truncated });
+console.log(`ok: ${checks} checks, ${completed} answers validated, ${truncated} cut by max_tokens`);
