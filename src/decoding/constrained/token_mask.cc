@@ -12,6 +12,8 @@ namespace {
 constexpr int kTruncateDepth = 4;
 // Per-stack masks kept before the cache is cleared (a bitset is vocab/8 bytes: 16 KB at 128k).
 constexpr size_t kMaxCachedStacks = 2048;
+// Walk states kept with their transition tables before the table is dropped and rebuilt.
+constexpr size_t kMaxDfaStates = 16384;
 
 void SetBit(std::vector<uint64_t>* bits, int32_t id) { (*bits)[id >> 6] |= uint64_t{1} << (id & 63); }
 
@@ -42,6 +44,31 @@ TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes) : bytes_(
   }
   id_offsets_.push_back(static_cast<int32_t>(id_list_.size()));
   if (strings_.empty()) id_offsets_.assign(1, 0);
+
+  // The trie in depth-first order: string k adds the nodes for its bytes past the common prefix
+  // with string k-1; a node's subtree ends where a later string's common prefix drops below the
+  // node's depth (open[d] is the node at depth d on the current path).
+  std::vector<int32_t> open;
+  for (int32_t k = 0; k < string_count(); ++k) {
+    const std::string& str = strings_[k];
+    const size_t keep = static_cast<size_t>(lcp_[k]);
+    while (open.size() > keep) {
+      trie_.end[open.back()] = static_cast<int32_t>(trie_.size());
+      open.pop_back();
+    }
+    for (size_t d = keep; d < str.size(); ++d) {
+      open.push_back(static_cast<int32_t>(trie_.size()));
+      trie_.byte.push_back(static_cast<uint8_t>(str[d]));
+      trie_.depth.push_back(static_cast<int32_t>(d + 1));
+      trie_.end.push_back(0);
+      trie_.string.push_back(-1);
+    }
+    trie_.string[open.back()] = k;  // strings are distinct and non-empty: the path ends at a new node
+  }
+  while (!open.empty()) {
+    trie_.end[open.back()] = static_cast<int32_t>(trie_.size());
+    open.pop_back();
+  }
 }
 
 TokenConstraint::TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab,
@@ -56,44 +83,101 @@ TokenConstraint::TokenConstraint(std::shared_ptr<const Grammar> grammar, std::sh
   size_t longest = 0;
   for (int32_t k = 0; k < vocab_->string_count(); ++k) longest = std::max(longest, vocab_->string(k).size());
   depth_states_.resize(longest + 1);
-  depth_bottom_.resize(longest + 1);
+  ClearDfa();
+}
+
+void TokenConstraint::ClearDfa() {
+  dfa_states_.assign(2, WalkState{});
+  dfa_states_[kUndecided].bottom = true;
+  dfa_index_.clear();
+  dfa_next_.assign(2 * 256, kDead);  // the dead states stay dead
+}
+
+int32_t TokenConstraint::Intern(MatchState match, bool bottom) {
+  if (match.stacks.empty()) return bottom ? kUndecided : kDead;
+  uint64_t h = bottom ? 0x9e3779b97f4a7c15ull : 0;
+  for (int32_t s : match.stacks) h = (h ^ static_cast<uint32_t>(s)) * 0x100000001b3ull;
+  h ^= (uint64_t{match.partial.value} << 8) ^ (uint64_t{match.partial.remaining} << 40) ^ (uint64_t{match.partial.read} << 48);
+  std::vector<int32_t>& bucket = dfa_index_[h];
+  for (int32_t id : bucket) {
+    if (dfa_states_[id].bottom == bottom && dfa_states_[id].match == match) return id;
+  }
+  const auto id = static_cast<int32_t>(dfa_states_.size());
+  dfa_states_.push_back({std::move(match), bottom});
+  dfa_next_.resize(dfa_states_.size() * 256, -1);
+  bucket.push_back(id);
+  return id;
+}
+
+int32_t TokenConstraint::Next(int32_t state, uint8_t byte) {
+  const size_t slot = static_cast<size_t>(state) * 256 + byte;
+  if (dfa_next_[slot] >= 0) return dfa_next_[slot];
+  bool bottom = dfa_states_[state].bottom;
+  MatchState to;
+  matcher_.Advance(dfa_states_[state].match, byte, &to, &bottom);
+  const int32_t next = Intern(std::move(to), bottom);
+  dfa_next_[slot] = next;  // after Intern: it may have grown the table
+  return next;
 }
 
 void TokenConstraint::Walk(const MatchState& start, const std::vector<int32_t>* subset,
                            std::vector<uint64_t>* accepted, std::vector<int32_t>* uncertain) {
-  // depth_states_[d] is the state after the first d bytes of the previous string, valid for
-  // d <= valid; an empty state there means that prefix is dead (depth_bottom_ says whether a path
-  // reached a truncated stack's cut on the way, which makes the prefix undecided, not dead).
+  const int32_t s0 = Intern(start, false);
+  if (subset) {
+    WalkSubset(s0, *subset, accepted);
+  } else {
+    WalkTrie(s0, accepted, uncertain);
+  }
+}
+
+void TokenConstraint::WalkTrie(int32_t start, std::vector<uint64_t>* accepted, std::vector<int32_t>* uncertain) {
+  // depth_states_[d]: the state after the first d bytes of the current path.
+  const TokenVocabulary::Trie& t = vocab_->trie();
   depth_states_[0] = start;
-  depth_bottom_[0] = 0;
+  const auto n = static_cast<int32_t>(t.size());
+  for (int32_t i = 0; i < n;) {
+    const int32_t d = t.depth[i];
+    const int32_t s = Next(depth_states_[d - 1], t.byte[i]);
+    if (s <= kUndecided) {
+      // Dead: every string through this node is rejected, or undecided when a path reached the
+      // cut of a truncated stack on the way.
+      if (s == kUndecided && uncertain) {
+        for (int32_t j = i; j < t.end[i]; ++j) {
+          if (t.string[j] >= 0) uncertain->push_back(t.string[j]);
+        }
+      }
+      i = t.end[i];
+      continue;
+    }
+    depth_states_[d] = s;
+    if (t.string[i] >= 0) {
+      for (int32_t id : vocab_->ids(t.string[i])) SetBit(accepted, id);
+    }
+    ++i;
+  }
+}
+
+void TokenConstraint::WalkSubset(int32_t start, const std::vector<int32_t>& subset, std::vector<uint64_t>* accepted) {
+  // Ascending strings: each reuses the states of the common prefix with the one before.
+  depth_states_[0] = start;
   size_t valid = 0;
   const std::string* prev = nullptr;
-  const int32_t n = subset ? static_cast<int32_t>(subset->size()) : vocab_->string_count();
-  for (int32_t i = 0; i < n; ++i) {
-    const int32_t k = subset ? (*subset)[i] : i;
-    const std::string& s = vocab_->string(k);
+  for (int32_t k : subset) {
+    const std::string& str = vocab_->string(k);
     size_t common = 0;
     if (prev) {
-      if (!subset) {
-        common = static_cast<size_t>(vocab_->lcp(k));
-      } else {
-        const size_t m = std::min(prev->size(), s.size());
-        while (common < m && (*prev)[common] == s[common]) ++common;
-      }
+      const size_t m = std::min(prev->size(), str.size());
+      while (common < m && (*prev)[common] == str[common]) ++common;
     }
-    prev = &s;
+    prev = &str;
     size_t d = std::min(common, valid);
-    while (d < s.size() && !depth_states_[d].stacks.empty()) {
-      bool bottom = depth_bottom_[d];
-      matcher_.Advance(depth_states_[d], static_cast<uint8_t>(s[d]), &depth_states_[d + 1], &bottom);
-      depth_bottom_[d + 1] = bottom;
+    while (d < str.size() && depth_states_[d] > kUndecided) {
+      depth_states_[d + 1] = Next(depth_states_[d], static_cast<uint8_t>(str[d]));
       ++d;
     }
     valid = d;
-    if (!depth_states_[d].stacks.empty()) {
+    if (depth_states_[d] > kUndecided) {
       for (int32_t id : vocab_->ids(k)) SetBit(accepted, id);
-    } else if (depth_bottom_[d] && uncertain) {
-      uncertain->push_back(k);
     }
   }
 }
@@ -146,6 +230,7 @@ const std::vector<uint64_t>& TokenConstraint::StackMask(int32_t stack) {
 
 void TokenConstraint::FillMask(std::vector<uint64_t>* mask) {
   ++stats_.masks;
+  if (dfa_states_.size() > kMaxDfaStates) ClearDfa();  // 1 KB of transitions per state
   mask->assign(words_, 0);
   const MatchState& st = matcher_.state();
   if (st.partial.remaining > 0) {

@@ -3,9 +3,10 @@
 // A token is allowed when the grammar accepts all of its bytes from the current state. Checking
 // every token every step is what makes naive grammar sampling cost milliseconds; three things
 // make it cost microseconds here:
-//   1. The vocabulary is walked as a sorted list of byte strings with their common prefixes
-//      shared (a trie in array form): the state after "abc" is computed once for every token that
-//      starts with "abc", and a dead prefix rejects its whole subtree at once.
+//   1. The vocabulary is walked as a trie stored in depth-first order: the state after "abc" is
+//      computed once for every token that starts with "abc", and a dead prefix skips its whole
+//      subtree in one jump. States met in walks are interned and their transitions per byte kept
+//      in a table (a DFA built lazily), so after the first visit a trie edge costs one load.
 //   2. Masks are cached per stack. The matcher's stacks are hash-consed, so a stack is an int32
 //      and the same stack is the same int32: inside a JSON string every character leaves the
 //      stack as it was (the repetition is a tail call), and every step after the first is a
@@ -48,12 +49,23 @@ class TokenVocabulary {
     return {id_list_.data() + id_offsets_[k], id_list_.data() + id_offsets_[k + 1]};
   }
 
+  // The trie of the strings, depth-first: node i reads byte trie_byte[i] at depth trie_depth[i]
+  // (1 for the root's children), its subtree is nodes [i, trie_end[i]), and trie_string[i] is the
+  // string ending there (-1 for none).
+  struct Trie {
+    std::vector<uint8_t> byte;
+    std::vector<int32_t> depth, end, string;
+    size_t size() const { return byte.size(); }
+  };
+  const Trie& trie() const { return trie_; }
+
  private:
   std::vector<std::string> bytes_;      // [vocab]
   std::vector<std::string> strings_;    // [n_strings], sorted
   std::vector<int32_t> lcp_;            // [n_strings]
   std::vector<int32_t> id_offsets_;     // [n_strings + 1] into id_list_
   std::vector<int32_t> id_list_;        // [tokens with bytes]
+  Trie trie_;
 };
 
 // Counters for benchmarks and tests.
@@ -97,6 +109,18 @@ class TokenConstraint {
   const TokenVocabulary& vocab() const { return *vocab_; }
 
  private:
+  // A state of a walk: the parse state and whether a path reached a truncated stack's cut on
+  // the way (which makes a dead end undecided rather than a rejection). Ids 0 and 1 are the dead
+  // states (no stack left), without and with the cut reached.
+  static constexpr int32_t kDead = 0, kUndecided = 1;
+  struct WalkState {
+    MatchState match;
+    bool bottom = false;
+  };
+  int32_t Intern(MatchState match, bool bottom);
+  int32_t Next(int32_t state, uint8_t byte);  // the DFA's transition, computed on first use
+  void ClearDfa();
+
   struct TruncatedResult {
     std::vector<uint64_t> accepted;  // bitset over ids
     std::vector<int32_t> uncertain;  // string indices, ascending
@@ -105,6 +129,8 @@ class TokenConstraint {
   // bits in `accepted` and listing the strings a truncated stack could not decide.
   void Walk(const MatchState& start, const std::vector<int32_t>* subset, std::vector<uint64_t>* accepted,
             std::vector<int32_t>* uncertain);
+  void WalkTrie(int32_t start, std::vector<uint64_t>* accepted, std::vector<int32_t>* uncertain);
+  void WalkSubset(int32_t start, const std::vector<int32_t>& subset, std::vector<uint64_t>* accepted);
   // The mask of one whole stack (cached).
   const std::vector<uint64_t>& StackMask(int32_t stack);
   // The stack cut below its top kTruncateDepth frames (ending in kBottom), or the stack itself
@@ -117,8 +143,10 @@ class TokenConstraint {
   size_t words_;
   std::unordered_map<int32_t, std::vector<uint64_t>> stack_masks_;
   std::unordered_map<int32_t, TruncatedResult> truncated_;
-  std::vector<MatchState> depth_states_;  // walk scratch: [max token length + 1]
-  std::vector<uint8_t> depth_bottom_;
+  std::vector<int32_t> depth_states_;  // walk scratch: [max token length + 1] DFA states
+  std::vector<WalkState> dfa_states_;
+  std::unordered_map<uint64_t, std::vector<int32_t>> dfa_index_;  // hash -> states with it
+  std::vector<int32_t> dfa_next_;  // [state * 256 + byte] -> state, -1 not computed yet
   TokenMaskStats stats_;
 };
 
