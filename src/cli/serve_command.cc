@@ -113,6 +113,8 @@ int Serve(ServeFlags& f) {
       if (auto id = tokenizer->TokenToId(end)) api.chat_stop_ids.push_back(*id);
   api.defaults.sampler = *sampler;
   api.context = (*engine)->context();
+  constrained::OutputFormatCache output_formats;  // one Grammar per distinct schema: its masks are cached
+  api.output_formats = &output_formats;
   f.http.max_body_bytes = static_cast<size_t>(f.max_body_mib) << 20;
 
   server::Server http(**engine, api, f.http);

@@ -186,7 +186,7 @@ std::unique_ptr<Sequence> Engine::NewSequence(const std::shared_ptr<RequestState
     if (!grammar_vocab_) grammar_vocab_ = constrained::MakeTokenVocabulary(tokenizer_->TokenBytes(), model_.config().vocab_size);
     std::vector<int32_t> end_ids = req->params.stop_ids;
     if (!req->params.ignore_eos) end_ids.insert(end_ids.end(), model_.config().eos_ids.begin(), model_.config().eos_ids.end());
-    s->constraint = std::make_unique<constrained::TokenConstraint>(req->params.grammar, grammar_vocab_, std::move(end_ids));
+    s->constraint = std::make_unique<constrained::TokenConstraint>(MaskCacheFor(req->params.grammar), std::move(end_ids));
   }
   return s;
 }
@@ -373,6 +373,19 @@ void Engine::Emit(Sequence* s, std::span<const float> rows, std::span<const int3
   });
   req.handle->Push(std::move(e));
   if (finish != FinishReason::kNone) Finish(s, finish, {});
+}
+
+std::shared_ptr<constrained::GrammarMaskCache> Engine::MaskCacheFor(const std::shared_ptr<const constrained::Grammar>& g) {
+  constexpr size_t kKept = 8;  // a cache can grow to tens of MB on a large vocabulary
+  for (auto it = mask_caches_.begin(); it != mask_caches_.end(); ++it) {
+    if (it->first == g) {
+      mask_caches_.splice(mask_caches_.begin(), mask_caches_, it);
+      return it->second;
+    }
+  }
+  mask_caches_.emplace_front(g, std::make_shared<constrained::GrammarMaskCache>(g, grammar_vocab_));
+  if (mask_caches_.size() > kKept) mask_caches_.pop_back();
+  return mask_caches_.front().second;
 }
 
 void Engine::TrimDraftToGrammar(Sequence* s, speculative::Draft* draft) {

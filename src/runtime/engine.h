@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -118,6 +119,11 @@ class Engine {
   // every token's bytes once), and the mask scratch.
   std::shared_ptr<const constrained::TokenVocabulary> grammar_vocab_;
   std::vector<uint64_t> allowed_;
+  // Mask caches of the grammars used lately, most recent first: requests with the same Grammar
+  // (the server compiles each distinct schema once) find their masks computed.
+  std::list<std::pair<std::shared_ptr<const constrained::Grammar>, std::shared_ptr<constrained::GrammarMaskCache>>>
+      mask_caches_;
+  std::shared_ptr<constrained::GrammarMaskCache> MaskCacheFor(const std::shared_ptr<const constrained::Grammar>& g);
   MetricsRecorder metrics_;
 
   std::thread thread_;

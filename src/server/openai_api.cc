@@ -43,7 +43,8 @@ std::string UnsupportedSetting(const json& j) {
 // "schema", "strict"}}) and llama.cpp's "grammar" (GBNF text) into the grammar that constrains
 // the output. The schema is read again from the body with its key order kept: properties are
 // generated in the order the schema declares them, which nlohmann::json (sorted keys) loses.
-bool ParseOutputFormat(const std::string& body, const json& j, ApiError* error, runtime::GenerationParams* p) {
+bool ParseOutputFormat(const std::string& body, const json& j, const ApiContext& ctx, ApiError* error,
+                       runtime::GenerationParams* p) {
   auto fail = [&](const char* param, const std::string& message) {
     error->status = 400;
     error->param = param;
@@ -88,7 +89,7 @@ bool ParseOutputFormat(const std::string& body, const json& j, ApiError* error, 
     format.text = j["grammar"].get<std::string>();
     param = "grammar";
   }
-  auto grammar = constrained::CompileOutputFormat(format);
+  auto grammar = ctx.output_formats ? ctx.output_formats->Compile(format) : constrained::CompileOutputFormat(format);
   if (!grammar.ok()) {
     const bool ours = grammar.status().code() == ErrorCode::kInternal;
     error->status = ours ? 500 : 400;
@@ -365,7 +366,7 @@ std::optional<ApiRequest> ParseRequest(const std::string& body, bool chat, const
       !f.Integer("repeat_last_n", -1, 1 << 30, &last_n) || !f.Bool("ignore_eos", &p.ignore_eos) ||
       !f.Bool("skip_special_tokens", &p.skip_special_tokens))
     return std::nullopt;
-  if (!ParseOutputFormat(body, j, error, &p)) return std::nullopt;
+  if (!ParseOutputFormat(body, j, ctx, error, &p)) return std::nullopt;
   if (f.Has("user") && !j["user"].is_string()) {
     f.Fail("user", "user: expected a string");
     return std::nullopt;

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "decoding/constrained/output_format.h"
 #include "runtime/request.h"
 #include "tokenizer/tokenizer.h"
 
@@ -34,6 +35,8 @@ struct ApiContext {
   std::vector<int32_t> chat_stop_ids;            // end-of-turn ids of the chat format
   runtime::GenerationParams defaults;            // the server's sampling defaults (serve's flags)
   int64_t context = 0;                           // tokens one sequence may hold
+  // Compiled response_format / grammar fields by their text (null: compiled per request).
+  constrained::OutputFormatCache* output_formats = nullptr;
 };
 
 struct ApiRequest {

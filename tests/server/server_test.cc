@@ -461,7 +461,7 @@ TEST(Serve, UnsupportedOutputChangingKeysAreRefused) {
   auto r = c.Post("/v1/chat/completions",
                   json{{"messages", {{{"role", "user"}, {"content", "hi"}}}},
                        {"max_tokens", 2},
-                       {"response_format", {{"type", "json_object"}}}}
+                       {"tools", json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}})}}
                       .dump(),
                   "application/json");
   ASSERT_TRUE(r);

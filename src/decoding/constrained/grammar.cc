@@ -108,6 +108,7 @@ class GrammarBuilder {
   std::vector<bool> defined_;
   std::vector<size_t> first_use_;  // text offset of the first reference, for undefined-rule errors
   std::unordered_map<std::string, int32_t> ids_;
+  std::unordered_map<std::string, int> helper_counts_;
   std::vector<CharClass> classes_;
   std::unordered_map<uint32_t, int32_t> single_char_classes_;
   size_t element_count_ = 0;
@@ -201,10 +202,10 @@ int32_t GrammarBuilder::RuleId(const std::string& name) {
 
 int32_t GrammarBuilder::NewHelperRule(const std::string& base, Alternatives alts) {
   std::string name;
-  for (int i = 1;; ++i) {
-    name = base + "-" + std::to_string(i);
-    if (!ids_.count(name)) break;
-  }
+  int& next = helper_counts_[base];  // per base name: finding a free suffix stays O(1)
+  do {
+    name = base + "-" + std::to_string(++next);
+  } while (ids_.count(name));
   const int32_t id = RuleId(name);
   rules_[id] = std::move(alts);
   defined_[id] = true;

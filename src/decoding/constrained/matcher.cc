@@ -39,6 +39,7 @@ GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar) : grammar
            &state_.stacks);
   }
   SortUnique(&state_.stacks);
+  initial_ = state_;
 }
 
 void GrammarMatcher::Expand(int32_t node, std::vector<int32_t>* out) {
@@ -154,24 +155,23 @@ bool GrammarMatcher::Advance(const MatchState& from, uint8_t byte, MatchState* t
   return !to->stacks.empty();
 }
 
-bool GrammarMatcher::Accept(std::string_view bytes) {
-  MatchState cur = state_, next;
+bool GrammarMatcher::Accept(MatchState* state, std::string_view bytes) {
+  MatchState cur = *state, next;
   for (char c : bytes) {
     if (!Advance(cur, static_cast<uint8_t>(c), &next, nullptr)) return false;
     std::swap(cur, next);
   }
-  state_ = std::move(cur);
+  *state = std::move(cur);
   return true;
 }
 
-bool GrammarMatcher::CanEnd() const {
-  return state_.partial.remaining == 0 &&
-         std::binary_search(state_.stacks.begin(), state_.stacks.end(), StackArena::kEmptyStack);
+bool GrammarMatcher::CanEnd(const MatchState& state) {
+  return state.partial.remaining == 0 &&
+         std::binary_search(state.stacks.begin(), state.stacks.end(), StackArena::kEmptyStack);
 }
 
-bool GrammarMatcher::Finished() const {
-  return state_.partial.remaining == 0 && state_.stacks.size() == 1 &&
-         state_.stacks[0] == StackArena::kEmptyStack;
+bool GrammarMatcher::Finished(const MatchState& state) {
+  return state.partial.remaining == 0 && state.stacks.size() == 1 && state.stacks[0] == StackArena::kEmptyStack;
 }
 
 }  // namespace fastgen::constrained

@@ -65,11 +65,18 @@ class GrammarMatcher {
 
   // Advances over `bytes`. Returns false and leaves the state unchanged when the grammar does not
   // allow them (malformed UTF-8 included).
-  bool Accept(std::string_view bytes);
+  bool Accept(std::string_view bytes) { return Accept(&state_, bytes); }
   // The text so far is a complete sentence of the grammar (and no character is half read).
-  bool CanEnd() const;
+  bool CanEnd() const { return CanEnd(state_); }
   // No byte can follow: the only way on is to end (or the state is dead: CanEnd() false too).
-  bool Finished() const;
+  bool Finished() const { return Finished(state_); }
+
+  // The same on a state kept outside (several sequences may share one matcher's arena).
+  bool Accept(MatchState* state, std::string_view bytes);
+  static bool CanEnd(const MatchState& state);
+  static bool Finished(const MatchState& state);
+  // The state before any input.
+  const MatchState& initial() const { return initial_; }
 
   const MatchState& state() const { return state_; }
   void set_state(MatchState s) { state_ = std::move(s); }
@@ -97,6 +104,7 @@ class GrammarMatcher {
 
   std::shared_ptr<const Grammar> grammar_;
   StackArena arena_;
+  MatchState initial_;
   MatchState state_;
   std::vector<int32_t> work_;      // Expand's stack
   std::vector<uint32_t> visited_;  // [arena node] the step that last expanded it

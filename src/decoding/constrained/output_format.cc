@@ -44,6 +44,26 @@ Expected<std::shared_ptr<const Grammar>> CompileOutputFormat(const OutputFormat&
   return grammar;
 }
 
+Expected<std::shared_ptr<const Grammar>> OutputFormatCache::Compile(const OutputFormat& format) {
+  if (format.kind == OutputFormat::Kind::kText) return std::shared_ptr<const Grammar>();
+  const std::string key = std::to_string(static_cast<int>(format.kind)) + (format.compact ? "c" : "w") + format.text;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->first == key) {
+        entries_.splice(entries_.begin(), entries_, it);
+        return entries_.front().second;
+      }
+    }
+  }
+  auto grammar = CompileOutputFormat(format);  // outside the lock: compiling takes a while
+  if (!grammar.ok()) return grammar;
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.emplace_front(key, *grammar);
+  if (entries_.size() > capacity_) entries_.pop_back();
+  return grammar;
+}
+
 std::shared_ptr<const TokenVocabulary> MakeTokenVocabulary(const std::vector<std::string>& token_bytes,
                                                            int64_t model_vocab) {
   std::vector<std::string> bytes(static_cast<size_t>(std::max<int64_t>(model_vocab, 0)));

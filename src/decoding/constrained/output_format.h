@@ -2,7 +2,9 @@
 // a grammar: GBNF text, a JSON Schema, a regular expression, any JSON value or any JSON object.
 #pragma once
 
+#include <list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,20 @@ struct OutputFormat {
 
 // The grammar, or null for kText. Errors say which kind of input was at fault.
 Expected<std::shared_ptr<const Grammar>> CompileOutputFormat(const OutputFormat& format);
+
+// Compiled grammars by what they were compiled from, so that a schema sent again (every request
+// of an application sends the same one) is the same Grammar object, whose mask cache the engine
+// keeps. Thread-safe; holds the `capacity` most recently used.
+class OutputFormatCache {
+ public:
+  explicit OutputFormatCache(size_t capacity = 32) : capacity_(capacity) {}
+  Expected<std::shared_ptr<const Grammar>> Compile(const OutputFormat& format);
+
+ private:
+  std::mutex mu_;
+  size_t capacity_;
+  std::list<std::pair<std::string, std::shared_ptr<const Grammar>>> entries_;  // most recent first
+};
 
 // The model's vocabulary as grammars see it: the tokenizer's TokenBytes() padded with empty
 // (never allowed) entries up to the model's vocabulary size, which may be larger.

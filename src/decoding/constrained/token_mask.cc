@@ -9,7 +9,7 @@ namespace {
 // Frames kept when a stack is classified from its top alone. Deeper cuts leave fewer uncertain
 // tokens but make more distinct truncated stacks; four covers a JSON string or number and the
 // rule that holds it.
-constexpr int kTruncateDepth = 4;
+constexpr int kTruncateDepth = 3;
 // Per-stack masks kept before the cache is cleared (a bitset is vocab/8 bytes: 16 KB at 128k).
 constexpr size_t kMaxCachedStacks = 2048;
 // Walk states kept with their transition tables before the table is dropped and rebuilt.
@@ -71,29 +71,22 @@ TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes) : bytes_(
   }
 }
 
-TokenConstraint::TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab,
-                                 std::vector<int32_t> end_ids)
-    : vocab_(std::move(vocab)),
-      end_ids_(std::move(end_ids)),
-      matcher_(std::move(grammar)),
-      words_((vocab_->size() + 63) / 64) {
-  std::sort(end_ids_.begin(), end_ids_.end());
-  end_ids_.erase(std::unique(end_ids_.begin(), end_ids_.end()), end_ids_.end());
-  std::erase_if(end_ids_, [&](int32_t id) { return id < 0 || id >= vocab_->size(); });
+GrammarMaskCache::GrammarMaskCache(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab)
+    : vocab_(std::move(vocab)), matcher_(std::move(grammar)), words_((vocab_->size() + 63) / 64) {
   size_t longest = 0;
   for (int32_t k = 0; k < vocab_->string_count(); ++k) longest = std::max(longest, vocab_->string(k).size());
   depth_states_.resize(longest + 1);
   ClearDfa();
 }
 
-void TokenConstraint::ClearDfa() {
+void GrammarMaskCache::ClearDfa() {
   dfa_states_.assign(2, WalkState{});
   dfa_states_[kUndecided].bottom = true;
   dfa_index_.clear();
   dfa_next_.assign(2 * 256, kDead);  // the dead states stay dead
 }
 
-int32_t TokenConstraint::Intern(MatchState match, bool bottom) {
+int32_t GrammarMaskCache::Intern(MatchState match, bool bottom) {
   if (match.stacks.empty()) return bottom ? kUndecided : kDead;
   uint64_t h = bottom ? 0x9e3779b97f4a7c15ull : 0;
   for (int32_t s : match.stacks) h = (h ^ static_cast<uint32_t>(s)) * 0x100000001b3ull;
@@ -109,7 +102,7 @@ int32_t TokenConstraint::Intern(MatchState match, bool bottom) {
   return id;
 }
 
-int32_t TokenConstraint::Next(int32_t state, uint8_t byte) {
+int32_t GrammarMaskCache::Next(int32_t state, uint8_t byte) {
   const size_t slot = static_cast<size_t>(state) * 256 + byte;
   if (dfa_next_[slot] >= 0) return dfa_next_[slot];
   bool bottom = dfa_states_[state].bottom;
@@ -120,7 +113,7 @@ int32_t TokenConstraint::Next(int32_t state, uint8_t byte) {
   return next;
 }
 
-void TokenConstraint::Walk(const MatchState& start, const std::vector<int32_t>* subset,
+void GrammarMaskCache::Walk(const MatchState& start, const std::vector<int32_t>* subset,
                            std::vector<uint64_t>* accepted, std::vector<int32_t>* uncertain) {
   const int32_t s0 = Intern(start, false);
   if (subset) {
@@ -130,7 +123,7 @@ void TokenConstraint::Walk(const MatchState& start, const std::vector<int32_t>* 
   }
 }
 
-void TokenConstraint::WalkTrie(int32_t start, std::vector<uint64_t>* accepted, std::vector<int32_t>* uncertain) {
+void GrammarMaskCache::WalkTrie(int32_t start, std::vector<uint64_t>* accepted, std::vector<int32_t>* uncertain) {
   // depth_states_[d]: the state after the first d bytes of the current path.
   const TokenVocabulary::Trie& t = vocab_->trie();
   depth_states_[0] = start;
@@ -157,7 +150,7 @@ void TokenConstraint::WalkTrie(int32_t start, std::vector<uint64_t>* accepted, s
   }
 }
 
-void TokenConstraint::WalkSubset(int32_t start, const std::vector<int32_t>& subset, std::vector<uint64_t>* accepted) {
+void GrammarMaskCache::WalkSubset(int32_t start, const std::vector<int32_t>& subset, std::vector<uint64_t>* accepted) {
   // Ascending strings: each reuses the states of the common prefix with the one before.
   depth_states_[0] = start;
   size_t valid = 0;
@@ -182,7 +175,7 @@ void TokenConstraint::WalkSubset(int32_t start, const std::vector<int32_t>& subs
   }
 }
 
-int32_t TokenConstraint::Truncate(int32_t stack) {
+int32_t GrammarMaskCache::Truncate(int32_t stack) {
   int32_t frames[kTruncateDepth];
   int depth = 0;
   int32_t node = stack;
@@ -197,7 +190,7 @@ int32_t TokenConstraint::Truncate(int32_t stack) {
   return cut;
 }
 
-const std::vector<uint64_t>& TokenConstraint::StackMask(int32_t stack) {
+const std::vector<uint64_t>& GrammarMaskCache::StackMask(int32_t stack) {
   if (auto it = stack_masks_.find(stack); it != stack_masks_.end()) {
     ++stats_.stack_hits;
     return it->second;
@@ -228,24 +221,38 @@ const std::vector<uint64_t>& TokenConstraint::StackMask(int32_t stack) {
   return stack_masks_.emplace(stack, std::move(bits)).first->second;
 }
 
-void TokenConstraint::FillMask(std::vector<uint64_t>* mask) {
+void GrammarMaskCache::AddAllowed(const MatchState& st, std::vector<uint64_t>* mask) {
   ++stats_.masks;
   if (dfa_states_.size() > kMaxDfaStates) ClearDfa();  // 1 KB of transitions per state
-  mask->assign(words_, 0);
-  const MatchState& st = matcher_.state();
   if (st.partial.remaining > 0) {
     // A token ended inside a character: rare, and not worth caching.
     Walk(st, nullptr, mask, nullptr);
     return;
   }
   for (int32_t s : st.stacks) {
-    if (s < 0) continue;  // the empty stack allows ending, below
+    if (s < 0) continue;  // the empty stack allows ending, which the constraint decides
     const std::vector<uint64_t>& bits = StackMask(s);
     for (size_t w = 0; w < words_; ++w) (*mask)[w] |= bits[w];
   }
+}
+
+TokenConstraint::TokenConstraint(std::shared_ptr<GrammarMaskCache> cache, std::vector<int32_t> end_ids)
+    : cache_(std::move(cache)), end_ids_(std::move(end_ids)), state_(cache_->matcher().initial()) {
+  std::sort(end_ids_.begin(), end_ids_.end());
+  end_ids_.erase(std::unique(end_ids_.begin(), end_ids_.end()), end_ids_.end());
+  std::erase_if(end_ids_, [&](int32_t id) { return id < 0 || id >= cache_->vocab().size(); });
+}
+
+TokenConstraint::TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab,
+                                 std::vector<int32_t> end_ids)
+    : TokenConstraint(std::make_shared<GrammarMaskCache>(std::move(grammar), std::move(vocab)), std::move(end_ids)) {}
+
+void TokenConstraint::FillMask(std::vector<uint64_t>* mask) {
+  mask->assign(cache_->words(), 0);
+  cache_->AddAllowed(state_, mask);
   // End ids by the grammar's verdict alone, even where their bytes spell text (GPT-2's
   // <|endoftext|> is an ordinary token of its vocabulary).
-  const bool can_end = matcher_.CanEnd();
+  const bool can_end = CanEnd();
   for (int32_t id : end_ids_) {
     uint64_t& w = (*mask)[id >> 6];
     w = can_end ? w | (uint64_t{1} << (id & 63)) : w & ~(uint64_t{1} << (id & 63));
@@ -255,21 +262,19 @@ void TokenConstraint::FillMask(std::vector<uint64_t>* mask) {
 bool TokenConstraint::IsEnd(int32_t id) const { return std::binary_search(end_ids_.begin(), end_ids_.end(), id); }
 
 bool TokenConstraint::Allows(int32_t id) {
-  if (id < 0 || id >= vocab_->size()) return false;
-  if (IsEnd(id)) return matcher_.CanEnd();
-  const std::string& b = vocab_->bytes(id);
+  if (id < 0 || id >= cache_->vocab().size()) return false;
+  if (IsEnd(id)) return CanEnd();
+  const std::string& b = cache_->vocab().bytes(id);
   if (b.empty()) return false;
-  const MatchState saved = matcher_.state();
-  const bool ok = matcher_.Accept(b);
-  matcher_.set_state(saved);
-  return ok;
+  MatchState probe = state_;
+  return cache_->matcher().Accept(&probe, b);
 }
 
 bool TokenConstraint::Accept(int32_t id) {
-  if (id < 0 || id >= vocab_->size()) return false;
-  if (IsEnd(id)) return matcher_.CanEnd();
-  const std::string& b = vocab_->bytes(id);
-  return !b.empty() && matcher_.Accept(b);
+  if (id < 0 || id >= cache_->vocab().size()) return false;
+  if (IsEnd(id)) return CanEnd();
+  const std::string& b = cache_->vocab().bytes(id);
+  return !b.empty() && cache_->matcher().Accept(&state_, b);
 }
 
 }  // namespace fastgen::constrained

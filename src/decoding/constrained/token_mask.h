@@ -77,36 +77,23 @@ struct TokenMaskStats {
   int64_t uncertain_checked = 0;  // tokens checked against a whole stack
 };
 
-// One sequence's grammar state and its mask computation. Not thread-safe; one per sequence.
-class TokenConstraint {
+// The per-grammar half of masking: the stacks' arena, the walk DFA and the mask caches, shared
+// by every sequence that follows the same grammar over the same vocabulary, so that a grammar
+// used again (the same schema in another request) finds its masks computed. Not thread-safe: one
+// thread at a time (the serving engine samples every sequence on its own thread).
+class GrammarMaskCache {
  public:
-  // end_ids: the ids that end generation (end of sequence, end of a chat turn): allowed exactly
-  // where the grammar may end, whatever their bytes.
-  TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab,
-                  std::vector<int32_t> end_ids);
+  GrammarMaskCache(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab);
 
-  // Writes the allowed set as a bitset over the vocabulary: bit (id % 64) of word id / 64.
-  // Nothing allowed means the grammar is stuck (no token can continue it and it may not end).
-  void FillMask(std::vector<uint64_t>* mask);
-  // Whether one token is allowed, without building a mask (the greedy fast path).
-  bool Allows(int32_t id);
-  // Advances over a token; false (and no change) when the grammar does not allow it. An end id
-  // is accepted where the grammar may end and leaves the state as it is.
-  bool Accept(int32_t id);
+  // ORs the tokens the grammar allows from `state` into `mask` (words() words; end ids are the
+  // constraint's business).
+  void AddAllowed(const MatchState& state, std::vector<uint64_t>* mask);
 
-  bool CanEnd() const { return matcher_.CanEnd(); }
-  // Only ending is possible (nothing may follow).
-  bool Finished() const { return matcher_.Finished(); }
-
-  // The state, for rollback (speculative decoding rejects drafted tokens).
-  const MatchState& state() const { return matcher_.state(); }
-  void Restore(const MatchState& s) { matcher_.set_state(s); }
-
-  bool IsEnd(int32_t id) const;
-  // The grammar proved too ambiguous to follow (GrammarMatcher::kMaxStacks).
-  bool overflowed() const { return matcher_.overflowed(); }
-  const TokenMaskStats& stats() const { return stats_; }
+  GrammarMatcher& matcher() { return matcher_; }
+  const Grammar& grammar() const { return matcher_.grammar(); }
   const TokenVocabulary& vocab() const { return *vocab_; }
+  size_t words() const { return words_; }
+  const TokenMaskStats& stats() const { return stats_; }
 
  private:
   // A state of a walk: the parse state and whether a path reached a truncated stack's cut on
@@ -138,7 +125,6 @@ class TokenConstraint {
   int32_t Truncate(int32_t stack);
 
   std::shared_ptr<const TokenVocabulary> vocab_;
-  std::vector<int32_t> end_ids_;  // sorted
   GrammarMatcher matcher_;
   size_t words_;
   std::unordered_map<int32_t, std::vector<uint64_t>> stack_masks_;
@@ -148,6 +134,46 @@ class TokenConstraint {
   std::unordered_map<uint64_t, std::vector<int32_t>> dfa_index_;  // hash -> states with it
   std::vector<int32_t> dfa_next_;  // [state * 256 + byte] -> state, -1 not computed yet
   TokenMaskStats stats_;
+};
+
+// One sequence's grammar state over a (possibly shared) mask cache. Used by one thread at a time,
+// like its cache.
+class TokenConstraint {
+ public:
+  // end_ids: the ids that end generation (end of sequence, end of a chat turn): allowed exactly
+  // where the grammar may end, whatever their bytes.
+  TokenConstraint(std::shared_ptr<GrammarMaskCache> cache, std::vector<int32_t> end_ids);
+  // With a cache of its own.
+  TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab,
+                  std::vector<int32_t> end_ids);
+
+  // Writes the allowed set as a bitset over the vocabulary: bit (id % 64) of word id / 64.
+  // Nothing allowed means the grammar is stuck (no token can continue it and it may not end).
+  void FillMask(std::vector<uint64_t>* mask);
+  // Whether one token is allowed, without building a mask (the greedy fast path).
+  bool Allows(int32_t id);
+  // Advances over a token; false (and no change) when the grammar does not allow it. An end id
+  // is accepted where the grammar may end and leaves the state as it is.
+  bool Accept(int32_t id);
+
+  bool CanEnd() const { return GrammarMatcher::CanEnd(state_); }
+  // Only ending is possible (nothing may follow).
+  bool Finished() const { return GrammarMatcher::Finished(state_); }
+
+  // The state, for rollback (speculative decoding rejects drafted tokens).
+  const MatchState& state() const { return state_; }
+  void Restore(const MatchState& s) { state_ = s; }
+
+  bool IsEnd(int32_t id) const;
+  // The grammar proved too ambiguous to follow (GrammarMatcher::kMaxStacks).
+  bool overflowed() const { return cache_->matcher().overflowed(); }
+  const TokenMaskStats& stats() const { return cache_->stats(); }
+  const TokenVocabulary& vocab() const { return cache_->vocab(); }
+
+ private:
+  std::shared_ptr<GrammarMaskCache> cache_;
+  std::vector<int32_t> end_ids_;  // sorted
+  MatchState state_;
 };
 
 }  // namespace fastgen::constrained
