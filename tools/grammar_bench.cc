@@ -1,13 +1,14 @@
 // Token-mask cost of structured output: a JSON Schema compiled to a grammar, then a document
 // that validates under it fed token by token, timing each step's full vocabulary mask.
 //
-//   grammar_bench TOKENIZER SCHEMA DOCUMENT [REPEATS]
+//   grammar_bench TOKENIZER SCHEMA DOCUMENT [REPEATS] [GBNF_OUT]
 //
 // TOKENIZER: anything Tokenizer::Load accepts, or a gzipped tokenizer.json. The document is
 // tokenized as a model would have written it, and each repeat starts from a fresh constraint
 // (cold caches, as a new request does). Prints the schema's compile time and the per-token mask
 // time (median, p90, p99, max) over all steps of all repeats; each mask is checked to allow the
-// document's next token.
+// document's next token. GBNF_OUT receives the schema's grammar (for llama.cpp side by side:
+// scripts/bench_grammar_vs_llama).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -86,6 +87,11 @@ int main(int argc, char** argv) {
     }
     grammar = *parsed;
     gbnf_bytes = g->size();
+    if (i == 0 && argc > 5) {
+      std::FILE* out = std::fopen(argv[5], "wb");
+      if (out == nullptr || std::fwrite(g->data(), 1, g->size(), out) != g->size()) return 1;
+      std::fclose(out);
+    }
     compile_ms.push_back(Micros(t0, t1) / 1000);
   }
   std::printf("schema -> grammar: %zu bytes of GBNF, %d rules, %zu elements; compiled in %.2f ms (median of 20)\n",
