@@ -76,6 +76,8 @@ bool ParseOutputFormat(const std::string& body, const json& j, const ApiContext&
         const auto ordered = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
         format.kind = constrained::OutputFormat::Kind::kJsonSchema;
         format.text = ordered["response_format"]["json_schema"]["schema"].dump();
+        // strict: true, as OpenAI reads it: objects have exactly their declared properties.
+        format.closed_objects = js.contains("strict") && js["strict"] == true;
       }
     } else if (type != "text") {
       return fail(param, "response_format.type: '" + type.substr(0, 64) + "' is not one of text, json_object, json_schema");

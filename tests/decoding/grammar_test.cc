@@ -160,6 +160,16 @@ namespace {
 // x{0,n} of a nullable x reaches the same stacks along 2^n paths; expanding each node once per
 // step keeps it linear (this test would not finish otherwise), and a long chain of nullable rules
 // does not recurse on the C++ stack.
+// Groups and repetitions become helper rules; their names never collide with a rule the grammar
+// defines afterwards.
+TEST(Grammar, HelperRulesDoNotTakeUserNames) {
+  auto g = Grammar::Parse("root ::= (\"a\")* root-1\nroot-1 ::= \"b\"\n");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  GrammarMatcher m(*g);
+  EXPECT_TRUE(m.Accept("aab"));
+  EXPECT_TRUE(m.CanEnd());
+}
+
 TEST(Grammar, NullableRepetitionsExpandOnce) {
   auto g = Grammar::Parse(R"(root ::= ("a"?){0,3000} "b")");
   ASSERT_TRUE(g.ok()) << g.status().message();

@@ -201,11 +201,9 @@ int32_t GrammarBuilder::RuleId(const std::string& name) {
 }
 
 int32_t GrammarBuilder::NewHelperRule(const std::string& base, Alternatives alts) {
-  std::string name;
-  int& next = helper_counts_[base];  // per base name: finding a free suffix stays O(1)
-  do {
-    name = base + "-" + std::to_string(++next);
-  } while (ids_.count(name));
+  // '~' cannot appear in a written rule name, so a helper never takes a name the grammar defines
+  // later ("root ::= (a)" then "root-1 ::= ..." is a grammar like any other).
+  const std::string name = base + "~" + std::to_string(++helper_counts_[base]);
   const int32_t id = RuleId(name);
   rules_[id] = std::move(alts);
   defined_[id] = true;

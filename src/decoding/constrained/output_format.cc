@@ -9,6 +9,7 @@ Expected<std::shared_ptr<const Grammar>> CompileOutputFormat(const OutputFormat&
   using Kind = OutputFormat::Kind;
   JsonSchemaOptions jo;
   jo.compact = format.compact;
+  jo.closed_objects = format.closed_objects;
   std::string gbnf;
   switch (format.kind) {
     case Kind::kText:
@@ -46,7 +47,8 @@ Expected<std::shared_ptr<const Grammar>> CompileOutputFormat(const OutputFormat&
 
 Expected<std::shared_ptr<const Grammar>> OutputFormatCache::Compile(const OutputFormat& format) {
   if (format.kind == OutputFormat::Kind::kText) return std::shared_ptr<const Grammar>();
-  const std::string key = std::to_string(static_cast<int>(format.kind)) + (format.compact ? "c" : "w") + format.text;
+  const std::string key = std::to_string(static_cast<int>(format.kind)) + (format.compact ? "c" : "w") +
+                          (format.closed_objects ? "s" : "o") + format.text;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {

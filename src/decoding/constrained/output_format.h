@@ -19,6 +19,9 @@ struct OutputFormat {
   Kind kind = Kind::kText;
   std::string text;     // the GBNF, the schema's JSON text (its key order is kept) or the regex
   bool compact = false;  // JSON without whitespace between tokens
+  // A schema's objects without "additionalProperties" take no other keys (OpenAI's strict mode;
+  // JSON Schema itself allows any).
+  bool closed_objects = false;
 };
 
 // The grammar, or null for kText. Errors say which kind of input was at fault.
