@@ -130,9 +130,6 @@ int Run(RunFlags& f) {
   if (!f.ignore_eos) end_ids = c.eos_ids;
   auto constraint = ConstraintFromFlags(f.grammar, model, tokenizer.get(), end_ids);
   if (!constraint.ok()) return ReportError(constraint.status());
-  if (*constraint && !f.spec.mode.empty())
-    return ReportError(InvalidArgument("--grammar/--json-schema/--regex/--json do not combine with --spec in `run` "
-                                       "yet (the server's speculation does combine with them)"));
   go.constraint = constraint->get();
   go.max_positions = positions;
   std::vector<float> prompt_logits;
@@ -161,6 +158,10 @@ int Run(RunFlags& f) {
     if (f.spec.compare && spec.proposer) {
       GenerateOptions quiet = go;
       quiet.prompt_logits = nullptr;
+      // The baseline follows the grammar from its start too, on a constraint of its own.
+      auto baseline_constraint = ConstraintFromFlags(f.grammar, model, tokenizer.get(), end_ids);
+      if (!baseline_constraint.ok()) return ReportError(baseline_constraint.status());
+      quiet.constraint = baseline_constraint->get();
       auto base = Generate(model, *kv, prompt, quiet, nullptr);
       if (!base.ok()) return ReportError(base.status());
       plain = std::move(*base);

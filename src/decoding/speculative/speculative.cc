@@ -1,5 +1,6 @@
 #include "decoding/speculative/speculative.h"
 
+#include "decoding/generate.h"
 #include "decoding/speculative/step_control.h"
 
 #include <algorithm>
@@ -54,6 +55,32 @@ int32_t Depth(const Draft& d) {
 
 }  // namespace
 
+namespace {
+
+// Keeps the drafted nodes whose path from the root the grammar allows (a chain keeps a prefix;
+// a tree loses the subtrees below a refused token), renumbering parents; the constraint's state
+// is left as it was.
+void PruneDraftToGrammar(constrained::TokenConstraint& constraint, Draft* draft) {
+  const constrained::MatchState root = constraint.state();
+  std::vector<constrained::MatchState> states(draft->size());
+  std::vector<int32_t> renumbered(draft->size(), -1);
+  Draft kept;
+  for (size_t j = 0; j < draft->size(); ++j) {
+    const int32_t parent = draft->parents[j];
+    if (parent >= 0 && renumbered[static_cast<size_t>(parent)] < 0) continue;  // below a refused token
+    constraint.Restore(parent < 0 ? root : states[static_cast<size_t>(parent)]);
+    if (!constraint.Accept(draft->tokens[j])) continue;
+    states[j] = constraint.state();
+    renumbered[j] = static_cast<int32_t>(kept.size());
+    kept.Push(draft->tokens[j], parent < 0 ? -1 : renumbered[static_cast<size_t>(parent)]);
+    if (!draft->q.empty()) kept.q.push_back(std::move(draft->q[j]));
+  }
+  constraint.Restore(root);
+  *draft = std::move(kept);
+}
+
+}  // namespace
+
 Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
                                                 std::span<const int32_t> prompt,
                                                 const GenerateOptions& options,
@@ -65,8 +92,6 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
   if (prompt.empty()) return InvalidArgument("the prompt is empty: give at least one token");
   if (options.max_new_tokens < 0) return InvalidArgument("the number of tokens to generate must be >= 0");
   if (spec.max_draft < 0) return InvalidArgument("the draft budget must be >= 0");
-  if (options.constraint != nullptr)
-    return Unsupported("constrained decoding (a grammar) does not combine with speculative decoding yet");
   if (kv.length() + static_cast<int64_t>(prompt.size()) > kv.capacity())
     return InvalidArgument("the prompt (" + std::to_string(prompt.size()) +
                            " tokens) does not fit the context size of " +
@@ -112,6 +137,12 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
   // are plain decoding's, evaluated per committed token, so both stop at the same token.
   const int64_t kv_base = kv.length() - 1;
 
+  // Constrained decoding: every token, drafted or sampled, is one the grammar allows, and each
+  // row is sampled under the mask of the state its committed prefix leaves, so the output is
+  // constrained plain decoding's (greedy: token for token).
+  constrained::TokenConstraint* constraint = options.constraint;
+  std::vector<uint64_t> allowed;
+  bool grammar_finished = false;  // after the token being emitted
   // Commits one token; false when generation ends with it.
   auto emit = [&](int32_t token) {
     result.tokens.push_back(token);
@@ -128,6 +159,10 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     if (emitted == options.max_new_tokens) return false;
     if (kv_base + emitted >= kv.capacity()) {
       result.stop_reason = StopReason::kContextFull;
+      return false;
+    }
+    if (grammar_finished) {  // plain decoding's next step would find nothing left to generate
+      result.stop_reason = StopReason::kGrammarComplete;
       return false;
     }
     return true;
@@ -155,11 +190,22 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
   std::vector<float> p, scratch, row_logits;  // [vocab]
   const int64_t d_model = c.d_model;
   bool running = options.max_new_tokens > 0;
+  if (running && constraint && constraint->Finished()) {
+    result.stop_reason = StopReason::kGrammarComplete;
+    running = false;
+  }
   if (running) {
-    const int32_t first = sampler.Sample(logits, history);
+    int32_t first;
+    if (constraint) {
+      FG_ASSIGN_OR_RETURN(first, SampleConstrained(sampler, *constraint, logits, history, &allowed));
+      grammar_finished = constraint->Finished();
+    } else {
+      first = sampler.Sample(logits, history);
+    }
     history.push_back(first);
     running = emit(first);
   }
+  std::vector<uint8_t> commit_finished;  // [commit] the grammar allows nothing after it
   while (running) {
     // Invariant: history.back() is committed but not yet in the cache (kv.length() slots are).
     const auto t_step = Clock::now();
@@ -189,6 +235,9 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
       FG_RETURN_IF_ERROR(handed_back(cached));
       FG_RETURN_IF_ERROR(SanitizeDraft(req, vocab, &draft));
     }
+    // Drafted tokens the grammar refuses would be rejected anyway: cut them (and what follows
+    // them) before the target computes their rows.
+    if (constraint && !draft.empty()) PruneDraftToGrammar(*constraint, &draft);
     const auto t_proposed = Clock::now();
 
     // One target pass over [pending, draft...]: batch index = draft index + 1.
@@ -217,6 +266,7 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     // Walk from the root, keeping drafted children the rule accepts.
     path.assign(1, 0);
     commit.clear();
+    commit_finished.clear();
     int32_t node = 0;
     while (true) {
       std::span<const float> row;  // [vocab] the target's logits after this node
@@ -231,28 +281,47 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
         if (draft.parents[j] + 1 == node) children.push_back(static_cast<int32_t>(j) + 1);
       int32_t chosen = -1;  // batch index of the kept child
       int32_t token = -1;   // the target's own token when no child is kept
+      // The grammar's state before this row's token, and its mask (sampling only; greedy checks
+      // the argmax first, as plain constrained decoding does).
+      constrained::MatchState before;
+      std::span<const uint64_t> mask;
+      if (constraint) {
+        before = constraint->state();
+        if (rule == AcceptRule::kSampling && !children.empty()) {
+          constraint->FillMask(&allowed);
+          if (std::all_of(allowed.begin(), allowed.end(), [](uint64_t w) { return w == 0; }))
+            return InvalidArgument("the grammar cannot go on: no token of the vocabulary continues the text");
+          mask = allowed;
+        }
+      }
+      // The target's own token for this row (advancing the grammar past it when there is one).
+      auto own_token = [&]() -> Expected<int32_t> {
+        if (!constraint) return sampler.Sample(row, history);
+        return SampleConstrained(sampler, *constraint, row, history, &allowed);
+      };
       if (rule == AcceptRule::kSampling) {
         if (children.empty()) {
-          token = sampler.Sample(row, history);
+          FG_ASSIGN_OR_RETURN(token, own_token());
         } else if (!draft.q.empty()) {
           const int32_t child = children.front();  // a chain (SanitizeDraft)
           const size_t d = static_cast<size_t>(child - 1);
-          sampler.Distribution(row, history, &p);
+          sampler.Distribution(row, history, &p, mask);
           if (AcceptSampled(p, draft.q[d], draft.tokens[d], sampler, &scratch, &token)) chosen = child;
         } else {
           // Deterministic children, one or more: recursive rejection sampling over them.
-          sampler.Distribution(row, history, &p);
+          sampler.Distribution(row, history, &p, mask);
           scratch_tokens.clear();
           for (int32_t child : children) scratch_tokens.push_back(draft.tokens[static_cast<size_t>(child - 1)]);
           const int32_t k = AcceptSampledAmong(p, scratch_tokens, sampler, &token);
           if (k >= 0) chosen = children[static_cast<size_t>(k)];
         }
       } else {
-        token = sampler.Sample(row, history);  // greedy: argmax after penalties and bias
+        FG_ASSIGN_OR_RETURN(token, own_token());  // greedy: argmax after penalties and bias
         for (int32_t child : children)
           if (draft.tokens[static_cast<size_t>(child - 1)] == token) chosen = child;
         if (chosen < 0 && rule == AcceptRule::kBild) {
           for (int32_t child : children) {
+            // (A drafted child is one the grammar allows: PruneDraftToGrammar.)
             if (AcceptBild(row, draft.tokens[static_cast<size_t>(child - 1)], spec.bild_rollback)) {
               chosen = child;
               break;
@@ -260,12 +329,22 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
           }
         }
       }
+      const int32_t kept = chosen < 0 ? token : draft.tokens[static_cast<size_t>(chosen - 1)];
+      if (constraint) {
+        // own_token advanced the grammar past `token`; a kept child other than it (sampling's
+        // acceptance, BiLD) takes its place.
+        const bool advanced = rule != AcceptRule::kSampling || children.empty();
+        if (!advanced || kept != token) {
+          constraint->Restore(before);
+          if (!constraint->Accept(kept)) return Internal("the verifier kept a token outside the grammar's mask");
+        }
+        commit_finished.push_back(constraint->Finished());
+      }
       if (chosen < 0) {
         commit.push_back(token);
         history.push_back(token);
         break;
       }
-      const int32_t kept = draft.tokens[static_cast<size_t>(chosen - 1)];
       commit.push_back(kept);
       history.push_back(kept);
       path.push_back(chosen);
@@ -311,9 +390,10 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
     } else if (room > 0) {
       controller.Record(speculate, static_cast<int64_t>(commit.size()), step_seconds);
     }
-    for (int32_t token : commit) {
+    for (size_t i = 0; i < commit.size(); ++i) {
       ++stats.generated;
-      if (!(running = emit(token))) break;
+      grammar_finished = constraint && commit_finished[i];
+      if (!(running = emit(commit[i]))) break;
     }
   }
   result.decode_seconds = Seconds(t1, Clock::now());
