@@ -51,6 +51,29 @@ std::string RandomId(const char* prefix, uint64_t n) {
   return buf;
 }
 
+// A finished chat answer under tools: its text and calls in the message's shape, and the finish
+// reason ("tool_calls" when the answer is calls).
+struct ToolAnswer {
+  json content;     // a string, or null when the answer is only calls
+  json tool_calls;  // null when there are none
+  std::string finish;
+};
+
+ToolAnswer ReadToolAnswer(const ApiRequest& shape, const std::string& text, const std::string& finish) {
+  const ParsedAnswer a = ParseToolCalls(text, shape.tool_syntax, shape.tools);
+  ToolAnswer out{json(text), json(), finish};
+  if (a.calls.empty()) return out;
+  out.content = a.content.empty() ? json() : json(a.content);
+  out.tool_calls = json::array();
+  for (size_t i = 0; i < a.calls.size(); ++i) {
+    out.tool_calls.push_back({{"id", RandomId("call_", i)},
+                              {"type", "function"},
+                              {"function", {{"name", a.calls[i].name}, {"arguments", a.calls[i].arguments}}}});
+  }
+  if (finish == "stop") out.finish = "tool_calls";
+  return out;
+}
+
 // A request's choices as they accumulate, for the non-streaming reply.
 struct ChoiceState {
   std::string text;
@@ -266,16 +289,27 @@ void Server::HandleGenerate(const httplib::Request& req, httplib::Response& res,
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
   const std::string model = api_.model_id;
   const Tokenizer* tok = api_.tokenizer;
-  const ApiRequest shape = {parsed->chat, parsed->stream, parsed->include_usage, parsed->legacy_logprobs,
-                            parsed->chat_logprobs, {}, {}};
+  ApiRequest shape_of;  // what the replies need to know of the request (not its prompts)
+  shape_of.chat = parsed->chat;
+  shape_of.stream = parsed->stream;
+  shape_of.include_usage = parsed->include_usage;
+  shape_of.legacy_logprobs = parsed->legacy_logprobs;
+  shape_of.chat_logprobs = parsed->chat_logprobs;
+  shape_of.tool_mode = parsed->tool_mode;
+  shape_of.tool_syntax = parsed->tool_syntax;
+  shape_of.tools = parsed->tools;
+  const ApiRequest shape = std::move(shape_of);
+  // With tools, a choice's text is held until it finishes: only then is it known to be calls.
+  const bool hold_text = shape.chat && shape.tool_mode != ToolMode::kNone;
 
   if (parsed->stream) {
     auto roles_sent = std::make_shared<std::vector<bool>>(gen->handles.size() * static_cast<size_t>(gen->n), false);
     auto text_bytes = std::make_shared<std::vector<int64_t>>(roles_sent->size(), 0);
+    auto held = std::make_shared<std::vector<std::string>>(roles_sent->size());
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [gen, shape, id, created, model, tok, roles_sent, text_bytes](size_t, httplib::DataSink& sink) {
+        [gen, shape, id, created, model, tok, roles_sent, text_bytes, held, hold_text](size_t, httplib::DataSink& sink) {
           auto send = [&](const json& chunk) {
             const std::string line = "data: " + chunk.dump() + "\n\n";
             return sink.write(line.data(), line.size());
@@ -301,11 +335,35 @@ void Server::HandleGenerate(const httplib::Request& req, httplib::Response& res,
               json choice = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
               if (e.kind == runtime::Event::Kind::kDelta || e.kind == runtime::Event::Kind::kFinish) {
                 const bool finish = e.kind == runtime::Event::Kind::kFinish;
+                if (hold_text && !finish) {
+                  (*held)[static_cast<size_t>(index)] += e.text;
+                  continue;
+                }
                 if (shape.chat) {
                   json delta = json::object();
                   if (!(*roles_sent)[static_cast<size_t>(index)]) {
                     delta["role"] = "assistant";
                     (*roles_sent)[static_cast<size_t>(index)] = true;
+                  }
+                  if (hold_text) {
+                    // The whole answer in one delta: its text, or its calls (each call's id,
+                    // name and arguments at once, which the clients' accumulators take).
+                    const ToolAnswer a = ReadToolAnswer(shape, (*held)[static_cast<size_t>(index)] + e.text,
+                                                        runtime::FinishReasonName(e.finish));
+                    if (!a.content.is_null()) delta["content"] = a.content;
+                    if (!a.tool_calls.is_null()) {
+                      json calls = a.tool_calls;
+                      for (size_t k = 0; k < calls.size(); ++k) calls[k]["index"] = k;
+                      delta["tool_calls"] = calls;
+                    }
+                    choice["delta"] = delta;
+                    choice["finish_reason"] = a.finish;
+                    if (!send(chunk_of(json::array({choice})))) {
+                      gen->CancelAll();
+                      return false;
+                    }
+                    last_write = std::chrono::steady_clock::now();
+                    continue;
                   }
                   if (!e.text.empty() || !finish) delta["content"] = e.text;
                   choice["delta"] = delta;
@@ -433,7 +491,13 @@ void Server::HandleGenerate(const httplib::Request& req, httplib::Response& res,
           json out = json::array();
           for (size_t i = 0; i < choices.size(); ++i) {
             json c = {{"index", i}, {"finish_reason", choices[i].finish}};
-            if (shape.chat) {
+            if (shape.chat && shape.tool_mode != ToolMode::kNone) {
+              const ToolAnswer a = ReadToolAnswer(shape, choices[i].text, choices[i].finish);
+              c["message"] = {{"role", "assistant"}, {"content", a.content}};
+              if (!a.tool_calls.is_null()) c["message"]["tool_calls"] = a.tool_calls;
+              c["finish_reason"] = a.finish;
+              c["logprobs"] = shape.chat_logprobs ? choices[i].logprobs : json();
+            } else if (shape.chat) {
               c["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
               c["logprobs"] = shape.chat_logprobs ? choices[i].logprobs : json();
             } else {

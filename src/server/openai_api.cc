@@ -1,11 +1,14 @@
 #include "server/openai_api.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <set>
 
 #include "core/diagnostics.h"
 #include "decoding/constrained/output_format.h"
+#include "server/tool_calls.h"
 #include "tokenizer/chat_template.h"
 
 namespace fastgen::server {
@@ -19,7 +22,7 @@ const std::set<std::string>& KnownKeys() {
       "model", "prompt", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
       "temperature", "top_p", "top_k", "min_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty",
       "repeat_penalty", "repeat_last_n", "logit_bias", "logprobs", "top_logprobs", "user", "ignore_eos",
-      "skip_special_tokens", "response_format", "grammar"};
+      "skip_special_tokens", "response_format", "grammar", "tools", "tool_choice", "parallel_tool_calls"};
   return keys;
 }
 
@@ -34,8 +37,7 @@ std::string UnsupportedSetting(const json& j) {
     const json n = j.contains("n") && !j["n"].is_null() ? j["n"] : json(1);
     if (j["best_of"] != 1 && j["best_of"] != n) return "best_of";
   }
-  for (const char* key : {"tools", "functions"})
-    if (set(key) && !(j[key].is_array() && j[key].empty())) return key;
+  if (set("functions") && !(j["functions"].is_array() && j["functions"].empty())) return "functions";  // the legacy API
   return "";
 }
 
@@ -101,6 +103,87 @@ bool ParseOutputFormat(const std::string& body, const json& j, const ApiContext&
     error->code = ours ? "" : "invalid_value";
     return false;
   }
+  p->grammar = std::move(*grammar);
+  return true;
+}
+
+// tools, tool_choice and parallel_tool_calls (chat completions): the tools' specs, and for a
+// forced call ("required" or a named function) the grammar of the call in the template's syntax.
+bool ParseTools(const std::string& body, const json& j, const ApiContext& ctx, ApiError* error, ApiRequest* out,
+                runtime::GenerationParams* p) {
+  auto fail = [&](const char* param, const std::string& message) {
+    error->status = 400;
+    error->param = param;
+    error->message = message;
+    error->code = "invalid_value";
+    return false;
+  };
+  const bool has_tools = j.contains("tools") && !j["tools"].is_null();
+  if (!has_tools) {
+    if (j.contains("tool_choice") && !j["tool_choice"].is_null() && j["tool_choice"] != "none" && j["tool_choice"] != "auto")
+      return fail("tool_choice", "tool_choice: no tools were given");
+    return true;
+  }
+  const json& tools = j["tools"];
+  if (!tools.is_array() || tools.size() > 128) return fail("tools", "tools: expected an array of up to 128 tools");
+  if (tools.empty()) return true;
+  out->tools_json = nlohmann::ordered_json::parse(body, nullptr, false)["tools"];
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const std::string where = "tools[" + std::to_string(i) + "]";
+    const json& t = tools[i];
+    if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") || !t["function"].is_object())
+      return fail("tools", where + ": expected {\"type\": \"function\", \"function\": {...}}");
+    const json& f = t["function"];
+    if (!f.contains("name") || !f["name"].is_string()) return fail("tools", where + ".function.name: expected a string");
+    const std::string name = f["name"].get<std::string>();
+    const bool valid_name = !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
+    if (!valid_name) return fail("tools", where + ".function.name: 1 to 64 of a-z, A-Z, 0-9, _ and -");
+    for (const ToolSpec& seen : out->tools)
+      if (seen.name == name) return fail("tools", where + ".function.name: '" + name + "' is given twice");
+    ToolSpec spec{name, {{"type", "object"}}};
+    const auto& of = out->tools_json[i]["function"];
+    if (of.contains("parameters") && !of["parameters"].is_null()) {
+      if (!of["parameters"].is_object()) return fail("tools", where + ".function.parameters: expected a JSON Schema object");
+      spec.parameters = of["parameters"];
+    }
+    out->tools.push_back(std::move(spec));
+  }
+  bool parallel = true;
+  if (j.contains("parallel_tool_calls") && !j["parallel_tool_calls"].is_null()) {
+    if (!j["parallel_tool_calls"].is_boolean()) return fail("parallel_tool_calls", "parallel_tool_calls: expected a boolean");
+    parallel = j["parallel_tool_calls"].get<bool>();
+  }
+  std::string forced;
+  out->tool_mode = ToolMode::kAuto;
+  if (j.contains("tool_choice") && !j["tool_choice"].is_null()) {
+    const json& tc = j["tool_choice"];
+    if (tc == "none") {
+      out->tool_mode = ToolMode::kNone;
+    } else if (tc == "required") {
+      out->tool_mode = ToolMode::kForced;
+    } else if (tc.is_object() && tc.value("type", "") == "function" && tc.contains("function") &&
+               tc["function"].is_object() && tc["function"].contains("name") && tc["function"]["name"].is_string()) {
+      forced = tc["function"]["name"].get<std::string>();
+      if (std::none_of(out->tools.begin(), out->tools.end(), [&](const ToolSpec& t) { return t.name == forced; }))
+        return fail("tool_choice", "tool_choice: no tool named '" + forced.substr(0, 64) + "'");
+      out->tool_mode = ToolMode::kForced;
+    } else if (tc != "auto") {
+      return fail("tool_choice", "tool_choice: expected \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\"}}");
+    }
+  }
+  out->tool_syntax = ToolCallSyntaxOf(ctx.chat_template ? *ctx.chat_template : std::string());
+  if (out->tool_mode != ToolMode::kForced) return true;
+  if (p->grammar) return fail("tool_choice", "tool_choice: a forced tool call does not combine with response_format or grammar");
+  auto gbnf = ToolCallGbnf(out->tools, forced, parallel, out->tool_syntax);
+  if (!gbnf.ok()) return fail("tools", gbnf.status().message());
+  constrained::OutputFormat format;
+  format.kind = constrained::OutputFormat::Kind::kGrammar;
+  format.text = *gbnf;
+  format.root = kToolCallRoot;
+  auto grammar = ctx.output_formats ? ctx.output_formats->Compile(format) : constrained::CompileOutputFormat(format);
+  if (!grammar.ok()) return fail("tools", "tools: " + grammar.status().message());
   p->grammar = std::move(*grammar);
   return true;
 }
@@ -244,7 +327,8 @@ bool CompletionPrompts(const json& p, const ApiContext& ctx, int64_t vocab, std:
 }
 
 // A chat request's messages rendered through the model's chat template, then tokenized.
-bool ChatPrompt(const json& messages, const ApiContext& ctx, std::vector<int32_t>* out, ApiError* error) {
+bool ChatPrompt(const json& messages, const nlohmann::ordered_json& tools, const ApiContext& ctx, std::vector<int32_t>* out,
+                ApiError* error) {
   error->param = "messages";
   if (ctx.chat_template == nullptr || ctx.tokenizer == nullptr) {
     error->message = "messages: this model has no chat template (start the server with --chat-template FILE)";
@@ -287,8 +371,27 @@ bool ChatPrompt(const json& messages, const ApiContext& ctx, std::vector<int32_t
       error->message = where + ".content: expected a string or an array of text parts";
       return false;
     }
-    in.messages.push_back({role == "developer" ? "system" : role, content, {}});
+    ChatMessage msg{role == "developer" ? "system" : role, content, {}};
+    // What tool-using templates read: an assistant turn's calls (arguments as an object, as
+    // transformers' templates expect, where OpenAI sends a JSON string) and a tool result's id.
+    if (m.contains("tool_calls") && m["tool_calls"].is_array()) {
+      nlohmann::ordered_json calls = nlohmann::ordered_json::array();
+      for (const json& call : m["tool_calls"]) {
+        nlohmann::ordered_json c = call;
+        if (c.contains("function") && c["function"].is_object() && c["function"].contains("arguments") &&
+            c["function"]["arguments"].is_string()) {
+          auto args = nlohmann::ordered_json::parse(c["function"]["arguments"].get<std::string>(), nullptr, false);
+          if (!args.is_discarded()) c["function"]["arguments"] = args;
+        }
+        calls.push_back(std::move(c));
+      }
+      msg.extra["tool_calls"] = std::move(calls);
+    }
+    for (const char* key : {"tool_call_id", "name"})
+      if (m.contains(key) && m[key].is_string()) msg.extra[key] = m[key];
+    in.messages.push_back(std::move(msg));
   }
+  if (!tools.empty()) in.extra_context["tools"] = tools;
   auto text = RenderChatTemplate(*ctx.chat_template, in);
   if (!text.ok()) {
     error->message = "messages: " + text.status().message();
@@ -443,10 +546,17 @@ std::optional<ApiRequest> ParseRequest(const std::string& body, bool chat, const
       return std::nullopt;
     }
     runtime::Request r;
-    if (!ChatPrompt(j["messages"], ctx, &r.prompt, error)) return std::nullopt;
+    if (!ParseTools(body, j, ctx, error, &out, &p)) return std::nullopt;
+    if (!ChatPrompt(j["messages"], out.tool_mode == ToolMode::kNone ? nlohmann::ordered_json::array() : out.tools_json,
+                    ctx, &r.prompt, error))
+      return std::nullopt;
     r.params = p;
     out.requests.push_back(std::move(r));
   } else {
+    if (f.Has("tools") && !(j["tools"].is_array() && j["tools"].empty())) {
+      f.Fail("tools", "tools: tool calls are a chat completions feature (/v1/chat/completions)");
+      return std::nullopt;
+    }
     int64_t logprobs = -1;
     if (!f.Integer("logprobs", 0, 20, &logprobs)) return std::nullopt;
     out.legacy_logprobs = logprobs >= 0;

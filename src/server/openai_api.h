@@ -13,6 +13,7 @@
 
 #include "decoding/constrained/output_format.h"
 #include "runtime/request.h"
+#include "server/tool_calls.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fastgen::server {
@@ -39,6 +40,10 @@ struct ApiContext {
   constrained::OutputFormatCache* output_formats = nullptr;
 };
 
+// What a chat request allows of tool calls: none, the model's choice (parsed from the answer),
+// or forced (generated under the calls' grammar).
+enum class ToolMode { kNone, kAuto, kForced };
+
 struct ApiRequest {
   bool chat = false;
   bool stream = false;
@@ -47,6 +52,10 @@ struct ApiRequest {
   bool chat_logprobs = false;       // chat's logprobs: true
   std::vector<runtime::Request> requests;  // one per prompt (completions may send several)
   std::vector<std::string> ignored_keys;   // top-level keys fastgen does not use
+  ToolMode tool_mode = ToolMode::kNone;
+  ToolCallSyntax tool_syntax = ToolCallSyntax::kJsonLines;
+  std::vector<ToolSpec> tools;
+  nlohmann::ordered_json tools_json;       // as the client sent them (for the chat template)
 };
 
 // Parses a POST body. `chat`: /v1/chat/completions, else /v1/completions.

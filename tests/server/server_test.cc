@@ -153,6 +153,42 @@ TEST(Serve, StructuredOutputValidatesUnderAjv) {
   EXPECT_EQ(rc, 0) << testing::ReadFileText(out) << "\nserver log:\n" << s.Log();
 }
 
+// A template that writes Hermes-style calls (Qwen 3's: it shows the tools and asks for
+// <tool_call> blocks): a forced call comes back as tool_calls, and the call and its result render
+// as history.
+TEST(Serve, ToolCallsInTheTemplatesSyntax) {
+  const std::string tmpl = testing::ScratchDir("fastgen_server_test") + "/qwen3.jinja";
+  std::ofstream(tmpl) << testing::ReadJson(SharedPath("tokenizers/qwen3.tokenizer_config.json"))["chat_template"].get<std::string>();
+  ServeProcess s({"-m", ModelDir(), "-t", "1", "--chat-template", tmpl});
+  auto c = Client(s);
+  const json tools = json::array({{{"type", "function"},
+                                   {"function",
+                                    {{"name", "lookup"},
+                                     {"parameters",
+                                      {{"type", "object"},
+                                       {"properties", {{"id", {{"type", "integer"}, {"minimum", 0}, {"maximum", 99}}}}},
+                                       {"required", {"id"}}}}}}}});
+  json body = {{"messages", json::array({{{"role", "user"}, {"content", "Find 7"}}})},
+               {"tools", tools}, {"tool_choice", "required"}, {"parallel_tool_calls", false},
+               {"temperature", 0}, {"max_tokens", 64}};
+  auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json answer = json::parse(r->body);
+  const json& msg = answer["choices"][0]["message"];
+  EXPECT_EQ(answer["choices"][0]["finish_reason"], "tool_calls") << r->body;
+  ASSERT_TRUE(msg["tool_calls"].is_array()) << r->body;
+  EXPECT_EQ(msg["tool_calls"][0]["function"]["name"], "lookup");
+  const json args = json::parse(msg["tool_calls"][0]["function"]["arguments"].get<std::string>());
+  EXPECT_TRUE(args["id"].is_number_integer() && args["id"] >= 0 && args["id"] <= 99) << args.dump();
+  body["messages"].push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", msg["tool_calls"]}});
+  body["messages"].push_back({{"role", "tool"}, {"tool_call_id", msg["tool_calls"][0]["id"]}, {"content", "found"}});
+  body["tool_choice"] = "auto";
+  r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+}
+
 // Bad structured-output requests get a 400 naming the parameter; the server keeps serving.
 TEST(Serve, BadStructuredOutputRequestsAreRefused) {
   ServeProcess s({"-m", ModelDir(), "-t", "1", "--chat-template", ChatTemplateFile()});
@@ -183,6 +219,41 @@ TEST(Serve, BadStructuredOutputRequestsAreRefused) {
     EXPECT_EQ(status, 400) << body.dump() << " -> " << r.dump();
     EXPECT_EQ(r["error"]["param"], k.param) << r.dump();
     EXPECT_NE(r["error"]["message"].get<std::string>().find(k.message), std::string::npos) << r.dump();
+  }
+  // Tools: completions refuse them; chat checks their shape.
+  {
+    json body = base;
+    body["tools"] = json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}});
+    int status = 0;
+    const json r = Complete(c, body, &status);
+    EXPECT_EQ(status, 400) << r.dump();
+    EXPECT_EQ(r["error"]["param"], "tools") << r.dump();
+  }
+  const json messages = json::array({{{"role", "user"}, {"content", "hi"}}});
+  const json fn = {{"type", "function"}, {"function", {{"name", "f"}, {"parameters", {{"type", "object"}}}}}};
+  struct ChatCase {
+    json extra;
+    const char* param;
+  } chat_cases[] = {
+      {{{"tools", json::array({{{"type", "function"}}})}}, "tools"},
+      {{{"tools", json::array({{{"type", "function"}, {"function", {{"name", "bad name!"}}}}})}}, "tools"},
+      {{{"tools", json::array({fn, fn})}}, "tools"},
+      {{{"tools", json::array({{{"type", "function"}, {"function", {{"name", "g"}, {"parameters", {{"not", {}}}}}}}})},
+        {"tool_choice", "required"}},
+       "tools"},
+      {{{"tools", json::array({fn})}, {"tool_choice", "sometimes"}}, "tool_choice"},
+      {{{"tools", json::array({fn})}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "g"}}}}}}, "tool_choice"},
+      {{{"tool_choice", "required"}}, "tool_choice"},
+      {{{"tools", json::array({fn})}, {"tool_choice", "required"}, {"response_format", {{"type", "json_object"}}}},
+       "tool_choice"},
+  };
+  for (const ChatCase& k : chat_cases) {
+    json body = {{"messages", messages}, {"max_tokens", 2}};
+    for (const auto& [key, value] : k.extra.items()) body[key] = value;
+    auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << body.dump() << " -> " << r->body;
+    EXPECT_EQ(json::parse(r->body)["error"]["param"], k.param) << r->body;
   }
   int status = 0;
   json ok = base;
@@ -435,7 +506,7 @@ TEST(Serve, UnsupportedOutputChangingKeysAreRefused) {
            {"echo", true},
            {"suffix", "tail"},
            {"best_of", 3},
-           {"tools", json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}})}}) {
+           {"functions", json::array({{{"name", "f"}}})}}) {
     json body = base;
     body[key] = value;
     int status = 0;
@@ -461,7 +532,7 @@ TEST(Serve, UnsupportedOutputChangingKeysAreRefused) {
   auto r = c.Post("/v1/chat/completions",
                   json{{"messages", {{{"role", "user"}, {"content", "hi"}}}},
                        {"max_tokens", 2},
-                       {"tools", json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}})}}
+                       {"functions", json::array({{{"name", "f"}}})}}
                       .dump(),
                   "application/json");
   ASSERT_TRUE(r);

@@ -121,6 +121,81 @@ const g = await client.completions.create({ model, prompt: 'x', max_tokens: 40, 
 check(/^(yes|no), [0-9]{2}$/.test(g.choices[0].text) && g.choices[0].finish_reason === 'stop', 'grammar output',
       g.choices[0]);
 
+// Tool calls: forced ("required" or a named function) calls are generated under the tools'
+// parameter schemas, returned as tool_calls (streamed as deltas), and round-trip as history.
+const tools = [
+  { type: 'function', function: { name: 'get_weather', description: 'Weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 20 }, unit: { enum: ['C', 'F'] } },
+                  required: ['city'], additionalProperties: false } } },
+  { type: 'function', function: { name: 'add', description: 'Adds two integers',
+    parameters: { type: 'object', properties: { a: { type: 'integer', minimum: -100, maximum: 100 },
+                                                b: { type: 'integer', minimum: -100, maximum: 100 } },
+                  required: ['a', 'b'] } } },
+];
+const params = Object.fromEntries(tools.map((t) => [t.function.name, t.function.parameters]));
+function checkCalls(what, calls, only) {
+  check(Array.isArray(calls) && calls.length >= 1, `${what}: tool_calls`, calls);
+  for (const call of calls) {
+    check(call.type === 'function' && typeof call.id === 'string' && call.id.length > 0, `${what}: call shape`, call);
+    const name = call.function.name;
+    check(name in params && (!only || name === only), `${what}: a known tool`, call);
+    const args = JSON.parse(call.function.arguments);
+    check(ajv.validate(params[name], args), `${what}: arguments validate`, { call, errors: ajv.errors });
+  }
+}
+const ask = [{ role: 'user', content: 'What is the weather in Paris, and what is 2 + 3?' }];
+let lastCall = null;
+for (let seed = 1; seed <= 3; seed++) {
+  const r = await client.chat.completions.create({ model, messages: ask, tools, tool_choice: 'required', temperature: 1,
+                                                   seed, max_tokens: 200, parallel_tool_calls: false });
+  const c = r.choices[0];
+  check(c.finish_reason === 'tool_calls', 'required: finish_reason', c);
+  check(c.message.tool_calls.length === 1, 'required without parallel calls: one call', c.message);
+  checkCalls('required', c.message.tool_calls);
+  lastCall = c.message.tool_calls[0];
+  const named = await client.chat.completions.create({ model, messages: ask, tools, temperature: 1, seed,
+      tool_choice: { type: 'function', function: { name: 'add' } }, max_tokens: 200, parallel_tool_calls: false });
+  check(named.choices[0].finish_reason === 'tool_calls', 'named: finish_reason', named.choices[0]);
+  checkCalls('named', named.choices[0].message.tool_calls, 'add');
+}
+{
+  // Streamed: the calls arrive as tool_calls deltas, which the client's accumulation reads.
+  const stream = await client.chat.completions.create({ model, messages: ask, tools, tool_choice: 'required',
+                                                        temperature: 1, seed: 4, max_tokens: 300, stream: true });
+  const calls = [];
+  let finish = null;
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) {
+      for (const d of c.delta?.tool_calls ?? []) {
+        calls[d.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } };
+        if (d.id) calls[d.index].id = d.id;
+        if (d.function?.name) calls[d.index].function.name += d.function.name;
+        if (d.function?.arguments) calls[d.index].function.arguments += d.function.arguments;
+      }
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  }
+  if (finish === 'tool_calls') checkCalls('streamed', calls);
+  else check(finish === 'length', 'streamed: finish_reason', finish);
+}
+{
+  // The call and its result as history, then the model's turn (auto: text or more calls).
+  const history = [...ask, { role: 'assistant', content: null, tool_calls: [lastCall] },
+                   { role: 'tool', tool_call_id: lastCall.id, content: '{"result": 22}' }];
+  const r = await client.chat.completions.create({ model, messages: history, tools, temperature: 0, max_tokens: 16 });
+  const c = r.choices[0];
+  check(['stop', 'length', 'tool_calls'].includes(c.finish_reason), 'round trip: an answer', c);
+  check(typeof c.message.content === 'string' || Array.isArray(c.message.tool_calls), 'round trip: text or calls', c.message);
+  let threw = false;
+  try {
+    await client.chat.completions.create({ model, messages: ask, tools,
+                                           tool_choice: { type: 'function', function: { name: 'nope' } } });
+  } catch (e) {
+    threw = e instanceof OpenAI.APIError && e.status === 400 && e.param === 'tool_choice';
+  }
+  check(threw, 'an unknown tool_choice is a 400 naming tool_choice');
+}
+
 // Most answers complete within max_tokens (the test is void otherwise).
 check(completed >= 2 * truncated && completed >= 16, 'answers completed', { completed, truncated });
 console.log(`ok: ${checks} checks, ${completed} answers validated, ${truncated} cut by max_tokens`);

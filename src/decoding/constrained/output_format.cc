@@ -36,7 +36,7 @@ Expected<std::shared_ptr<const Grammar>> CompileOutputFormat(const OutputFormat&
       gbnf = JsonObjectGbnf(jo);
       break;
   }
-  auto grammar = Grammar::Parse(gbnf);
+  auto grammar = Grammar::Parse(gbnf, format.kind == Kind::kGrammar ? std::string_view(format.root) : "root");
   if (!grammar.ok() && format.kind != Kind::kGrammar) {
     // A converter wrote a grammar the parser refuses: fastgen's fault, not the user's.
     return Internal("the grammar made from the " + std::string(format.kind == Kind::kRegex ? "regex" : "JSON schema") +
@@ -48,7 +48,7 @@ Expected<std::shared_ptr<const Grammar>> CompileOutputFormat(const OutputFormat&
 Expected<std::shared_ptr<const Grammar>> OutputFormatCache::Compile(const OutputFormat& format) {
   if (format.kind == OutputFormat::Kind::kText) return std::shared_ptr<const Grammar>();
   const std::string key = std::to_string(static_cast<int>(format.kind)) + (format.compact ? "c" : "w") +
-                          (format.closed_objects ? "s" : "o") + format.text;
+                          (format.closed_objects ? "s" : "o") + format.root + '\n' + format.text;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {

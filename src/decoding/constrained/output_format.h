@@ -22,6 +22,7 @@ struct OutputFormat {
   // A schema's objects without "additionalProperties" take no other keys (OpenAI's strict mode;
   // JSON Schema itself allows any).
   bool closed_objects = false;
+  std::string root = "root";  // kGrammar: the start rule
 };
 
 // The grammar, or null for kText. Errors say which kind of input was at fault.
