@@ -34,6 +34,7 @@ struct RunFlags {
   SpecFlags spec;
   KvPolicyFlags kv_policy;
   GrammarFlags grammar;
+  std::vector<std::string> ban;
 };
 
 Status WriteLogits(const std::string& path, const std::vector<float>& logits) {
@@ -64,7 +65,7 @@ int Run(RunFlags& f) {
   // The tokenizer encodes a text prompt (-p "" included: generation from BOS) and decodes the
   // output unless ids are printed; only ids in and ids out can do without one.
   const bool text_prompt = f.prompt_ids.empty();
-  if (!f.print_ids || text_prompt || f.grammar.any()) {
+  if (!f.print_ids || text_prompt || f.grammar.any() || !f.ban.empty()) {
     const std::string& path = model.checkpoint().path;
     auto tok = model.checkpoint().gguf ? Tokenizer::FromGguf(*model.checkpoint().gguf) : Tokenizer::Load(path);
     if (!tok.ok()) return ReportError(tok.status().WithContext("loading the tokenizer"));
@@ -131,6 +132,13 @@ int Run(RunFlags& f) {
   auto constraint = ConstraintFromFlags(f.grammar, model, tokenizer.get(), end_ids);
   if (!constraint.ok()) return ReportError(constraint.status());
   go.constraint = constraint->get();
+  if (!f.ban.empty()) {
+    if (!tokenizer) return ReportError(InvalidArgument("--ban needs the model's tokenizer"));
+    if (!f.spec.mode.empty()) return ReportError(InvalidArgument("--ban does not combine with --spec yet"));
+    if (evictor) return ReportError(InvalidArgument("--ban does not combine with --kv-evict (a rewind would have to undo evictions)"));
+    go.banned_strings = f.ban;
+    go.token_bytes = &tokenizer->TokenBytes();
+  }
   go.max_positions = positions;
   std::vector<float> prompt_logits;
   if (!f.dump_logits.empty()) go.prompt_logits = &prompt_logits;
@@ -224,6 +232,10 @@ CommandFn AddRunCommand(CLI::App& app) {
   AddSpecFlags(cmd, &f->spec, /*run=*/true);
   AddKvPolicyFlags(cmd, &f->kv_policy);
   AddGrammarFlags(cmd, &f->grammar);
+  cmd->add_option("--ban", f->ban,
+                  "A string the output must never contain, however tokens split it (repeatable): generation rewinds "
+                  "to where it began and samples again")
+      ->check(NonEmpty());
   return [f] { return Run(*f); };
 }
 

@@ -31,6 +31,11 @@ struct GenerateOptions {
   // where the text stands (end-of-sequence ids only where it may end), and generation stops once
   // the grammar allows nothing more. Its vocabulary's end ids should be the stop ids above.
   constrained::TokenConstraint* constraint = nullptr;
+  // Banned strings (optional, BannedStrings): the output never contains one, however tokens split
+  // it; token_bytes (Tokenizer::TokenBytes) must be set with them. The callback sees a token once
+  // no banned string can begin in it.
+  std::vector<std::string> banned_strings;
+  const std::vector<std::string>* token_bytes = nullptr;
 };
 
 // kGrammarComplete: the constraint's grammar allows nothing more (the text is a complete sentence).
@@ -52,6 +57,11 @@ using TokenCallback = std::function<bool(int32_t)>;
 Expected<int32_t> SampleConstrained(Sampler& sampler, constrained::TokenConstraint& constraint,
                                     std::span<const float> logits, std::span<const int32_t> history,
                                     std::vector<uint64_t>* allowed);
+
+// The same with a constraint (optional) and tokens refused at this step (`banned`, optional).
+Expected<int32_t> SampleRestricted(Sampler& sampler, constrained::TokenConstraint* constraint,
+                                   std::span<const int32_t> banned, std::span<const float> logits,
+                                   std::span<const int32_t> history, std::vector<uint64_t>* allowed);
 
 // Runs `prompt` through `model` into `kv` (which may already hold a prefix) and generates.
 Expected<GenerateResult> Generate(Model& model, KvCache& kv, std::span<const int32_t> prompt,

@@ -92,6 +92,8 @@ Expected<SpeculativeResult> GenerateSpeculative(Model& target, KvCache& kv,
   if (prompt.empty()) return InvalidArgument("the prompt is empty: give at least one token");
   if (options.max_new_tokens < 0) return InvalidArgument("the number of tokens to generate must be >= 0");
   if (spec.max_draft < 0) return InvalidArgument("the draft budget must be >= 0");
+  if (!options.banned_strings.empty())
+    return Unsupported("banned strings do not combine with speculative decoding yet");
   if (kv.length() + static_cast<int64_t>(prompt.size()) > kv.capacity())
     return InvalidArgument("the prompt (" + std::to_string(prompt.size()) +
                            " tokens) does not fit the context size of " +

@@ -1,0 +1,90 @@
+// `fastgen run` with --json-schema / --json / --regex / --grammar / --ban, as a user runs it.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_test_util.h"
+#include "test_util.h"
+
+namespace fastgen {
+namespace {
+
+using testing::SharedPath;
+
+testing::CliResult RunFg(const std::string& args) {
+  return testing::RunFastgen("run -m " + SharedPath("models/fg-target") + " -p 'Data: ' -n 200 --ignore-eos " + args);
+}
+
+std::string Stdout(const testing::CliResult& r) {
+  std::string out = r.out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();  // run ends with a newline
+  return out;
+}
+
+TEST(CliStructuredOutput, SchemaJsonRegexAndGrammarShapeTheOutput) {
+  const std::string schema = testing::ScratchDir("fastgen_cli_structured") + "/schema.json";
+  std::ofstream(schema) << R"({"type": "object", "properties": {"id": {"type": "integer", "minimum": 1, "maximum": 9},
+    "tag": {"enum": ["x", "y"]}}, "required": ["id", "tag"], "additionalProperties": false})";
+  for (const char* temp : {"0", "1"}) {
+    auto r = RunFg(std::string("--temp ") + temp + " --json-schema " + schema);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(Stdout(r), nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r.out;
+    EXPECT_TRUE(j["id"].is_number_integer() && j["id"] >= 1 && j["id"] <= 9) << r.out;
+    EXPECT_TRUE(j["tag"] == "x" || j["tag"] == "y") << r.out;
+    EXPECT_EQ(j.size(), 2u) << r.out;
+
+    r = RunFg(std::string("--temp ") + temp + " --json --json-compact");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_FALSE(nlohmann::json::parse(Stdout(r), nullptr, false).is_discarded()) << r.out;
+
+    r = RunFg(std::string("--temp ") + temp + " --regex '[A-Z][a-z]{2,8}-[0-9]{3}'");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(std::regex_match(Stdout(r), std::regex("[A-Z][a-z]{2,8}-[0-9]{3}"))) << r.out;
+
+    r = RunFg(std::string("--temp ") + temp + " --grammar 'root ::= (\"yes\" | \"no\") \" \" [0-9]+ \".\"'");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(std::regex_match(Stdout(r), std::regex("(yes|no) [0-9]+\\."))) << r.out;
+  }
+}
+
+TEST(CliStructuredOutput, BadInputIsAClearError) {
+  auto r = RunFg("--grammar 'root ::= \"a\" |\nbad ::= ['");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--grammar"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("line 2"), std::string::npos) << r.err;
+  r = RunFg("--json-schema '{\"type\": \"object\", \"not\": {}}'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("not"), std::string::npos) << r.err;
+  r = RunFg("--json-schema '{\"type\": '");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--json-schema"), std::string::npos) << r.err;
+  r = RunFg("--regex 'a(?=b)'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--regex"), std::string::npos) << r.err;
+  r = RunFg("--json --regex a");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("excludes"), std::string::npos) << r.err;
+  r = RunFg("--ban x --spec lookup");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--ban"), std::string::npos) << r.err;
+}
+
+TEST(CliStructuredOutput, BanAndSpeculationComposeWithGrammars) {
+  auto r = RunFg("--temp 0 --ban e --ban th --regex '[a-z ]{20,40}'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Stdout(r).find('e'), std::string::npos) << r.out;
+  EXPECT_TRUE(std::regex_match(Stdout(r), std::regex("[a-z ]{20,40}"))) << r.out;
+  const std::string g = "--grammar 'root ::= (\"def \" [a-z_]+ \"(x):\\n    return x\\n\\n\"){1,5}'";
+  auto plain = RunFg("--temp 0 " + g);
+  auto spec = RunFg("--temp 0 --spec draft --draft-model " + SharedPath("models/fg-draft") + " " + g);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ASSERT_EQ(spec.exit_code, 0) << spec.err;
+  EXPECT_EQ(spec.out, plain.out);
+}
+
+}  // namespace
+}  // namespace fastgen
