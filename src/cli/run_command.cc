@@ -14,6 +14,7 @@
 #include "cli/spec_flags.h"
 #include "decoding/generate.h"
 #include "decoding/speculative/speculative.h"
+#include "runtime/sequence.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fastgen::cli {
@@ -35,6 +36,7 @@ struct RunFlags {
   KvPolicyFlags kv_policy;
   GrammarFlags grammar;
   std::vector<std::string> ban;
+  std::vector<std::string> stop;
 };
 
 Status WriteLogits(const std::string& path, const std::vector<float>& logits) {
@@ -143,13 +145,17 @@ int Run(RunFlags& f) {
   std::vector<float> prompt_logits;
   if (!f.dump_logits.empty()) go.prompt_logits = &prompt_logits;
 
-  std::unique_ptr<StreamDecoder> stream;
-  if (!f.print_ids && tokenizer) stream = std::make_unique<StreamDecoder>(*tokenizer);
-  bool first = true;
+  // Text out through the server's TextOutput: whole UTF-8 characters only, held back while it
+  // could be the start of a --stop string, and cut before the first one.
+  if (!f.stop.empty() && f.print_ids) return ReportError(InvalidArgument("--stop needs text output (not --print-ids)"));
+  std::unique_ptr<runtime::TextOutput> stream;
+  if (!f.print_ids && tokenizer) stream = std::make_unique<runtime::TextOutput>(tokenizer.get(), false, f.stop);
+  bool first = true, stopped = false;
   auto on_token = [&](int32_t id) {
     if (stream) {
-      const std::string piece = stream->Push(id);
+      const std::string piece = stream->Push(id, &stopped);
       std::fwrite(piece.data(), 1, piece.size(), stdout);
+      if (stopped) return false;
     } else {
       std::printf(first ? "%d" : ",%d", id);
     }
@@ -189,7 +195,7 @@ int Run(RunFlags& f) {
     res = Generate(model, *kv, prompt, go, on_token);
   }
   if (!res.ok()) return ReportError(res.status());
-  if (stream) {
+  if (stream && !stopped) {
     const std::string rest = stream->Flush();
     std::fwrite(rest.data(), 1, rest.size(), stdout);
   }
@@ -232,6 +238,8 @@ CommandFn AddRunCommand(CLI::App& app) {
   AddSpecFlags(cmd, &f->spec, /*run=*/true);
   AddKvPolicyFlags(cmd, &f->kv_policy);
   AddGrammarFlags(cmd, &f->grammar);
+  cmd->add_option("--stop", f->stop, "End the output before this string, however tokens split it (repeatable)")
+      ->check(NonEmpty());
   cmd->add_option("--ban", f->ban,
                   "A string the output must never contain, however tokens split it (repeatable): generation rewinds "
                   "to where it began and samples again")

@@ -86,5 +86,20 @@ TEST(CliStructuredOutput, BanAndSpeculationComposeWithGrammars) {
   EXPECT_EQ(spec.out, plain.out);
 }
 
+// --stop: the text ends before the first stop string, however tokens split it; without a match
+// the output is unchanged.
+TEST(CliStructuredOutput, StopStrings) {
+  const std::string base = "run -m " + SharedPath("models/fg-target") + " -p 'def fib(n):' -n 40 --temp 0 ";
+  auto plain = testing::RunFastgen(base);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  const size_t at = plain.out.find("return");
+  ASSERT_NE(at, std::string::npos) << plain.out;
+  auto stopped = testing::RunFastgen(base + "--stop return --stop 'never written at all'");
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.err;
+  EXPECT_EQ(stopped.out, plain.out.substr(0, at) + "\n");
+  auto unmatched = testing::RunFastgen(base + "--stop 'never written at all'");
+  EXPECT_EQ(unmatched.out, plain.out);
+}
+
 }  // namespace
 }  // namespace fastgen
