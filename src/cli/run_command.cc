@@ -12,6 +12,7 @@
 #include "cli/grammar_flags.h"
 #include "cli/sampler_flags.h"
 #include "cli/spec_flags.h"
+#include "decoding/beam_search.h"
 #include "decoding/generate.h"
 #include "decoding/speculative/speculative.h"
 #include "runtime/sequence.h"
@@ -37,7 +38,43 @@ struct RunFlags {
   GrammarFlags grammar;
   std::vector<std::string> ban;
   std::vector<std::string> stop;
+  int32_t beams = 0;
+  float length_penalty = 1.0f;
+  int32_t n_best = 1;
 };
+
+// --beams N: beam search instead of sampling; prints the n best hypotheses (text, or ids with
+// --print-ids), best first, one per line when there are several, with their scores on stderr.
+int RunBeams(const RunFlags& f, Model& model, const Tokenizer* tokenizer, const std::vector<int32_t>& prompt,
+             int64_t positions) {
+  if (!f.spec.mode.empty() || f.grammar.any() || !f.ban.empty() || !f.stop.empty() || !f.dump_logits.empty() ||
+      f.kv_policy.evict != "none" || f.kv_policy.sparse != "none")
+    return ReportError(InvalidArgument("--beams does not combine with --spec, --grammar/--json*/--regex, --ban, --stop, "
+                                       "--dump-logits, --kv-evict or --sparse-attn yet"));
+  BeamSearchOptions o;
+  o.beams = f.beams;
+  o.n_best = f.n_best;
+  o.length_penalty = f.length_penalty;
+  o.max_new_tokens = f.n_predict;
+  o.context = positions;
+  if (!f.ignore_eos) o.stop_ids = model.config().eos_ids;
+  auto r = BeamSearch(model, prompt, o);
+  if (!r.ok()) return ReportError(r.status());
+  for (size_t i = 0; i < r->best.size(); ++i) {
+    const BeamHypothesis& h = r->best[i];
+    if (f.print_ids || tokenizer == nullptr) {
+      for (size_t t = 0; t < h.tokens.size(); ++t) std::printf(t ? ",%d" : "%d", h.tokens[t]);
+      std::printf("\n");
+    } else {
+      std::printf("%s\n", tokenizer->Decode(h.tokens).c_str());
+    }
+    std::fprintf(stderr, "beam %zu: %zu tokens, log-probability %.4f, score %.4f%s\n", i + 1, h.tokens.size(), h.logprob,
+                 h.score, h.finished ? " (finished)" : "");
+  }
+  std::fprintf(stderr, "beam search: %d beams, %lld forward passes, prompt %.3f s, search %.3f s\n", f.beams,
+               static_cast<long long>(r->forwards), r->prefill_seconds, r->decode_seconds);
+  return 0;
+}
 
 Status WriteLogits(const std::string& path, const std::vector<float>& logits) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
@@ -118,6 +155,7 @@ int Run(RunFlags& f) {
   auto kv = model.NewKvCache(evictor ? EvictingCacheSlots(evictor->policy(), positions) : positions);
   if (!kv.ok()) return ReportError(kv.status());
 
+  if (f.beams > 0) return RunBeams(f, model, tokenizer.get(), prompt, positions);
   GenerateOptions go;
   go.max_new_tokens = f.n_predict;
   go.sampler = *sampler;
@@ -238,6 +276,13 @@ CommandFn AddRunCommand(CLI::App& app) {
   AddSpecFlags(cmd, &f->spec, /*run=*/true);
   AddKvPolicyFlags(cmd, &f->kv_policy);
   AddGrammarFlags(cmd, &f->grammar);
+  cmd->add_option("--beams", f->beams, "Beam search with N beams instead of sampling (sampling flags are ignored)")
+      ->check(IntRange(1, 64));
+  cmd->add_option("--length-penalty", f->length_penalty,
+                  "Beam search: a hypothesis scores log-probability / length^P (default 1; > 0 favours longer ones)")
+      ->check(FloatRange({-10, 10}));
+  cmd->add_option("--n-best", f->n_best, "Beam search: print the N best hypotheses, one per line (default 1)")
+      ->check(IntRange(1, 64));
   cmd->add_option("--stop", f->stop, "End the output before this string, however tokens split it (repeatable)")
       ->check(NonEmpty());
   cmd->add_option("--ban", f->ban,

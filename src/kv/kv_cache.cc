@@ -141,4 +141,17 @@ Status KvCache::EvictPerHead(int64_t kept, std::span<const int32_t> keep) {
   return Status::Ok();
 }
 
+Status KvCache::CopyFrom(const KvCache& other) {
+  if (other.shape_.n_layer != shape_.n_layer || other.row_bytes_ != row_bytes_ || other.shape_.capacity != shape_.capacity)
+    return InvalidArgument("KvCache::CopyFrom: caches of different shapes");
+  const size_t bytes = static_cast<size_t>(other.length_) * static_cast<size_t>(row_bytes_);
+  for (int64_t l = 0; l < shape_.n_layer; ++l) {
+    std::memcpy(key_data(l), other.key_data(l), bytes);
+    std::memcpy(value_data(l), other.value_data(l), bytes);
+  }
+  length_ = other.length_;
+  evicted_ = other.evicted_;
+  return Status::Ok();
+}
+
 }  // namespace fastgen

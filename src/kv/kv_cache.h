@@ -59,6 +59,9 @@ class KvCache final : public KvStorage {
   // it are dead and are overwritten by the next forward pass.
   void Truncate(int64_t length) { if (length < length_) length_ = length < 0 ? 0 : length; }
   void Clear() { length_ = evicted_ = 0; }
+  // Makes this cache hold `other`'s first length() slots (same shape and type): a beam taking
+  // over another's history. Copies only the valid rows of each layer.
+  Status CopyFrom(const KvCache& other);
   // Tokens evicted so far (EvictPerHead): the next token's position in the text is
   // length() + evicted(), its slot length().
   int64_t evicted() const { return evicted_; }

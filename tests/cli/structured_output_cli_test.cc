@@ -1,6 +1,7 @@
 // `fastgen run` with --json-schema / --json / --regex / --grammar / --ban, as a user runs it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <regex>
 
@@ -99,6 +100,25 @@ TEST(CliStructuredOutput, StopStrings) {
   EXPECT_EQ(stopped.out, plain.out.substr(0, at) + "\n");
   auto unmatched = testing::RunFastgen(base + "--stop 'never written at all'");
   EXPECT_EQ(unmatched.out, plain.out);
+}
+
+// --beams: n-best hypotheses one per line with their scores, best first; refused with what it
+// does not combine with.
+TEST(CliStructuredOutput, BeamSearch) {
+  const std::string base = "run -m " + SharedPath("models/fg-target") + " -p 'def fib(n):' -n 12 --print-ids ";
+  auto r = testing::RunFastgen(base + "--beams 4 --n-best 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;
+  EXPECT_NE(r.err.find("beam 3:"), std::string::npos) << r.err;
+  auto one = testing::RunFastgen(base + "--beams 1 --ignore-eos");
+  auto greedy = testing::RunFastgen(base + "--temp 0 --ignore-eos");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_EQ(one.out, greedy.out);  // one beam is greedy decoding
+  for (const char* bad : {"--beams 4 --n-best 5", "--beams 0", "--beams 2 --spec lookup", "--beams 2 --json"}) {
+    auto e = testing::RunFastgen(base + bad);
+    EXPECT_NE(e.exit_code, 0) << bad;
+    EXPECT_NE(e.err.find("beam"), std::string::npos) << bad << ": " << e.err;
+  }
 }
 
 }  // namespace
