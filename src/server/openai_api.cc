@@ -41,19 +41,22 @@ std::string UnsupportedSetting(const json& j) {
   return "";
 }
 
+// A 400 naming `param`; false, for `return InvalidValue(...)` from a parser.
+bool InvalidValue(ApiError* error, const char* param, const std::string& message) {
+  error->status = 400;
+  error->param = param;
+  error->message = message;
+  error->code = "invalid_value";
+  return false;
+}
+
 // response_format ({"type": "text" | "json_object" | "json_schema", "json_schema": {"name",
 // "schema", "strict"}}) and llama.cpp's "grammar" (GBNF text) into the grammar that constrains
 // the output. The schema is read again from the body with its key order kept: properties are
 // generated in the order the schema declares them, which nlohmann::json (sorted keys) loses.
 bool ParseOutputFormat(const std::string& body, const json& j, const ApiContext& ctx, ApiError* error,
                        runtime::GenerationParams* p) {
-  auto fail = [&](const char* param, const std::string& message) {
-    error->status = 400;
-    error->param = param;
-    error->message = message;
-    error->code = "invalid_value";
-    return false;
-  };
+  auto fail = [error](const char* param, const std::string& message) { return InvalidValue(error, param, message); };
   constrained::OutputFormat format;
   const char* param = "response_format";
   if (j.contains("response_format") && !j["response_format"].is_null()) {
@@ -111,13 +114,7 @@ bool ParseOutputFormat(const std::string& body, const json& j, const ApiContext&
 // forced call ("required" or a named function) the grammar of the call in the template's syntax.
 bool ParseTools(const std::string& body, const json& j, const ApiContext& ctx, ApiError* error, ApiRequest* out,
                 runtime::GenerationParams* p) {
-  auto fail = [&](const char* param, const std::string& message) {
-    error->status = 400;
-    error->param = param;
-    error->message = message;
-    error->code = "invalid_value";
-    return false;
-  };
+  auto fail = [error](const char* param, const std::string& message) { return InvalidValue(error, param, message); };
   const bool has_tools = j.contains("tools") && !j["tools"].is_null();
   if (!has_tools) {
     if (j.contains("tool_choice") && !j["tool_choice"].is_null() && j["tool_choice"] != "none" && j["tool_choice"] != "auto")
