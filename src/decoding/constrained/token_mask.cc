@@ -34,12 +34,6 @@ TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes) : bytes_(
     const std::string& s = bytes_[id];
     if (strings_.empty() || strings_.back() != s) {
       if (!strings_.empty()) id_offsets_.push_back(static_cast<int32_t>(id_list_.size()));
-      int32_t l = 0;
-      if (!strings_.empty()) {
-        const std::string& prev = strings_.back();
-        while (l < static_cast<int32_t>(std::min(prev.size(), s.size())) && prev[l] == s[l]) ++l;
-      }
-      lcp_.push_back(l);
       strings_.push_back(s);
     }
     id_list_.push_back(id);
@@ -53,7 +47,11 @@ TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes) : bytes_(
   std::vector<int32_t> open;
   for (int32_t k = 0; k < string_count(); ++k) {
     const std::string& str = strings_[k];
-    const size_t keep = static_cast<size_t>(lcp_[k]);
+    size_t keep = 0;  // the common prefix with string k-1
+    if (k > 0) {
+      const std::string& prev = strings_[k - 1];
+      while (keep < std::min(prev.size(), str.size()) && prev[keep] == str[keep]) ++keep;
+    }
     while (open.size() > keep) {
       trie_.end[open.back()] = static_cast<int32_t>(trie_.size());
       open.pop_back();

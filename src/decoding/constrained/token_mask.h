@@ -40,11 +40,9 @@ class TokenVocabulary {
   int32_t size() const { return static_cast<int32_t>(bytes_.size()); }
   const std::string& bytes(int32_t id) const { return bytes_[id]; }
 
-  // The distinct non-empty byte strings, sorted; lcp(k) is the common prefix length of strings
-  // k-1 and k; ids(k) the tokens spelled string k.
+  // The distinct non-empty byte strings, sorted; ids(k) the tokens spelled string k.
   int32_t string_count() const { return static_cast<int32_t>(strings_.size()); }
   const std::string& string(int32_t k) const { return strings_[k]; }
-  int32_t lcp(int32_t k) const { return lcp_[k]; }
   std::span<const int32_t> ids(int32_t k) const {
     return {id_list_.data() + id_offsets_[k], id_list_.data() + id_offsets_[k + 1]};
   }
@@ -62,7 +60,6 @@ class TokenVocabulary {
  private:
   std::vector<std::string> bytes_;      // [vocab]
   std::vector<std::string> strings_;    // [n_strings], sorted
-  std::vector<int32_t> lcp_;            // [n_strings]
   std::vector<int32_t> id_offsets_;     // [n_strings + 1] into id_list_
   std::vector<int32_t> id_list_;        // [tokens with bytes]
   Trie trie_;
