@@ -32,9 +32,8 @@ void AddGrammarFlags(CLI::App* cmd, GrammarFlags* f) {
   cmd->add_flag("--json-compact", f->compact, "With --json / --json-schema: no whitespace between JSON tokens");
 }
 
-Expected<std::unique_ptr<constrained::TokenConstraint>> ConstraintFromFlags(const GrammarFlags& f, const Model& model,
-                                                                             const Tokenizer* tokenizer,
-                                                                             std::vector<int32_t> end_ids) {
+Expected<std::shared_ptr<constrained::GrammarMaskCache>> GrammarCacheFromFlags(const GrammarFlags& f, const Model& model,
+                                                                               const Tokenizer* tokenizer) {
   using Kind = constrained::OutputFormat::Kind;
   constrained::OutputFormat format;
   std::string flag;
@@ -54,14 +53,22 @@ Expected<std::unique_ptr<constrained::TokenConstraint>> ConstraintFromFlags(cons
     format.kind = Kind::kJson;
     flag = "--json";
   } else {
-    return std::unique_ptr<constrained::TokenConstraint>();
+    return std::shared_ptr<constrained::GrammarMaskCache>();
   }
   format.compact = f.compact;
   auto grammar = constrained::CompileOutputFormat(format);
   if (!grammar.ok()) return grammar.status().WithContext(flag);
   if (tokenizer == nullptr) return InvalidArgument(flag + " needs the model's tokenizer (the output is text)");
   auto vocab = constrained::MakeTokenVocabulary(tokenizer->TokenBytes(), model.config().vocab_size);
-  return std::make_unique<constrained::TokenConstraint>(*grammar, std::move(vocab), std::move(end_ids));
+  return std::make_shared<constrained::GrammarMaskCache>(*grammar, std::move(vocab));
+}
+
+Expected<std::unique_ptr<constrained::TokenConstraint>> ConstraintFromFlags(const GrammarFlags& f, const Model& model,
+                                                                             const Tokenizer* tokenizer,
+                                                                             std::vector<int32_t> end_ids) {
+  FG_ASSIGN_OR_RETURN(auto cache, GrammarCacheFromFlags(f, model, tokenizer));
+  if (!cache) return std::unique_ptr<constrained::TokenConstraint>();
+  return std::make_unique<constrained::TokenConstraint>(std::move(cache), std::move(end_ids));
 }
 
 }  // namespace fastgen::cli

@@ -26,6 +26,12 @@ struct GrammarFlags {
 
 void AddGrammarFlags(CLI::App* cmd, GrammarFlags* flags);
 
+// The compiled grammar the flags ask for, as a mask cache over the model's vocabulary (null when
+// none). Errors name the flag.
+Expected<std::shared_ptr<constrained::GrammarMaskCache>> GrammarCacheFromFlags(const GrammarFlags& flags,
+                                                                               const Model& model,
+                                                                               const Tokenizer* tokenizer);
+
 // The constraint the flags ask for over the model's vocabulary (null when none): end_ids are the
 // ids that end generation (allowed where the grammar may end). Errors name the flag.
 Expected<std::unique_ptr<constrained::TokenConstraint>> ConstraintFromFlags(const GrammarFlags& flags,

@@ -41,17 +41,29 @@ struct RunFlags {
   int32_t beams = 0;
   float length_penalty = 1.0f;
   int32_t n_best = 1;
+  int32_t beam_groups = 1;
+  float diversity_penalty = 0;
 };
 
 // --beams N: beam search instead of sampling; prints the n best hypotheses (text, or ids with
 // --print-ids), best first, one per line when there are several, with their scores on stderr.
 int RunBeams(const RunFlags& f, Model& model, const Tokenizer* tokenizer, const std::vector<int32_t>& prompt,
              int64_t positions) {
-  if (!f.spec.mode.empty() || f.grammar.any() || !f.ban.empty() || !f.stop.empty() || !f.dump_logits.empty() ||
+  if (!f.spec.mode.empty() || !f.ban.empty() || !f.stop.empty() || !f.dump_logits.empty() ||
       f.kv_policy.evict != "none" || f.kv_policy.sparse != "none")
-    return ReportError(InvalidArgument("--beams does not combine with --spec, --grammar/--json*/--regex, --ban, --stop, "
-                                       "--dump-logits, --kv-evict or --sparse-attn yet"));
+    return ReportError(InvalidArgument("--beams does not combine with --spec, --ban, --stop, --dump-logits, --kv-evict "
+                                       "or --sparse-attn yet"));
+  if (f.beam_groups > f.beams || f.beams % f.beam_groups != 0)
+    return ReportError(InvalidArgument("--beam-groups " + std::to_string(f.beam_groups) + " must divide --beams " +
+                                       std::to_string(f.beams)));
+  if (f.n_best > f.beams)
+    return ReportError(InvalidArgument("--n-best " + std::to_string(f.n_best) + " exceeds --beams " + std::to_string(f.beams)));
   BeamSearchOptions o;
+  o.groups = f.beam_groups;
+  o.diversity_penalty = f.diversity_penalty;
+  auto grammar = GrammarCacheFromFlags(f.grammar, model, tokenizer);
+  if (!grammar.ok()) return ReportError(grammar.status());
+  o.grammar = *grammar;
   o.beams = f.beams;
   o.n_best = f.n_best;
   o.length_penalty = f.length_penalty;
@@ -66,13 +78,20 @@ int RunBeams(const RunFlags& f, Model& model, const Tokenizer* tokenizer, const 
       for (size_t t = 0; t < h.tokens.size(); ++t) std::printf(t ? ",%d" : "%d", h.tokens[t]);
       std::printf("\n");
     } else {
-      std::printf("%s\n", tokenizer->Decode(h.tokens).c_str());
+      // The text without the stop id that finished it (as plain generation prints it).
+      std::span<const int32_t> text(h.tokens);
+      if (h.finished && !text.empty() && std::find(o.stop_ids.begin(), o.stop_ids.end(), text.back()) != o.stop_ids.end())
+        text = text.first(text.size() - 1);
+      std::printf("%s\n", tokenizer->Decode(text).c_str());
     }
     std::fprintf(stderr, "beam %zu: %zu tokens, log-probability %.4f, score %.4f%s\n", i + 1, h.tokens.size(), h.logprob,
                  h.score, h.finished ? " (finished)" : "");
   }
-  std::fprintf(stderr, "beam search: %d beams, %lld forward passes, prompt %.3f s, search %.3f s\n", f.beams,
-               static_cast<long long>(r->forwards), r->prefill_seconds, r->decode_seconds);
+  std::fprintf(stderr,
+               "beam search: %d beams in %d group(s), %lld batched passes, %lld KV blocks copied on write (peak %lld "
+               "blocks), prompt %.3f s, search %.3f s\n",
+               f.beams, f.beam_groups, static_cast<long long>(r->forwards), static_cast<long long>(r->block_copies),
+               static_cast<long long>(r->peak_blocks), r->prefill_seconds, r->decode_seconds);
   return 0;
 }
 
@@ -151,11 +170,11 @@ int Run(RunFlags& f) {
   if (evictor && !f.spec.mode.empty())
     return ReportError(InvalidArgument("--kv-evict does not combine with --spec yet: speculative rollback would "
                                        "have to undo evictions"));
+  if (f.beams > 0) return RunBeams(f, model, tokenizer.get(), prompt, positions);  // a paged cache of its own
   // Under eviction the cache holds the budget and a prompt piece; positions still run to -c.
   auto kv = model.NewKvCache(evictor ? EvictingCacheSlots(evictor->policy(), positions) : positions);
   if (!kv.ok()) return ReportError(kv.status());
 
-  if (f.beams > 0) return RunBeams(f, model, tokenizer.get(), prompt, positions);
   GenerateOptions go;
   go.max_new_tokens = f.n_predict;
   go.sampler = *sampler;
@@ -283,6 +302,13 @@ CommandFn AddRunCommand(CLI::App& app) {
       ->check(FloatRange({-10, 10}));
   cmd->add_option("--n-best", f->n_best, "Beam search: print the N best hypotheses, one per line (default 1)")
       ->check(IntRange(1, 64));
+  cmd->add_option("--beam-groups", f->beam_groups,
+                  "Diverse beam search: split the beams into G groups that choose in turn (default 1)")
+      ->check(IntRange(1, 64));
+  cmd->add_option("--diversity-penalty", f->diversity_penalty,
+                  "Diverse beam search: log-probability a group pays per earlier group's choice of the same token at "
+                  "the same step (default 0)")
+      ->check(FloatRange({0, 1000}));
   cmd->add_option("--stop", f->stop, "End the output before this string, however tokens split it (repeatable)")
       ->check(NonEmpty());
   cmd->add_option("--ban", f->ban,

@@ -102,8 +102,8 @@ TEST(CliStructuredOutput, StopStrings) {
   EXPECT_EQ(unmatched.out, plain.out);
 }
 
-// --beams: n-best hypotheses one per line with their scores, best first; refused with what it
-// does not combine with.
+// --beams: n-best hypotheses one per line with their scores, best first, under a grammar too;
+// refused with what it does not combine with.
 TEST(CliStructuredOutput, BeamSearch) {
   const std::string base = "run -m " + SharedPath("models/fg-target") + " -p 'def fib(n):' -n 12 --print-ids ";
   auto r = testing::RunFastgen(base + "--beams 4 --n-best 3");
@@ -114,10 +114,25 @@ TEST(CliStructuredOutput, BeamSearch) {
   auto greedy = testing::RunFastgen(base + "--temp 0 --ignore-eos");
   ASSERT_EQ(one.exit_code, 0) << one.err;
   EXPECT_EQ(one.out, greedy.out);  // one beam is greedy decoding
-  for (const char* bad : {"--beams 4 --n-best 5", "--beams 0", "--beams 2 --spec lookup", "--beams 2 --json"}) {
+  // Under a schema every hypothesis is a JSON document of it; diverse groups give distinct ones.
+  auto json = testing::RunFastgen("run -m " + SharedPath("models/fg-target") +
+                                  " -p 'Data: ' -n 40 --beams 4 --n-best 4 --beam-groups 2 --diversity-penalty 2 "
+                                  "--regex '[a-z]{3,6}( [a-z]{3,6}){2}'");
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_NE(json.err.find("2 group(s)"), std::string::npos) << json.err;
+  std::vector<std::string> lines;
+  for (size_t at = 0, nl; (nl = json.out.find('\n', at)) != std::string::npos; at = nl + 1)
+    lines.push_back(json.out.substr(at, nl - at));
+  ASSERT_EQ(lines.size(), 4u) << json.out;
+  for (const auto& line : lines) EXPECT_TRUE(std::regex_match(line, std::regex("[a-z]{3,6}( [a-z]{3,6}){2}"))) << line;
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(std::unique(lines.begin(), lines.end()), lines.end()) << json.out;
+  for (const char* bad : {"--beams 4 --n-best 5", "--beams 0", "--beams 2 --spec lookup", "--beams 4 --beam-groups 3",
+                          "--beams 2 --diversity-penalty -1", "--beams 2 --ban x"}) {
     auto e = testing::RunFastgen(base + bad);
     EXPECT_NE(e.exit_code, 0) << bad;
-    EXPECT_NE(e.err.find("beam"), std::string::npos) << bad << ": " << e.err;
+    EXPECT_TRUE(e.err.find("beam") != std::string::npos || e.err.find("--diversity-penalty") != std::string::npos)
+        << bad << ": " << e.err;
   }
 }
 
