@@ -96,6 +96,85 @@ TEST(Grammar, UnicodeAcrossSplitBytes) {
   EXPECT_TRUE(Matches(any, "any text \xE2\x82\xAC"));
 }
 
+// The standard's well-formed UTF-8 (Unicode Table 3-7), written out independently of the matcher.
+bool WellFormedUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
+    const uint8_t c = b(i);
+    size_t n;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 3;
+      lo = c == 0xE0 ? 0xA0 : 0x80;
+      hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 4;
+      lo = c == 0xF0 ? 0x90 : 0x80;
+      hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+      return false;
+    }
+    if (i + n > s.size()) return false;
+    if (b(i + 1) < lo || b(i + 1) > hi) return false;
+    for (size_t k = 2; k < n; ++k)
+      if (b(i + k) < 0x80 || b(i + k) > 0xBF) return false;
+    i += n;
+  }
+  return true;
+}
+
+// Where every class admits any non-ASCII character, partial characters of the same shape are one
+// state; what the matcher accepts byte by byte is still exactly well-formed UTF-8, including the
+// lead bytes that limit the next one (E0, ED, F0, F4), and a class that admits fewer characters
+// keeps the bytes it needs.
+TEST(Grammar, PartialCharactersMergeWithoutChangingWhatIsAccepted) {
+  auto any = MustParse("root ::= .*");
+  const uint8_t seconds[] = {0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0};
+  const uint8_t thirds[] = {0x41, 0x80, 0xBF, 0xC3};
+  for (int lead = 0x80; lead <= 0xFF; ++lead) {
+    for (uint8_t b2 : seconds) {
+      for (uint8_t b3 : thirds) {
+        for (uint8_t b4 : thirds) {
+          const std::string s = {static_cast<char>(lead), static_cast<char>(b2), static_cast<char>(b3),
+                                 static_cast<char>(b4)};
+          for (size_t len = 1; len <= 4; ++len) {
+            const std::string_view v(s.data(), len);
+            GrammarMatcher m(any);
+            bool ok = true;
+            for (char c : v) ok = ok && m.Accept(std::string_view(&c, 1));
+            EXPECT_EQ(ok && m.CanEnd(), WellFormedUtf8(v)) << std::hex << lead << " " << int(b2) << " " << len;
+          }
+        }
+      }
+    }
+  }
+  // The merge happens: the first bytes of "ж" (D0) and "é" (C3) leave the same state, as do
+  // two different CJK prefixes.
+  GrammarMatcher a(any), b(any);
+  ASSERT_TRUE(a.Accept("\xD0") && b.Accept("\xC3"));
+  EXPECT_TRUE(a.state() == b.state());
+  ASSERT_TRUE(a.Accept("\xB6") && b.Accept("\xA9"));
+  GrammarMatcher c(any), d(any);
+  ASSERT_TRUE(c.Accept("\xE4\xB8") && d.Accept("\xE6\x97"));
+  EXPECT_TRUE(c.state() == d.state());
+  // A narrow class beside the broad one keeps the bytes: after C3, A9 (é) may continue with
+  // "z" but A8 (è) may not.
+  auto mixed = MustParse(R"(root ::= [^a]+ | "é" "z")");
+  EXPECT_TRUE(Matches(mixed, "éz"));
+  EXPECT_TRUE(Matches(mixed, "èz"));  // [^a]+ takes it
+  auto narrow = MustParse(R"(root ::= [é] "z" | [ж-я]+)");
+  EXPECT_TRUE(Matches(narrow, "éz"));
+  EXPECT_FALSE(Matches(narrow, "èz"));
+  EXPECT_TRUE(Matches(narrow, "жя"));
+  EXPECT_FALSE(Matches(narrow, "жz"));
+}
+
 TEST(Grammar, RejectedInputLeavesTheStateUnchanged) {
   auto g = MustParse(R"(root ::= "abc" | "abd")");
   GrammarMatcher m(g);

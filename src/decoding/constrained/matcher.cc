@@ -21,6 +21,40 @@ std::pair<uint32_t, uint32_t> ValidRange(int total) {
   }
 }
 
+// Whether a class admits every non-ASCII Unicode scalar value.
+bool AdmitsAnyNonAscii(const CharClass& c) {
+  const auto covers = [&](uint32_t lo, uint32_t hi) {
+    uint32_t need = lo;
+    for (const auto& [a, b] : c.ranges) {
+      if (a > need) return false;
+      if (b >= need) {
+        if (b >= hi) return true;
+        need = b + 1;
+      }
+    }
+    return false;
+  };
+  return covers(0x80, 0xD7FF) && covers(0xE000, 0x10FFFF);
+}
+
+// The bits of a partial character of `total` bytes, `read` of them read, standing for every
+// partial character of that shape whose continuation cannot be refused: from the second byte on
+// any continuation bytes make a valid character, and so do they after a lead byte other than
+// E0, ED, F0 and F4 (which limit the byte after them). 0 where the value must be kept as read.
+uint32_t CanonicalPartial(const PartialUtf8& p) {
+  const int total = p.read + p.remaining;
+  if (p.read == 1) {
+    switch (total) {
+      case 2: return 0x02;                                        // C2..DF -> C2
+      case 3: return (p.value == 0x0 || p.value == 0xD) ? 0 : 0x1;  // E1..EC, EE, EF -> E1
+      default: return (p.value >= 1 && p.value <= 3) ? 0x1 : 0;     // F1..F3 -> F1
+    }
+  }
+  // E1 80 (U+1000..), F1 80 (U+40000..), F1 80 80.
+  if (total == 3) return 0x40;
+  return p.read == 2 ? 0x40 : 0x1000;
+}
+
 }  // namespace
 
 int32_t StackArena::Push(int32_t parent, int32_t position) {
@@ -31,6 +65,7 @@ int32_t StackArena::Push(int32_t parent, int32_t position) {
 }
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar) : grammar_(std::move(grammar)) {
+  for (const CharClass& c : grammar_->classes()) any_non_ascii_.push_back(AdmitsAnyNonAscii(c) ? 1 : 0);
   // The start state: the root rule called from the empty stack.
   NewStep();
   for (int32_t alt : grammar_->alternatives(grammar_->root())) {
@@ -150,6 +185,11 @@ bool GrammarMatcher::Advance(const MatchState& from, uint8_t byte, MatchState* t
       continue;
     }
     if (classes[elems[arena_.position(s)].index].Intersects(lo, hi)) to->stacks.push_back(s);
+  }
+  bool canonical = true;
+  for (int32_t s : to->stacks) canonical = canonical && any_non_ascii_[static_cast<size_t>(elems[arena_.position(s)].index)];
+  if (canonical) {
+    if (const uint32_t v = CanonicalPartial(p); v != 0) p.value = v;
   }
   to->partial = p;
   return !to->stacks.empty();

@@ -9,7 +9,11 @@
 //
 // Input is bytes. A character split across tokens is held as a partial UTF-8 sequence; while it
 // is incomplete the stacks stay as they were, filtered to those whose class admits some
-// character starting with the bytes read so far.
+// character starting with the bytes read so far. Where every such class admits any non-ASCII
+// character (a JSON string's [^"\\], `.`), which character it is cannot change what follows:
+// the partial sequence keeps only its shape (length, bytes read, and the lead bytes that limit
+// the next one), so the states of all of them are one state (the token-mask walks meet a few
+// partial states instead of one per prefix of every multilingual token).
 #pragma once
 
 #include <cstdint>
@@ -108,6 +112,7 @@ class GrammarMatcher {
   MatchState state_;
   std::vector<int32_t> work_;      // Expand's stack
   std::vector<uint32_t> visited_;  // [arena node] the step that last expanded it
+  std::vector<uint8_t> any_non_ascii_;  // [class] admits every non-ASCII scalar value
   uint32_t stamp_ = 0;
   bool overflowed_ = false;
 };
