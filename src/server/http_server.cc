@@ -66,7 +66,7 @@ ToolAnswer ReadToolAnswer(const ApiRequest& shape, const std::string& text, cons
   out.content = a.content.empty() ? json() : json(a.content);
   out.tool_calls = json::array();
   for (size_t i = 0; i < a.calls.size(); ++i) {
-    out.tool_calls.push_back({{"id", RandomId("call_", i)},
+    out.tool_calls.push_back({{"id", ToolCallId(shape.tool_syntax)},
                               {"type", "function"},
                               {"function", {{"name", a.calls[i].name}, {"arguments", a.calls[i].arguments}}}});
   }
@@ -299,17 +299,17 @@ void Server::HandleGenerate(const httplib::Request& req, httplib::Response& res,
   shape_of.tool_syntax = parsed->tool_syntax;
   shape_of.tools = parsed->tools;
   const ApiRequest shape = std::move(shape_of);
-  // With tools, a choice's text is held until it finishes: only then is it known to be calls.
-  const bool hold_text = shape.chat && shape.tool_mode != ToolMode::kNone;
+  // With tools, a streamed choice's text goes through a ToolCallStream (calls as tool_calls).
+  const bool tool_stream = shape.chat && shape.tool_mode != ToolMode::kNone;
 
   if (parsed->stream) {
     auto roles_sent = std::make_shared<std::vector<bool>>(gen->handles.size() * static_cast<size_t>(gen->n), false);
     auto text_bytes = std::make_shared<std::vector<int64_t>>(roles_sent->size(), 0);
-    auto held = std::make_shared<std::vector<std::string>>(roles_sent->size());
+    auto streams = std::make_shared<std::vector<std::shared_ptr<ToolCallStream>>>(roles_sent->size());
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [gen, shape, id, created, model, tok, roles_sent, text_bytes, held, hold_text](size_t, httplib::DataSink& sink) {
+        [gen, shape, id, created, model, tok, roles_sent, text_bytes, streams, tool_stream](size_t, httplib::DataSink& sink) {
           auto send = [&](const json& chunk) {
             const std::string line = "data: " + chunk.dump() + "\n\n";
             return sink.write(line.data(), line.size());
@@ -335,8 +335,51 @@ void Server::HandleGenerate(const httplib::Request& req, httplib::Response& res,
               json choice = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
               if (e.kind == runtime::Event::Kind::kDelta || e.kind == runtime::Event::Kind::kFinish) {
                 const bool finish = e.kind == runtime::Event::Kind::kFinish;
-                if (hold_text && !finish) {
-                  (*held)[static_cast<size_t>(index)] += e.text;
+                if (tool_stream) {
+                  // Under tools: text as content while it cannot be a call, each call as a
+                  // header (id and name) and then its arguments in pieces as they are written.
+                  auto& ts = (*streams)[static_cast<size_t>(index)];
+                  if (!ts) ts = std::make_shared<ToolCallStream>(shape.tool_syntax, shape.tools);
+                  std::vector<ToolStreamDelta> deltas = ts->Feed(e.text);
+                  if (finish) {
+                    std::vector<ToolStreamDelta> rest = ts->Finish();
+                    deltas.insert(deltas.end(), rest.begin(), rest.end());
+                  }
+                  const auto send_delta = [&](json delta, json finish_reason) {
+                    if (!(*roles_sent)[static_cast<size_t>(index)]) {
+                      delta["role"] = "assistant";
+                      (*roles_sent)[static_cast<size_t>(index)] = true;
+                    }
+                    json c = choice;
+                    c["delta"] = std::move(delta);
+                    c["finish_reason"] = std::move(finish_reason);
+                    return send(chunk_of(json::array({std::move(c)})));
+                  };
+                  bool ok = true;
+                  for (const ToolStreamDelta& d : deltas) {
+                    json delta = json::object();
+                    if (d.kind == ToolStreamDelta::Kind::kContent) {
+                      delta["content"] = d.text;
+                    } else if (d.kind == ToolStreamDelta::Kind::kCallHeader) {
+                      delta["tool_calls"] = json::array({{{"index", d.call},
+                                                          {"id", ToolCallId(shape.tool_syntax)},
+                                                          {"type", "function"},
+                                                          {"function", {{"name", d.text}, {"arguments", ""}}}}});
+                    } else {
+                      delta["tool_calls"] = json::array({{{"index", d.call}, {"function", {{"arguments", d.text}}}}});
+                    }
+                    ok = ok && send_delta(std::move(delta), nullptr);
+                  }
+                  if (finish) {
+                    std::string reason = runtime::FinishReasonName(e.finish);
+                    if (ts->calls() > 0 && reason == "stop") reason = "tool_calls";
+                    ok = ok && send_delta(json::object(), reason);
+                  }
+                  if (!ok) {
+                    gen->CancelAll();
+                    return false;
+                  }
+                  last_write = std::chrono::steady_clock::now();
                   continue;
                 }
                 if (shape.chat) {
@@ -344,26 +387,6 @@ void Server::HandleGenerate(const httplib::Request& req, httplib::Response& res,
                   if (!(*roles_sent)[static_cast<size_t>(index)]) {
                     delta["role"] = "assistant";
                     (*roles_sent)[static_cast<size_t>(index)] = true;
-                  }
-                  if (hold_text) {
-                    // The whole answer in one delta: its text, or its calls (each call's id,
-                    // name and arguments at once, which the clients' accumulators take).
-                    const ToolAnswer a = ReadToolAnswer(shape, (*held)[static_cast<size_t>(index)] + e.text,
-                                                        runtime::FinishReasonName(e.finish));
-                    if (!a.content.is_null()) delta["content"] = a.content;
-                    if (!a.tool_calls.is_null()) {
-                      json calls = a.tool_calls;
-                      for (size_t k = 0; k < calls.size(); ++k) calls[k]["index"] = k;
-                      delta["tool_calls"] = calls;
-                    }
-                    choice["delta"] = delta;
-                    choice["finish_reason"] = a.finish;
-                    if (!send(chunk_of(json::array({choice})))) {
-                      gen->CancelAll();
-                      return false;
-                    }
-                    last_write = std::chrono::steady_clock::now();
-                    continue;
                   }
                   if (!e.text.empty() || !finish) delta["content"] = e.text;
                   choice["delta"] = delta;

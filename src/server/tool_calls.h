@@ -6,7 +6,12 @@
 //   <tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>
 // Llama 3.1-3.3 templates ask for {"name": "f", "parameters": {...}} (their text says
 // `"parameters": dictionary of argument name and its value`), and the others get bare JSON objects
-// with "arguments", one call per line. A forced call (tool_choice "required"
+// with "arguments", one call per line. Mistral's templates (v3 tokenizers and later: the
+// template mentions "[TOOL_CALLS]") write [TOOL_CALLS] and then a JSON array of
+// {"name", "arguments"} objects; [TOOL_CALLS] is a control token, absent from the text when
+// special tokens are skipped, so a leading array of calls counts too, and a forced call is
+// generated as the array alone. Mistral's templates also require call ids of 9 letters and
+// digits (ToolCallId). A forced call (tool_choice "required"
 // or a named function) is generated under a grammar of exactly that syntax over the tools'
 // parameter schemas; with "auto" the model writes freely and a finished answer that holds calls
 // in the syntax is returned as tool_calls.
@@ -21,7 +26,7 @@
 
 namespace fastgen::server {
 
-enum class ToolCallSyntax { kHermes, kLlama31, kJsonLines };
+enum class ToolCallSyntax { kHermes, kLlama31, kJsonLines, kMistral };
 
 // The syntax a chat template's model writes calls in.
 ToolCallSyntax ToolCallSyntaxOf(const std::string& chat_template);
@@ -37,6 +42,10 @@ inline constexpr const char* kToolCallRoot = "fastgen-tool-calls";
 Expected<std::string> ToolCallGbnf(const std::vector<ToolSpec>& tools, const std::string& forced, bool parallel,
                                    ToolCallSyntax syntax);
 
+// A new call id in the shape the syntax's templates accept back in the history: Mistral's 9
+// letters and digits, else OpenAI's "call_" and 20 hex digits.
+std::string ToolCallId(ToolCallSyntax syntax);
+
 struct ToolCall {
   std::string name;
   std::string arguments;  // the arguments object as JSON text (OpenAI's shape)
@@ -50,5 +59,55 @@ struct ParsedAnswer {
 // Splits a finished answer into its text and its calls. Only calls to tools in `tools`, written
 // whole in the syntax, count; anything else stays text.
 ParsedAnswer ParseToolCalls(const std::string& text, ToolCallSyntax syntax, const std::vector<ToolSpec>& tools);
+
+// What a streamed answer under tools sends as its text arrives: its text as content while it
+// cannot be part of a call (a possible "<tool_call>" is held back until ruled out), and each call
+// as a header (its index and name, once the name is written and is a known tool's) followed by
+// its arguments' JSON text in pieces as the model writes them. Accumulated, the pieces are what
+// ParseToolCalls makes of the whole answer, with two exceptions that a stream cannot take back:
+// a call whose name and arguments came out in that order but whose object is then malformed
+// stays a call, and in the bare-JSON syntaxes text after calls is sent as content (the whole
+// answer would have been text). A call that does not start {"name": ..., "arguments": ...} is
+// held until its object closes and sent whole.
+struct ToolStreamDelta {
+  enum class Kind { kContent, kCallHeader, kArguments };
+  Kind kind = Kind::kContent;
+  int call = -1;     // the call's index (headers and arguments)
+  std::string text;  // content text, the call's name (header), or a piece of its arguments
+};
+
+class ToolCallStream {
+ public:
+  ToolCallStream(ToolCallSyntax syntax, std::vector<ToolSpec> tools) : syntax_(syntax), tools_(std::move(tools)) {}
+
+  // The deltas the new text completes, in order.
+  std::vector<ToolStreamDelta> Feed(std::string_view text);
+  // At the end of the answer: what was held back (text that was not a call after all).
+  std::vector<ToolStreamDelta> Finish();
+  int calls() const { return calls_; }
+
+ private:
+  enum class State { kText, kPlain, kArrayOpen, kCallStart, kArguments, kCallTail, kCloseTag, kWholeCall };
+  bool Step(std::vector<ToolStreamDelta>* out);  // false: needs more text
+  void Content(std::string_view text, std::vector<ToolStreamDelta>* out);
+  bool KnownTool(const std::string& name) const;
+  bool hermes() const { return syntax_ == ToolCallSyntax::kHermes; }
+  bool mistral() const { return syntax_ == ToolCallSyntax::kMistral; }
+
+  ToolCallSyntax syntax_;
+  std::vector<ToolSpec> tools_;
+  State state_ = State::kText;
+  std::string text_;      // the answer so far
+  size_t pos_ = 0;        // consumed up to here
+  size_t call_start_ = 0; // where the current call's text (its tag or '{') begins
+  size_t object_ = 0;     // where the current call's object begins
+  std::string pending_ws_;   // trailing whitespace of the content, sent if more content follows
+  bool content_started_ = false;
+  bool first_in_array_ = false;  // Mistral: no ',' before this call
+  int calls_ = 0;
+  // The JSON scanner of the arguments' value and of the rest of the call object.
+  int depth_ = 0;
+  bool in_string_ = false, escaped_ = false;
+};
 
 }  // namespace fastgen::server

@@ -189,6 +189,54 @@ TEST(Serve, ToolCallsInTheTemplatesSyntax) {
   EXPECT_EQ(r->status, 200) << r->body;
 }
 
+// A Mistral-style template: calls as [TOOL_CALLS] and an array, and ids of 9 letters and digits
+// or the template refuses the history (as Mistral's own templates do).
+TEST(Serve, ToolCallsInMistralsSyntax) {
+  const std::string tmpl = testing::ScratchDir("fastgen_server_test") + "/mistral_tools.jinja";
+  std::ofstream(tmpl) << R"({{- bos_token }}{%- for message in messages %}{%- if message.role == 'user' %})"
+                         R"({%- if tools and loop.last %}[AVAILABLE_TOOLS]{{ tools | tojson }}[/AVAILABLE_TOOLS]{%- endif %})"
+                         R"([INST]{{ message.content }}[/INST]{%- elif message.tool_calls %}[TOOL_CALLS][)"
+                         R"({%- for tc in message.tool_calls %}{%- if tc.id | length != 9 %})"
+                         R"({{ raise_exception('Tool call IDs should be alphanumeric strings with length 9!') }}{%- endif %})"
+                         R"({{ {'name': tc.function.name, 'arguments': tc.function.arguments, 'id': tc.id} | tojson }})"
+                         R"({%- if not loop.last %}, {% endif %}{%- endfor %}]{{ eos_token }})"
+                         R"({%- elif message.role == 'tool' %}[TOOL_RESULTS]{{ message.content }}[/TOOL_RESULTS])"
+                         R"({%- else %}{{ message.content }}{{ eos_token }}{%- endif %}{%- endfor %})";
+  ServeProcess s({"-m", ModelDir(), "-t", "1", "--chat-template", tmpl});
+  auto c = Client(s);
+  const json tools = json::array({{{"type", "function"},
+                                   {"function",
+                                    {{"name", "lookup"},
+                                     {"parameters",
+                                      {{"type", "object"},
+                                       {"properties", {{"id", {{"type", "integer"}, {"minimum", 0}, {"maximum", 99}}}}},
+                                       {"required", {"id"}}}}}}}});
+  json body = {{"messages", json::array({{{"role", "user"}, {"content", "Find 7"}}})},
+               {"tools", tools}, {"tool_choice", "required"}, {"temperature", 0}, {"max_tokens", 64}};
+  auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json answer = json::parse(r->body);
+  const json& msg = answer["choices"][0]["message"];
+  EXPECT_EQ(answer["choices"][0]["finish_reason"], "tool_calls") << r->body;
+  ASSERT_TRUE(msg["tool_calls"].is_array() && !msg["tool_calls"].empty()) << r->body;
+  const std::string id = msg["tool_calls"][0]["id"];
+  EXPECT_EQ(id.size(), 9u) << id;
+  EXPECT_EQ(msg["tool_calls"][0]["function"]["name"], "lookup");
+  // The call goes back as history and the template takes its id.
+  body["messages"].push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", msg["tool_calls"]}});
+  body["messages"].push_back({{"role", "tool"}, {"tool_call_id", id}, {"content", "found"}});
+  body["tool_choice"] = "auto";
+  r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  // An id of another shape is what the template refuses: a client error, not a crash.
+  body["messages"][1]["tool_calls"][0]["id"] = "call_0123456789abcdef0123";
+  r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+}
+
 // Bad structured-output requests get a 400 naming the parameter; the server keeps serving.
 TEST(Serve, BadStructuredOutputRequestsAreRefused) {
   ServeProcess s({"-m", ModelDir(), "-t", "1", "--chat-template", ChatTemplateFile()});

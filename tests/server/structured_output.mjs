@@ -159,24 +159,36 @@ for (let seed = 1; seed <= 3; seed++) {
   checkCalls('named', named.choices[0].message.tool_calls, 'add');
 }
 {
-  // Streamed: the calls arrive as tool_calls deltas, which the client's accumulation reads.
+  // Streamed: the calls arrive as tool_calls deltas, which the client's accumulation reads: each
+  // call's id and name once, then its arguments in pieces as the model writes them.
   const stream = await client.chat.completions.create({ model, messages: ask, tools, tool_choice: 'required',
                                                         temperature: 1, seed: 4, max_tokens: 300, stream: true });
   const calls = [];
-  let finish = null;
+  let finish = null, argumentPieces = 0, headers = 0;
   for await (const chunk of stream) {
     for (const c of chunk.choices) {
       for (const d of c.delta?.tool_calls ?? []) {
         calls[d.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } };
-        if (d.id) calls[d.index].id = d.id;
+        if (d.id) {
+          check(calls[d.index].id === '', 'streamed: one id per call', d);
+          calls[d.index].id = d.id;
+          ++headers;
+        }
         if (d.function?.name) calls[d.index].function.name += d.function.name;
-        if (d.function?.arguments) calls[d.index].function.arguments += d.function.arguments;
+        if (d.function?.arguments) {
+          calls[d.index].function.arguments += d.function.arguments;
+          ++argumentPieces;
+        }
       }
       if (c.finish_reason) finish = c.finish_reason;
     }
   }
-  if (finish === 'tool_calls') checkCalls('streamed', calls);
-  else check(finish === 'length', 'streamed: finish_reason', finish);
+  if (finish === 'tool_calls') {
+    checkCalls('streamed', calls);
+    check(argumentPieces > headers, 'streamed: arguments in pieces, not whole', { argumentPieces, headers });
+  } else {
+    check(finish === 'length', 'streamed: finish_reason', finish);
+  }
 }
 {
   // The call and its result as history, then the model's turn (auto: text or more calls).
