@@ -187,6 +187,7 @@ std::unique_ptr<Sequence> Engine::NewSequence(const std::shared_ptr<RequestState
     std::vector<int32_t> end_ids = req->params.stop_ids;
     if (!req->params.ignore_eos) end_ids.insert(end_ids.end(), model_.config().eos_ids.begin(), model_.config().eos_ids.end());
     s->constraint = std::make_unique<constrained::TokenConstraint>(MaskCacheFor(req->params.grammar), std::move(end_ids));
+    s->constraint_active = req->params.grammar_trigger.empty();
   }
   return s;
 }
@@ -322,7 +323,7 @@ void Engine::Emit(Sequence* s, std::span<const float> rows, std::span<const int3
   for (size_t i = 0; i <= draft.size(); ++i) {
     const std::span<const float> logits = rows.subspan(i * vocab, vocab);
     int32_t id;
-    if (s->constraint) {
+    if (s->constraint && s->constraint_active) {
       auto next = SampleConstrained(*s->sampler, *s->constraint, logits, s->tokens, &allowed_);
       if (!next.ok()) {
         // Nothing in the vocabulary continues the grammar here: end the choice where it stands.
@@ -345,7 +346,8 @@ void Engine::Emit(Sequence* s, std::span<const float> rows, std::span<const int3
     const auto& p = req.params;
     const bool eos = !p.ignore_eos && std::find(model_.config().eos_ids.begin(), model_.config().eos_ids.end(), id) !=
                                           model_.config().eos_ids.end();
-    const bool grammar_done = s->constraint && s->constraint->Finished();
+    if (s->constraint && !p.grammar_trigger.empty()) FollowTrigger(s, id);
+    const bool grammar_done = s->constraint && p.grammar_trigger.empty() && s->constraint->Finished();
     if (stopped || eos || grammar_done || std::find(p.stop_ids.begin(), p.stop_ids.end(), id) != p.stop_ids.end()) {
       finish = FinishReason::kStop;
     } else if (s->generated() >= s->max_new || static_cast<int64_t>(s->tokens.size()) >= context_) {
@@ -386,6 +388,24 @@ std::shared_ptr<constrained::GrammarMaskCache> Engine::MaskCacheFor(const std::s
   mask_caches_.emplace_front(g, std::make_shared<constrained::GrammarMaskCache>(g, grammar_vocab_));
   if (mask_caches_.size() > kKept) mask_caches_.pop_back();
   return mask_caches_.front().second;
+}
+
+void Engine::FollowTrigger(Sequence* s, int32_t id) {
+  if (s->constraint_active) {
+    // A complete use of the grammar (a whole call): free text again, watching for the next.
+    if (s->constraint->Finished()) {
+      s->constraint_active = false;
+      s->trigger_tail.clear();
+    }
+    return;
+  }
+  const std::string& trigger = s->request->params.grammar_trigger;
+  s->trigger_tail += grammar_vocab_->bytes(id);
+  if (s->trigger_tail.size() > trigger.size()) s->trigger_tail.erase(0, s->trigger_tail.size() - trigger.size());
+  if (s->trigger_tail == trigger) {
+    s->constraint->Reset();
+    s->constraint_active = true;
+  }
 }
 
 void Engine::TrimDraftToGrammar(Sequence* s, speculative::Draft* draft) {
@@ -456,7 +476,7 @@ bool Engine::Step() {
         if (!lookup.Propose(pr, &d).ok() || !d.IsChain()) d.Clear();
         // Prompt lookup first (free), the draft model where the context has nothing to copy.
         if (d.empty() && opts_.draft) ProposeWithDraftModel(s, std::min<int64_t>(room, opts_.draft_length), &d);
-        if (s->constraint && !d.empty() && d.IsChain()) TrimDraftToGrammar(s, &d);
+        if (s->constraint && s->constraint_active && !d.empty() && d.IsChain()) TrimDraftToGrammar(s, &d);
         if (!d.empty() && d.IsChain() && scheduler_.ReserveSlots(s, s->computed + 1 + static_cast<int64_t>(d.size()))) {
           drafts[i] = d.tokens;
           tokens[i].insert(tokens[i].end(), d.tokens.begin(), d.tokens.end());

@@ -86,6 +86,9 @@ class Engine {
   void Emit(Sequence* s, std::span<const float> rows, std::span<const int32_t> draft);
   void Finish(Sequence* s, FinishReason reason, std::string tail);
   void FailAll(const Status& status);
+  // A lazy grammar (GenerationParams::grammar_trigger) after token `id`: switched on when the
+  // text ends with the trigger, off again when the grammar is complete.
+  void FollowTrigger(Sequence* s, int32_t id);
   // Cuts a draft at its first token the sequence's grammar does not allow.
   void TrimDraftToGrammar(Sequence* s, speculative::Draft* draft);  // a chain
   // A chain of up to `length` tokens from the draft model for `s` (empty when it has none).

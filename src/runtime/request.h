@@ -29,6 +29,10 @@ struct GenerationParams {
   // Structured output (optional): every choice is sampled among the tokens this grammar allows,
   // and ends (finish "stop") once it allows nothing more. Needs the model's tokenizer.
   std::shared_ptr<const constrained::Grammar> grammar;
+  // A lazy grammar (with `grammar`): the choice writes freely until its text ends with this
+  // trigger, then follows the grammar from its start until the grammar is complete, and writes
+  // freely again (with tool_choice "auto": the body of a call once "<tool_call>" is out).
+  std::string grammar_trigger;
 };
 
 struct Request {

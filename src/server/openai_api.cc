@@ -171,15 +171,29 @@ bool ParseTools(const std::string& body, const json& j, const ApiContext& ctx, A
     }
   }
   out->tool_syntax = ToolCallSyntaxOf(ctx.chat_template ? *ctx.chat_template : std::string());
+  const auto compile = [&](const std::string& gbnf) {
+    constrained::OutputFormat format;
+    format.kind = constrained::OutputFormat::Kind::kGrammar;
+    format.text = gbnf;
+    format.root = kToolCallRoot;
+    return ctx.output_formats ? ctx.output_formats->Compile(format) : constrained::CompileOutputFormat(format);
+  };
+  if (out->tool_mode == ToolMode::kAuto && !p->grammar) {
+    // The model writes freely; a call it opens follows the tools' schemas (a lazy grammar).
+    auto lazy = ToolCallLazyGbnf(out->tools, out->tool_syntax);
+    if (!lazy.ok()) return fail("tools", lazy.status().message());
+    if (lazy->trigger.empty()) return true;
+    auto grammar = compile(lazy->gbnf);
+    if (!grammar.ok()) return fail("tools", "tools: " + grammar.status().message());
+    p->grammar = std::move(*grammar);
+    p->grammar_trigger = lazy->trigger;
+    return true;
+  }
   if (out->tool_mode != ToolMode::kForced) return true;
   if (p->grammar) return fail("tool_choice", "tool_choice: a forced tool call does not combine with response_format or grammar");
   auto gbnf = ToolCallGbnf(out->tools, forced, parallel, out->tool_syntax);
   if (!gbnf.ok()) return fail("tools", gbnf.status().message());
-  constrained::OutputFormat format;
-  format.kind = constrained::OutputFormat::Kind::kGrammar;
-  format.text = *gbnf;
-  format.root = kToolCallRoot;
-  auto grammar = ctx.output_formats ? ctx.output_formats->Compile(format) : constrained::CompileOutputFormat(format);
+  auto grammar = compile(*gbnf);
   if (!grammar.ok()) return fail("tools", "tools: " + grammar.status().message());
   p->grammar = std::move(*grammar);
   return true;

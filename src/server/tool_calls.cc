@@ -11,6 +11,9 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
+constexpr std::string_view kOpenTag = "<tool_call>", kCloseTag = "</tool_call>";
+constexpr const char* kBlank = " \t\r\n";
+
 std::string Trim(std::string_view s) {
   const size_t b = s.find_first_not_of(" \t\r\n");
   if (b == std::string_view::npos) return "";
@@ -106,6 +109,17 @@ Expected<std::string> ToolCallGbnf(const std::vector<ToolSpec>& tools, const std
   return out;
 }
 
+Expected<LazyToolGrammar> ToolCallLazyGbnf(const std::vector<ToolSpec>& tools, ToolCallSyntax syntax) {
+  if (syntax != ToolCallSyntax::kHermes) return LazyToolGrammar{};
+  // The calls' grammar without its own root line, then the body of one call.
+  FG_ASSIGN_OR_RETURN(std::string gbnf, ToolCallGbnf(tools, "", /*parallel=*/false, syntax));
+  const size_t root_line = gbnf.rfind(std::string(kToolCallRoot) + " ::=");
+  if (root_line == std::string::npos) return Internal("tool-call grammar without its root rule");
+  gbnf.resize(root_line);
+  gbnf += std::string(kToolCallRoot) + " ::= [ \\n]{0,2} root [ \\n]{0,2} \"</tool_call>\"\n";
+  return LazyToolGrammar{std::move(gbnf), std::string(kOpenTag)};
+}
+
 ParsedAnswer ParseToolCalls(const std::string& text, ToolCallSyntax syntax, const std::vector<ToolSpec>& tools) {
   ParsedAnswer out;
   if (syntax == ToolCallSyntax::kHermes) {
@@ -187,8 +201,6 @@ ParsedAnswer ParseToolCalls(const std::string& text, ToolCallSyntax syntax, cons
 namespace fastgen::server {
 namespace {
 
-constexpr std::string_view kOpenTag = "<tool_call>", kCloseTag = "</tool_call>";
-constexpr const char* kBlank = " \t\r\n";
 
 enum class Head { kNeedMore, kNo, kYes };
 

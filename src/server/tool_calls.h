@@ -46,6 +46,18 @@ Expected<std::string> ToolCallGbnf(const std::vector<ToolSpec>& tools, const std
 // letters and digits, else OpenAI's "call_" and 20 hex digits.
 std::string ToolCallId(ToolCallSyntax syntax);
 
+// tool_choice "auto" where the syntax opens a call with text a trigger can spot (Hermes'
+// "<tool_call>"): the grammar (start rule kToolCallRoot) of one call's body after the trigger,
+// through its closing tag, which the engine applies lazily (GenerationParams::grammar_trigger) so
+// that the model writes freely but every call it starts is well-formed. An empty trigger where
+// the syntax has none fastgen can spot in the text (bare JSON; Mistral's [TOOL_CALLS] is a
+// control token without bytes): those calls are parsed after the fact.
+struct LazyToolGrammar {
+  std::string gbnf;
+  std::string trigger;
+};
+Expected<LazyToolGrammar> ToolCallLazyGbnf(const std::vector<ToolSpec>& tools, ToolCallSyntax syntax);
+
 struct ToolCall {
   std::string name;
   std::string arguments;  // the arguments object as JSON text (OpenAI's shape)

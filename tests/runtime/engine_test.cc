@@ -6,8 +6,10 @@
 
 #include <map>
 #include <random>
+#include <regex>
 #include <thread>
 
+#include "decoding/constrained/grammar.h"
 #include "decoding/generate.h"
 #include "runtime/engine.h"
 #include "test_util.h"
@@ -337,6 +339,48 @@ TEST(Engine, StopStringsEndTheTextBeforeThem) {
   const Outcome o = Collect(**h);
   EXPECT_EQ(o.choices.at(0).text, text.substr(0, text.find(stop)));
   EXPECT_EQ(o.choices.at(0).finish, FinishReason::kStop);
+}
+
+// A lazy grammar: the choice writes what it writes alone until its text ends with the trigger,
+// then follows the grammar until it is complete, then writes freely again.
+TEST(Engine, LazyGrammarTakesOverAtItsTriggerAndLetsGo) {
+  auto engine = MakeEngine({});
+  const auto prompt = Encode("def fibonacci(n):\n");
+  auto h0 = engine->Submit(Greedy(prompt, 40));
+  ASSERT_TRUE(h0.ok());
+  const Outcome free = Collect(**h0);
+  const std::vector<int32_t>& ids = free.choices.at(0).ids;
+  // The trigger: the text of the greedy output's first tokens through the third non-empty one.
+  const auto& bytes = Target().tokenizer->TokenBytes();
+  std::string trigger;
+  size_t through = 0, nonempty = 0;
+  while (through < ids.size() && nonempty < 3) {
+    trigger += bytes[static_cast<size_t>(ids[through])];
+    nonempty += !bytes[static_cast<size_t>(ids[through])].empty();
+    ++through;
+  }
+  ASSERT_EQ(nonempty, 3u);
+  auto grammar = constrained::Grammar::Parse("root ::= \"<\" [a-z]{2,4} \">\"");
+  ASSERT_TRUE(grammar.ok());
+  Request r = Greedy(prompt, 40);
+  r.params.grammar = *grammar;
+  r.params.grammar_trigger = trigger;
+  auto h = engine->Submit(r);
+  ASSERT_TRUE(h.ok());
+  const Outcome o = Collect(**h);
+  ASSERT_TRUE(o.error.ok()) << o.error.message();
+  const Choice& c = o.choices.at(0);
+  ASSERT_GT(c.ids.size(), through);
+  EXPECT_EQ(std::vector<int32_t>(c.ids.begin(), c.ids.begin() + static_cast<ptrdiff_t>(through)),
+            std::vector<int32_t>(ids.begin(), ids.begin() + static_cast<ptrdiff_t>(through)));
+  std::string after;
+  for (size_t i = through; i < c.ids.size(); ++i) after += bytes[static_cast<size_t>(c.ids[i])];
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(after, m, std::regex("^<[a-z]{2,4}>"))) << after;
+  // Free again: the choice ran on past the grammar to its token budget.
+  EXPECT_EQ(c.finish, FinishReason::kLength);
+  EXPECT_EQ(c.ids.size(), 40u);
+  EXPECT_GT(after.size(), m.length(0));
 }
 
 TEST(Engine, LogprobsAreTheModelsLogSoftmax) {

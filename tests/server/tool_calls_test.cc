@@ -124,6 +124,24 @@ TEST(ToolCalls, ParsesAnswers) {
   EXPECT_EQ(a.content, "The answer is {\"name\": \"add\"}");
 }
 
+// tool_choice "auto" under Hermes' syntax: after "<tool_call>" the body of one call to a known
+// tool with its parameters, through "</tool_call>"; no trigger where the syntax has none to spot.
+TEST(ToolCalls, LazyGrammarOfACallsBody) {
+  auto lazy = ToolCallLazyGbnf(Tools(), ToolCallSyntax::kHermes);
+  ASSERT_TRUE(lazy.ok()) << lazy.status().message();
+  EXPECT_EQ(lazy->trigger, "<tool_call>");
+  EXPECT_TRUE(Matches(lazy->gbnf, "\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
+  EXPECT_TRUE(Matches(lazy->gbnf, "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}</tool_call>"));
+  EXPECT_FALSE(Matches(lazy->gbnf, "\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call>"));
+  EXPECT_FALSE(Matches(lazy->gbnf, "\n{\"name\": \"rm\", \"arguments\": {}}\n</tool_call>"));
+  EXPECT_FALSE(Matches(lazy->gbnf, "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"));
+  for (ToolCallSyntax s : {ToolCallSyntax::kJsonLines, ToolCallSyntax::kLlama31, ToolCallSyntax::kMistral}) {
+    auto none = ToolCallLazyGbnf(Tools(), s);
+    ASSERT_TRUE(none.ok());
+    EXPECT_TRUE(none->trigger.empty());
+  }
+}
+
 // What a client accumulates from a stream's deltas.
 struct Streamed {
   std::string content;

@@ -160,6 +160,8 @@ class TokenConstraint {
   // The state, for rollback (speculative decoding rejects drafted tokens).
   const MatchState& state() const { return state_; }
   void Restore(const MatchState& s) { state_ = s; }
+  // Back to the grammar's start (a lazy grammar's next use).
+  void Reset() { state_ = cache_->matcher().initial(); }
 
   bool IsEnd(int32_t id) const;
   // The grammar proved too ambiguous to follow (GrammarMatcher::kMaxStacks).
