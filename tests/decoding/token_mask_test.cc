@@ -90,6 +90,65 @@ TEST(TokenMask, EqualsTokenByTokenCheckAlongRandomPaths) {
   EXPECT_GT(total_allowed, 1000);
 }
 
+// Long bounded repetitions (a JSON string's maxLength, a counted class) are classified from
+// their loops' walk, one for every count left, with the tokens too long for the count checked
+// against the whole stack: masks still equal the token-by-token check, down to the last counts.
+TEST(TokenMask, BoundedRepetitionsClassifiedFromTheirLoopsAreExact) {
+  auto g = Grammar::Parse(R"(
+root ::= "{" ws "\"s\":" ws str ws "," ws "\"t\":" ws tag ws "," ws "\"n\":" ws num ws "}"
+str  ::= "\"" char{0,12} "\""
+char ::= [^"\\\x00-\x1f] | "\\" ["\\/bfnrt]
+tag  ::= [a-z]{2,11}
+num  ::= [0-9]{1,10}
+ws   ::= [ ]{0,2}
+)");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  std::vector<std::string> bytes;
+  for (int b = 1; b < 128; ++b) bytes.push_back(std::string(1, static_cast<char>(b)));
+  for (const char* p : {"{\"s\":", "\"t\":", "\"n\":", "\",", "é", "日本語", "\xE6\x97", "\\n", "\\\""}) bytes.push_back(p);
+  std::mt19937 rng(5);
+  const std::string alphabet = "abcxyz0123456789\",: {}\\";
+  for (int i = 0; i < 600; ++i) {
+    std::string s;
+    const int len = 1 + static_cast<int>(rng() % 9);
+    for (int j = 0; j < len; ++j) s.push_back(alphabet[rng() % alphabet.size()]);
+    bytes.push_back(s);
+  }
+  auto vocab = std::make_shared<TokenVocabulary>(bytes);
+  auto cache = std::make_shared<GrammarMaskCache>(*g, vocab);
+  int completed = 0;
+  for (int path = 0; path < 40; ++path) {
+    TokenConstraint c(cache, {});
+    std::string text;
+    for (int step = 0; step < 80; ++step) {
+      std::vector<uint64_t> mask;
+      c.FillMask(&mask);
+      std::vector<int32_t> allowed;
+      for (int32_t id = 0; id < vocab->size(); ++id) {
+        GrammarMatcher m(*g);
+        const bool ok = m.Accept(text) && m.Accept(bytes[id]);
+        ASSERT_EQ(((mask[id >> 6] >> (id & 63)) & 1) != 0, ok)
+            << "path " << path << " step " << step << " text '" << text << "' token '" << bytes[id] << "'";
+        if (ok) allowed.push_back(id);
+      }
+      if (allowed.empty()) break;
+      // Longest tokens first half of the time, to run the counts down to their last values.
+      int32_t pick = allowed[rng() % allowed.size()];
+      if (rng() % 2)
+        for (int32_t id : allowed)
+          if (bytes[id].size() > bytes[pick].size()) pick = id;
+      ASSERT_TRUE(c.Accept(pick));
+      text += bytes[pick];
+      if (c.Finished()) {
+        ++completed;
+        break;
+      }
+    }
+  }
+  EXPECT_GT(cache->stats().counted_classified, 20);
+  EXPECT_GT(completed, 5);
+}
+
 TEST(TokenMask, CachesServeRepeatedStacks) {
   auto g = Grammar::Parse(kJsonGrammar);
   ASSERT_TRUE(g.ok());

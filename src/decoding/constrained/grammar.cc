@@ -9,6 +9,8 @@ namespace fastgen::constrained {
 namespace {
 
 constexpr uint32_t kMaxCodepoint = 0x10FFFF;
+// Bounded repetitions with at least this many optional iterations get a counted chain.
+constexpr int64_t kMinCountedChain = 8;
 // Bounds on what a grammar may compile to: repetition counts are expanded into copies, so a
 // hostile "x{1000000}" must be refused rather than allocate without limit.
 constexpr int64_t kMaxRepetition = 100000;
@@ -97,6 +99,7 @@ class GrammarBuilder {
   int32_t AddClass(CharClass c);
   int32_t SingleCharClass(uint32_t cp);
   Status CheckLeftRecursion() const;
+  std::vector<bool> Nullable() const;  // [rule]
 
   std::string_view text_;
   size_t pos_ = 0;
@@ -112,6 +115,16 @@ class GrammarBuilder {
   std::vector<CharClass> classes_;
   std::unordered_map<uint32_t, int32_t> single_char_classes_;
   size_t element_count_ = 0;
+  // Bounded repetitions X{m,n} with n - m >= kMinCountedChain: the optionals' rules, innermost
+  // (one iteration left) first, and the loop rule X* standing for all of them (Grammar::counted).
+  struct Chain {
+    std::vector<int32_t> optionals;
+    std::string base;  // the rule it appears in (helper names)
+    Sequence item;
+    int32_t loop = -1;
+  };
+  void AddCountedLoops();
+  std::vector<Chain> chains_;
 };
 
 void GrammarBuilder::SkipSpace(bool newlines) {
@@ -328,13 +341,20 @@ Status GrammarBuilder::ApplyRepetition(Sequence* seq, size_t item_start, int64_t
     seq->push_back({GrammarElement::Kind::kRule, id});
     return Status::Ok();
   }
+  Chain chain;
   int32_t inner = -1;
   for (int64_t k = 0; k < max - min; ++k) {
     Sequence more = item;
     if (inner >= 0) more.push_back({GrammarElement::Kind::kRule, inner});
     inner = NewHelperRule(current_rule_, {more, {}});
+    chain.optionals.push_back(inner);
   }
   if (inner >= 0) seq->push_back({GrammarElement::Kind::kRule, inner});
+  if (max - min >= kMinCountedChain) {
+    chain.base = current_rule_;
+    chain.item = item;
+    chains_.push_back(std::move(chain));
+  }
   return Status::Ok();
 }
 
@@ -444,9 +464,28 @@ Expected<Alternatives> GrammarBuilder::ParseAlternatives(bool nested) {
   return alts;
 }
 
-Status GrammarBuilder::CheckLeftRecursion() const {
+// The loop X* beside each long chain X{m,n} whose iterations read a character at least (a
+// nullable X could repeat without reading, and its loop would be left-recursive). Reached from
+// nowhere: token masks classify a position in the chain from the loop's, the same for every count
+// left (Grammar::counted).
+void GrammarBuilder::AddCountedLoops() {
+  const std::vector<bool> nullable = Nullable();
+  for (Chain& c : chains_) {
+    const bool reads = std::any_of(c.item.begin(), c.item.end(), [&](const Element& e) {
+      return e.kind == GrammarElement::Kind::kChars || !nullable[static_cast<size_t>(e.index)];
+    });
+    if (!reads || element_count_ + c.item.size() + 2 > kMaxElements) continue;
+    element_count_ += c.item.size() + 2;
+    c.loop = NewHelperRule(c.base, {});
+    Sequence again = c.item;
+    again.push_back({GrammarElement::Kind::kRule, c.loop});
+    rules_[static_cast<size_t>(c.loop)] = {again, {}};
+  }
+}
+
+std::vector<bool> GrammarBuilder::Nullable() const {
+  // Rules that can match the empty string, to a fixed point.
   const size_t n = rules_.size();
-  // Nullable rules (can match the empty string), to a fixed point.
   std::vector<bool> nullable(n, false);
   for (bool changed = true; changed;) {
     changed = false;
@@ -464,6 +503,12 @@ Status GrammarBuilder::CheckLeftRecursion() const {
       }
     }
   }
+  return nullable;
+}
+
+Status GrammarBuilder::CheckLeftRecursion() const {
+  const size_t n = rules_.size();
+  const std::vector<bool> nullable = Nullable();
   // r -> s when s can be the first thing r matches; a cycle is left recursion.
   std::vector<std::vector<int32_t>> first(n);
   for (size_t r = 0; r < n; ++r) {
@@ -536,6 +581,7 @@ Expected<std::shared_ptr<const Grammar>> GrammarBuilder::Build(std::string_view 
   }
   auto root_it = ids_.find(std::string(root));
   if (root_it == ids_.end()) return InvalidArgument("grammar has no rule '" + std::string(root) + "' to start from");
+  AddCountedLoops();
   if (Status s = CheckLeftRecursion(); !s.ok()) return s;
 
   auto g = std::make_shared<Grammar>();
@@ -551,6 +597,18 @@ Expected<std::shared_ptr<const Grammar>> GrammarBuilder::Build(std::string_view 
     }
   }
   if (g->elements_.size() > kMaxElements) return InvalidArgument("grammar too large");
+  // Positions inside a counted chain: the loop's position at the same offset, and the
+  // iterations the chain allows after the current one.
+  for (const Chain& c : chains_) {
+    if (c.loop < 0) continue;
+    if (g->counted_.empty()) g->counted_.assign(g->elements_.size(), {-1, 0});
+    const int32_t loop_start = g->alternatives_[static_cast<size_t>(c.loop)][0];
+    for (size_t k = 1; k <= c.optionals.size(); ++k) {
+      const int32_t start = g->alternatives_[static_cast<size_t>(c.optionals[k - 1])][0];
+      for (size_t i = 0; i <= c.item.size(); ++i)
+        g->counted_[static_cast<size_t>(start) + i] = {loop_start + static_cast<int32_t>(i), static_cast<int32_t>(k - 1)};
+    }
+  }
   return std::shared_ptr<const Grammar>(std::move(g));
 }
 

@@ -58,12 +58,27 @@ class Grammar {
   int32_t rule_count() const { return static_cast<int32_t>(alternatives_.size()); }
   const std::string& rule_name(int32_t rule) const { return names_[rule]; }
 
+  // A position inside a long bounded repetition X{m,n} (its n - m nested optionals): `loop` is
+  // the same position in a loop X* that the grammar holds beside it, `left` the iterations the
+  // repetition allows after the current one (-1 / 0 elsewhere). Token masks classify such a
+  // position from the loop's, one walk for every count left: a token of c characters that the
+  // loop accepts with c <= left is accepted by the chain too (an iteration reads a character at
+  // least), and what the loop refuses the chain refuses.
+  struct Counted {
+    int32_t loop = -1;
+    int32_t left = 0;
+  };
+  Counted counted(int32_t position) const {
+    return counted_.empty() ? Counted{} : counted_[static_cast<size_t>(position)];
+  }
+
  private:
   friend class GrammarBuilder;
   std::vector<GrammarElement> elements_;
   std::vector<CharClass> classes_;
   std::vector<std::vector<int32_t>> alternatives_;  // [rule][alternative] -> element position
   std::vector<std::string> names_;                  // [rule]
+  std::vector<Counted> counted_;                    // [element] (empty: no counted chains)
   int32_t root_ = 0;
 };
 

@@ -1,6 +1,8 @@
 #include "decoding/constrained/token_mask.h"
 
 #include <algorithm>
+#include <climits>
+#include <iterator>
 #include <numeric>
 
 namespace fastgen::constrained {
@@ -14,6 +16,9 @@ namespace {
 constexpr int kTruncateDepth = 3;
 // Per-stack masks kept before the cache is cleared (a bitset is vocab/8 bytes: 16 KB at 128k).
 constexpr size_t kMaxCachedStacks = 2048;
+// Inside a long bounded repetition the loop's walk serves every count left when at most this
+// many strings are too long for the count (they are checked against the whole stack).
+constexpr size_t kFewLonger = 2048;
 // Walk states kept with their transition tables before the table is dropped and rebuilt.
 constexpr size_t kMaxDfaStates = 16384;
 
@@ -69,6 +74,24 @@ TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes) : bytes_(
     trie_.end[open.back()] = static_cast<int32_t>(trie_.size());
     open.pop_back();
   }
+
+  // Characters per string: the bytes that do not continue a character, plus one for a string
+  // that starts inside one.
+  std::vector<int32_t> chars(strings_.size());
+  int32_t most = 0;
+  for (size_t k = 0; k < strings_.size(); ++k) {
+    int32_t n = 0;
+    for (char c : strings_[k]) n += (static_cast<uint8_t>(c) & 0xC0) != 0x80;
+    if (n == 0 || (static_cast<uint8_t>(strings_[k][0]) & 0xC0) == 0x80) ++n;
+    chars[k] = n;
+    most = std::max(most, n);
+  }
+  by_chars_.resize(strings_.size());
+  std::iota(by_chars_.begin(), by_chars_.end(), 0);
+  std::stable_sort(by_chars_.begin(), by_chars_.end(), [&](int32_t a, int32_t b) { return chars[a] > chars[b]; });
+  longer_.assign(static_cast<size_t>(most) + 1, 0);
+  for (int32_t c = 0; c <= most; ++c)
+    while (longer_[c] < by_chars_.size() && chars[by_chars_[longer_[c]]] > c) ++longer_[c];
 }
 
 GrammarMaskCache::GrammarMaskCache(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab)
@@ -190,6 +213,42 @@ int32_t GrammarMaskCache::Truncate(int32_t stack) {
   return cut;
 }
 
+const GrammarMaskCache::TruncatedResult& GrammarMaskCache::TruncatedWalk(int32_t cut) {
+  auto it = truncated_.find(cut);
+  if (it == truncated_.end()) {
+    ++stats_.truncated_walks;
+    TruncatedResult r;
+    r.accepted.assign(words_, 0);
+    MatchState top;
+    top.stacks = {cut};
+    Walk(top, nullptr, &r.accepted, &r.uncertain);
+    it = truncated_.emplace(cut, std::move(r)).first;
+  }
+  return it->second;
+}
+
+int32_t GrammarMaskCache::LoopCut(int32_t cut, int64_t* left) {
+  const Grammar& g = matcher_.grammar();
+  StackArena& arena = matcher_.arena();
+  int32_t frames[kTruncateDepth];
+  int depth = 0;
+  bool any = false;
+  *left = INT64_MAX;
+  int32_t node = cut;
+  for (; node >= 0 && depth < kTruncateDepth; node = arena.parent(node)) {
+    const int32_t pos = arena.position(node);
+    const Grammar::Counted c = g.counted(pos);
+    frames[depth++] = c.loop >= 0 ? c.loop : pos;
+    if (c.loop >= 0) {
+      any = true;
+      *left = std::min<int64_t>(*left, c.left);
+    }
+  }
+  if (!any) return cut;
+  for (int i = depth - 1; i >= 0; --i) node = arena.Push(node, frames[i]);  // on the cut's own end
+  return node;
+}
+
 const std::vector<uint64_t>& GrammarMaskCache::StackMask(int32_t stack) {
   if (auto it = stack_masks_.find(stack); it != stack_masks_.end()) {
     ++stats_.stack_hits;
@@ -201,22 +260,37 @@ const std::vector<uint64_t>& GrammarMaskCache::StackMask(int32_t stack) {
   MatchState whole;
   whole.stacks = {stack};
   const int32_t cut = Truncate(stack);
-  if (cut == stack) {
+  int64_t left = 0;
+  const int32_t loop = LoopCut(cut, &left);
+  if (loop != cut && vocab_->longer_than(left).size() <= kFewLonger) {
+    // Inside a long bounded repetition: the loop's walk, shared by every count left, decides
+    // the tokens short enough to fit; the longer ones it accepted are checked against the stack.
+    const TruncatedResult& r = TruncatedWalk(loop);
+    bits = r.accepted;
+    std::vector<int32_t> check;
+    for (int32_t k : vocab_->longer_than(left)) {
+      bool accepted = false;
+      for (int32_t id : vocab_->ids(k)) {
+        uint64_t& w = bits[static_cast<size_t>(id) >> 6];
+        accepted |= (w >> (id & 63)) & 1;
+        w &= ~(uint64_t{1} << (id & 63));
+      }
+      if (accepted) check.push_back(k);
+    }
+    std::sort(check.begin(), check.end());
+    std::vector<int32_t> merged;
+    std::merge(check.begin(), check.end(), r.uncertain.begin(), r.uncertain.end(), std::back_inserter(merged));
+    merged.erase(std::unique(merged.begin(), merged.end()), merged.end());
+    ++stats_.counted_classified;
+    stats_.uncertain_checked += static_cast<int64_t>(merged.size());
+    Walk(whole, &merged, &bits, nullptr);
+  } else if (cut == stack) {
     Walk(whole, nullptr, &bits, nullptr);
   } else {
-    auto it = truncated_.find(cut);
-    if (it == truncated_.end()) {
-      ++stats_.truncated_walks;
-      TruncatedResult r;
-      r.accepted.assign(words_, 0);
-      MatchState top;
-      top.stacks = {cut};
-      Walk(top, nullptr, &r.accepted, &r.uncertain);
-      it = truncated_.emplace(cut, std::move(r)).first;
-    }
-    bits = it->second.accepted;
-    stats_.uncertain_checked += static_cast<int64_t>(it->second.uncertain.size());
-    Walk(whole, &it->second.uncertain, &bits, nullptr);
+    const TruncatedResult& r = TruncatedWalk(cut);
+    bits = r.accepted;
+    stats_.uncertain_checked += static_cast<int64_t>(r.uncertain.size());
+    Walk(whole, &r.uncertain, &bits, nullptr);
   }
   return stack_masks_.emplace(stack, std::move(bits)).first->second;
 }

@@ -57,12 +57,21 @@ class TokenVocabulary {
   };
   const Trie& trie() const { return trie_; }
 
+  // The strings with more than c characters (a character cut by the string's end or start
+  // counts as one), most characters first.
+  std::span<const int32_t> longer_than(int64_t c) const {
+    const size_t n = c < 0 ? by_chars_.size() : c >= static_cast<int64_t>(longer_.size()) ? 0 : longer_[static_cast<size_t>(c)];
+    return {by_chars_.data(), n};
+  }
+
  private:
   std::vector<std::string> bytes_;      // [vocab]
   std::vector<std::string> strings_;    // [n_strings], sorted
   std::vector<int32_t> id_offsets_;     // [n_strings + 1] into id_list_
   std::vector<int32_t> id_list_;        // [tokens with bytes]
   Trie trie_;
+  std::vector<int32_t> by_chars_;  // string indices, most characters first
+  std::vector<size_t> longer_;     // [c] strings with more than c characters
 };
 
 // Counters for benchmarks and tests.
@@ -72,6 +81,7 @@ struct TokenMaskStats {
   int64_t stack_misses = 0;
   int64_t truncated_walks = 0;    // vocabulary walks from a truncated stack
   int64_t uncertain_checked = 0;  // tokens checked against a whole stack
+  int64_t counted_classified = 0; // stacks inside a bounded repetition classified from its loop
 };
 
 // The per-grammar half of masking: the stacks' arena, the walk DFA and the mask caches, shared
@@ -117,6 +127,11 @@ class GrammarMaskCache {
   void WalkSubset(int32_t start, const std::vector<int32_t>& subset, std::vector<uint64_t>* accepted);
   // The mask of one whole stack (cached).
   const std::vector<uint64_t>& StackMask(int32_t stack);
+  // The walk from a truncated stack (cached per cut).
+  const TruncatedResult& TruncatedWalk(int32_t cut);
+  // `cut` with its positions inside counted repetitions replaced by their loops' (Grammar::counted),
+  // and the fewest iterations any of them has left; `cut` itself when it has none.
+  int32_t LoopCut(int32_t cut, int64_t* left);
   // The stack cut below its top kTruncateDepth frames (ending in kBottom), or the stack itself
   // when it is no deeper than that.
   int32_t Truncate(int32_t stack);
