@@ -55,8 +55,9 @@ TEST(TokenMask, EqualsTokenByTokenCheckAlongRandomPaths) {
   auto vocab = std::make_shared<TokenVocabulary>(bytes);
   std::mt19937 rng(11);
   int64_t total_allowed = 0;
+  auto cache = std::make_shared<GrammarMaskCache>(*g, vocab);
   for (int path = 0; path < 30; ++path) {
-    TokenConstraint c(*g, vocab, {end_id});
+    TokenConstraint c(cache, {end_id});
     std::string text;
     for (int step = 0; step < 60; ++step) {
       std::vector<uint64_t> mask;
@@ -88,6 +89,8 @@ TEST(TokenMask, EqualsTokenByTokenCheckAlongRandomPaths) {
     }
   }
   EXPECT_GT(total_allowed, 1000);
+  // Strings' contents were classified as loops (their plain characters accepted unwalked).
+  EXPECT_GT(cache->stats().loop_walks, 0);
 }
 
 // Long bounded repetitions (a JSON string's maxLength, a counted class) are classified from
@@ -147,6 +150,45 @@ ws   ::= [ ]{0,2}
   }
   EXPECT_GT(cache->stats().counted_classified, 20);
   EXPECT_GT(completed, 5);
+}
+
+// A loop over ASCII characters only, then over every character but one: the strings made of the
+// loop's characters are accepted without a walk, never those with a character the loop refuses
+// (a non-ASCII one in the first, a broken UTF-8 sequence in the second).
+TEST(TokenMask, LoopsAcceptTheirOwnCharactersOnly) {
+  for (const char* text : {R"(root ::= "<" [ -=?-~]* ">" [a-z]{0,3})", R"(root ::= "<" [^>]* ">" [a-z]{0,3})"}) {
+    auto g = Grammar::Parse(text);
+    ASSERT_TRUE(g.ok()) << g.status().message();
+    std::vector<std::string> bytes;
+    for (int b = 1; b < 256; ++b) bytes.push_back(std::string(1, static_cast<char>(b)));
+    for (const char* p : {"é", "日本", "\xE6\x97", "\x97\xA5", "ab\xC3", "x\xC0\xAF", "\xED\xA0\x80", "a>", "<a", ">b",
+                          "é>", "hello world", "\xF0\x9F\x98\x80", "\xF4\x90\x80", "\xE0\x80"}) {
+      bytes.push_back(p);
+    }
+    auto vocab = std::make_shared<TokenVocabulary>(bytes);
+    auto cache = std::make_shared<GrammarMaskCache>(*g, vocab);
+    std::mt19937 rng(3);
+    for (int path = 0; path < 10; ++path) {
+      TokenConstraint c(cache, {});
+      std::string prefix;
+      for (int step = 0; step < 12; ++step) {
+        std::vector<uint64_t> mask;
+        c.FillMask(&mask);
+        std::vector<int32_t> allowed;
+        for (int32_t id = 0; id < vocab->size(); ++id) {
+          GrammarMatcher m(*g);
+          const bool ok = m.Accept(prefix) && m.Accept(bytes[id]);
+          ASSERT_EQ(((mask[id >> 6] >> (id & 63)) & 1) != 0, ok) << text << " after '" << prefix << "': '" << bytes[id] << "'";
+          if (ok) allowed.push_back(id);
+        }
+        if (allowed.empty()) break;
+        const int32_t pick = allowed[rng() % allowed.size()];
+        ASSERT_TRUE(c.Accept(pick));
+        prefix += bytes[pick];
+      }
+    }
+    EXPECT_GT(cache->stats().loop_walks, 0) << text;
+  }
 }
 
 TEST(TokenMask, CachesServeRepeatedStacks) {

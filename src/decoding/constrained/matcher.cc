@@ -22,7 +22,7 @@ std::pair<uint32_t, uint32_t> ValidRange(int total) {
 }
 
 // Whether a class admits every non-ASCII Unicode scalar value.
-bool AdmitsAnyNonAscii(const CharClass& c) {
+bool ClassAdmitsAnyNonAscii(const CharClass& c) {
   const auto covers = [&](uint32_t lo, uint32_t hi) {
     uint32_t need = lo;
     for (const auto& [a, b] : c.ranges) {
@@ -65,7 +65,10 @@ int32_t StackArena::Push(int32_t parent, int32_t position) {
 }
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar) : grammar_(std::move(grammar)) {
-  for (const CharClass& c : grammar_->classes()) any_non_ascii_.push_back(AdmitsAnyNonAscii(c) ? 1 : 0);
+  for (const CharClass& c : grammar_->classes()) {
+    any_non_ascii_.push_back(ClassAdmitsAnyNonAscii(c) ? 1 : 0);
+    no_non_ascii_.push_back(c.ranges.empty() || c.ranges.back().second < 0x80 ? 1 : 0);
+  }
   // The start state: the root rule called from the empty stack.
   NewStep();
   for (int32_t alt : grammar_->alternatives(grammar_->root())) {
@@ -202,6 +205,16 @@ bool GrammarMatcher::Accept(MatchState* state, std::string_view bytes) {
     std::swap(cur, next);
   }
   *state = std::move(cur);
+  return true;
+}
+
+bool GrammarMatcher::NonAsciiAlike(const MatchState& state) {
+  const std::vector<GrammarElement>& elems = grammar_->elements();
+  for (int32_t s : state.stacks) {
+    if (s == StackArena::kEmptyStack || s == StackArena::kBottom) continue;
+    const auto c = static_cast<size_t>(elems[arena_.position(s)].index);
+    if (!any_non_ascii_[c] && !no_non_ascii_[c]) return false;
+  }
   return true;
 }
 

@@ -78,6 +78,9 @@ class GrammarMatcher {
   // The same on a state kept outside (several sequences may share one matcher's arena).
   bool Accept(MatchState* state, std::string_view bytes);
   static bool CanEnd(const MatchState& state);
+  // Every non-ASCII character takes the same path from `state`: each stack's top class admits
+  // all of them or none (partial characters keep only their shape, so the bytes agree too).
+  bool NonAsciiAlike(const MatchState& state);
   static bool Finished(const MatchState& state);
   // The state before any input.
   const MatchState& initial() const { return initial_; }
@@ -113,6 +116,7 @@ class GrammarMatcher {
   std::vector<int32_t> work_;      // Expand's stack
   std::vector<uint32_t> visited_;  // [arena node] the step that last expanded it
   std::vector<uint8_t> any_non_ascii_;  // [class] admits every non-ASCII scalar value
+  std::vector<uint8_t> no_non_ascii_;   // [class] admits none
   uint32_t stamp_ = 0;
   bool overflowed_ = false;
 };

@@ -19,6 +19,9 @@ constexpr size_t kMaxCachedStacks = 2048;
 // Inside a long bounded repetition the loop's walk serves every count left when at most this
 // many strings are too long for the count (they are checked against the whole stack).
 constexpr size_t kFewLonger = 2048;
+// A walk's start state that at least this many ASCII bytes lead back to is walked as a loop
+// (GrammarMaskCache::LoopStringsOf): a JSON string's content has 94.
+constexpr int kMinLoopingBytes = 64;
 // Walk states kept with their transition tables before the table is dropped and rebuilt.
 constexpr size_t kMaxDfaStates = 16384;
 
@@ -146,7 +149,105 @@ void GrammarMaskCache::Walk(const MatchState& start, const std::vector<int32_t>*
   }
 }
 
+namespace {
+
+// Whether `s` is UTF-8 made of whole characters but for a last one that may be cut short, its
+// first character in `first` and the others in `rest`.
+bool IsMadeOf(const std::string& s, const CharSet& first, const CharSet& rest) {
+  for (size_t i = 0; i < s.size();) {
+    const CharSet& set = i == 0 ? first : rest;
+    const auto c = static_cast<uint8_t>(s[i]);
+    if (c < 0x80) {
+      if (!set.Has(c)) return false;
+      ++i;
+      continue;
+    }
+    if (!set.non_ascii) return false;
+    size_t n;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 3;
+      lo = c == 0xE0 ? 0xA0 : 0x80;
+      hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 4;
+      lo = c == 0xF0 ? 0x90 : 0x80;
+      hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+      return false;
+    }
+    for (size_t k = 1; k < n && i + k < s.size(); ++k) {
+      const auto b = static_cast<uint8_t>(s[i + k]);
+      if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+}  // namespace
+
+const LoopStrings& TokenVocabulary::MadeOf(const CharSet& first, const CharSet& rest) const {
+  const std::array<uint64_t, 5> key = {first.ascii[0], first.ascii[1], rest.ascii[0], rest.ascii[1],
+                                       uint64_t{first.non_ascii} | uint64_t{rest.non_ascii} << 1};
+  std::lock_guard<std::mutex> lock(made_of_mutex_);
+  std::unique_ptr<LoopStrings>& slot = made_of_[key];
+  if (!slot) {
+    slot = std::make_unique<LoopStrings>();
+    slot->inside.assign((bytes_.size() + 63) / 64, 0);
+    for (int32_t k = 0; k < string_count(); ++k) {
+      if (IsMadeOf(strings_[k], first, rest)) {
+        for (int32_t id : ids(k)) SetBit(&slot->inside, id);
+      } else {
+        slot->outside.push_back(k);
+      }
+    }
+  }
+  return *slot;
+}
+
+const LoopStrings* GrammarMaskCache::LoopStringsOf(int32_t start) {
+  if (dfa_states_[start].match.partial.remaining > 0) return nullptr;
+  // The state most ASCII bytes lead to from the start (inside a JSON string: the string's
+  // content, with the closing quote possible), and whether it reads them back to itself.
+  int32_t next[128];
+  std::unordered_map<int32_t, int> count;
+  int32_t loop = kDead;
+  for (int b = 0; b < 128; ++b) {
+    next[b] = Next(start, static_cast<uint8_t>(b));
+    if (next[b] > kUndecided && ++count[next[b]] > count[loop]) loop = next[b];
+  }
+  if (loop == kDead || count[loop] < kMinLoopingBytes) return nullptr;
+  CharSet first, rest;
+  int loops = 0;
+  for (int b = 0; b < 128; ++b) {
+    if (next[b] == loop) first.ascii[b >> 6] |= uint64_t{1} << (b & 63);
+    if (Next(loop, static_cast<uint8_t>(b)) == loop) {
+      rest.ascii[b >> 6] |= uint64_t{1} << (b & 63);
+      ++loops;
+    }
+  }
+  if (loops < kMinLoopingBytes) return nullptr;
+  // Non-ASCII characters go where "é" goes when each stack admits all of them or none: they
+  // then all take the same path (partial characters keep only their shape).
+  const auto reads_e = [&](int32_t from) {
+    int32_t s = Next(from, 0xC3);
+    return s > kUndecided ? Next(s, 0xA9) : s;
+  };
+  first.non_ascii = reads_e(start) == loop && matcher_.NonAsciiAlike(dfa_states_[start].match);
+  rest.non_ascii = reads_e(loop) == loop && matcher_.NonAsciiAlike(dfa_states_[loop].match);
+  return &vocab_->MadeOf(first, rest);
+}
+
 void GrammarMaskCache::WalkTrie(int32_t start, std::vector<uint64_t>* accepted, std::vector<int32_t>* uncertain) {
+  if (const LoopStrings* loop = LoopStringsOf(start)) {
+    ++stats_.loop_walks;
+    for (size_t w = 0; w < words_; ++w) (*accepted)[w] |= loop->inside[w];
+    WalkSubset(start, loop->outside, accepted, uncertain);
+    return;
+  }
   // depth_states_[d]: the state after the first d bytes of the current path.
   const TokenVocabulary::Trie& t = vocab_->trie();
   depth_states_[0] = start;
@@ -173,7 +274,8 @@ void GrammarMaskCache::WalkTrie(int32_t start, std::vector<uint64_t>* accepted, 
   }
 }
 
-void GrammarMaskCache::WalkSubset(int32_t start, const std::vector<int32_t>& subset, std::vector<uint64_t>* accepted) {
+void GrammarMaskCache::WalkSubset(int32_t start, const std::vector<int32_t>& subset, std::vector<uint64_t>* accepted,
+                                  std::vector<int32_t>* uncertain) {
   // Ascending strings: each reuses the states of the common prefix with the one before.
   depth_states_[0] = start;
   size_t valid = 0;
@@ -194,6 +296,8 @@ void GrammarMaskCache::WalkSubset(int32_t start, const std::vector<int32_t>& sub
     valid = d;
     if (depth_states_[d] > kUndecided) {
       for (int32_t id : vocab_->ids(k)) SetBit(accepted, id);
+    } else if (depth_states_[d] == kUndecided && uncertain) {
+      uncertain->push_back(k);
     }
   }
 }

@@ -20,8 +20,11 @@
 // Each step's mask is exact: the caches store results, never approximations.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -30,6 +33,20 @@
 #include "decoding/constrained/matcher.h"
 
 namespace fastgen::constrained {
+
+// Which characters a string may be made of: ASCII bytes (a bitset) and, as a whole, the
+// non-ASCII ones.
+struct CharSet {
+  uint64_t ascii[2] = {0, 0};
+  bool non_ascii = false;
+  bool Has(uint8_t c) const { return (ascii[c >> 6] >> (c & 63)) & 1; }
+};
+
+// The vocabulary split by what its strings are made of (TokenVocabulary::MadeOf).
+struct LoopStrings {
+  std::vector<uint64_t> inside;   // bitset over ids: well-formed UTF-8 (the last character may be cut short) of the sets
+  std::vector<int32_t> outside;   // the other strings, ascending
+};
 
 class TokenVocabulary {
  public:
@@ -59,6 +76,11 @@ class TokenVocabulary {
 
   // The strings with more than c characters (a character cut by the string's end or start
   // counts as one), most characters first.
+  // The strings whose first character is in `first` and whose others are in `rest`, and the
+  // others; computed once per pair of sets and kept (thread-safe: a vocabulary is shared by every
+  // grammar of a model, so a JSON string's split serves every schema).
+  const LoopStrings& MadeOf(const CharSet& first, const CharSet& rest) const;
+
   std::span<const int32_t> longer_than(int64_t c) const {
     const size_t n = c < 0 ? by_chars_.size() : c >= static_cast<int64_t>(longer_.size()) ? 0 : longer_[static_cast<size_t>(c)];
     return {by_chars_.data(), n};
@@ -72,6 +94,8 @@ class TokenVocabulary {
   Trie trie_;
   std::vector<int32_t> by_chars_;  // string indices, most characters first
   std::vector<size_t> longer_;     // [c] strings with more than c characters
+  mutable std::mutex made_of_mutex_;
+  mutable std::map<std::array<uint64_t, 5>, std::unique_ptr<LoopStrings>> made_of_;
 };
 
 // Counters for benchmarks and tests.
@@ -82,6 +106,7 @@ struct TokenMaskStats {
   int64_t truncated_walks = 0;    // vocabulary walks from a truncated stack
   int64_t uncertain_checked = 0;  // tokens checked against a whole stack
   int64_t counted_classified = 0; // stacks inside a bounded repetition classified from its loop
+  int64_t loop_walks = 0;         // walks that accepted a loop's strings without walking them
 };
 
 // The per-grammar half of masking: the stacks' arena, the walk DFA and the mask caches, shared
@@ -124,7 +149,13 @@ class GrammarMaskCache {
   void Walk(const MatchState& start, const std::vector<int32_t>* subset, std::vector<uint64_t>* accepted,
             std::vector<int32_t>* uncertain);
   void WalkTrie(int32_t start, std::vector<uint64_t>* accepted, std::vector<int32_t>* uncertain);
-  void WalkSubset(int32_t start, const std::vector<int32_t>& subset, std::vector<uint64_t>* accepted);
+  void WalkSubset(int32_t start, const std::vector<int32_t>& subset, std::vector<uint64_t>* accepted,
+                  std::vector<int32_t>* uncertain = nullptr);
+  // A start from which most characters lead to one state that reads most characters back to
+  // itself (inside a JSON string): the strings made of such characters alone are accepted without
+  // a walk, and only the others are walked (TokenVocabulary::MadeOf); null where the start is
+  // no such.
+  const LoopStrings* LoopStringsOf(int32_t state);
   // The mask of one whole stack (cached).
   const std::vector<uint64_t>& StackMask(int32_t stack);
   // The walk from a truncated stack (cached per cut).
