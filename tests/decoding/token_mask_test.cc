@@ -98,8 +98,9 @@ TEST(TokenMask, EqualsTokenByTokenCheckAlongRandomPaths) {
 // against the whole stack: masks still equal the token-by-token check, down to the last counts.
 TEST(TokenMask, BoundedRepetitionsClassifiedFromTheirLoopsAreExact) {
   auto g = Grammar::Parse(R"(
-root ::= "{" ws "\"s\":" ws str ws "," ws "\"t\":" ws tag ws "," ws "\"n\":" ws num ws "}"
+root ::= "{" ws "\"s\":" ws str ws "," ws "\"u\":" ws req ws "," ws "\"t\":" ws tag ws "," ws "\"n\":" ws num ws "}"
 str  ::= "\"" char{0,12} "\""
+req  ::= "\"" char{3,14} "\""
 char ::= [^"\\\x00-\x1f] | "\\" ["\\/bfnrt]
 tag  ::= [a-z]{2,11}
 num  ::= [0-9]{1,10}
@@ -108,7 +109,9 @@ ws   ::= [ ]{0,2}
   ASSERT_TRUE(g.ok()) << g.status().message();
   std::vector<std::string> bytes;
   for (int b = 1; b < 128; ++b) bytes.push_back(std::string(1, static_cast<char>(b)));
-  for (const char* p : {"{\"s\":", "\"t\":", "\"n\":", "\",", "é", "日本語", "\xE6\x97", "\\n", "\\\""}) bytes.push_back(p);
+  for (const char* p : {"{\"s\":", "\"u\":", "\"t\":", "\"n\":", "\",", "é", "日本語", "\xE6\x97", "\\n", "\\\"", "a\"", "ab\",", "\"\","}) {
+    bytes.push_back(p);
+  }
   std::mt19937 rng(5);
   const std::string alphabet = "abcxyz0123456789\",: {}\\";
   for (int i = 0; i < 600; ++i) {

@@ -119,6 +119,7 @@ class GrammarBuilder {
   // (one iteration left) first, and the loop rule X* standing for all of them (Grammar::counted).
   struct Chain {
     std::vector<int32_t> optionals;
+    std::vector<int32_t> required;  // the m required copies' rules, the last one first
     std::string base;  // the rule it appears in (helper names)
     Sequence item;
     int32_t loop = -1;
@@ -321,6 +322,7 @@ Expected<int64_t> GrammarBuilder::ReadCount() {
 // Replaces seq[item_start..] (the item X) with its repetition, through helper rules:
 //   X{min,max}  =  X ... X (min times)  then  rest
 //   rest        =  X* (max unbounded) | opt_(max-min) where opt_k ::= X opt_(k-1) | ε
+// (for a long bounded one, the min copies are rules of their own; see Chain).
 Status GrammarBuilder::ApplyRepetition(Sequence* seq, size_t item_start, int64_t min, int64_t max) {
   if (item_start >= seq->size()) return Error("repetition with nothing before it");
   const Sequence item(seq->begin() + static_cast<ptrdiff_t>(item_start), seq->end());
@@ -330,7 +332,10 @@ Status GrammarBuilder::ApplyRepetition(Sequence* seq, size_t item_start, int64_t
     return Error("repetition makes the grammar too large");
   }
   element_count_ += static_cast<size_t>(copies) * (item.size() + 2);
-  for (int64_t i = 0; i < min; ++i) seq->insert(seq->end(), item.begin(), item.end());
+  const bool counted = max >= 0 && max - min >= kMinCountedChain;
+  if (!counted) {
+    for (int64_t i = 0; i < min; ++i) seq->insert(seq->end(), item.begin(), item.end());
+  }
   if (max < 0) {
     // X* as R ::= X R | ε: the reference to R is the last element, so the matcher continues
     // with R without pushing a frame.
@@ -349,8 +354,21 @@ Status GrammarBuilder::ApplyRepetition(Sequence* seq, size_t item_start, int64_t
     inner = NewHelperRule(current_rule_, {more, {}});
     chain.optionals.push_back(inner);
   }
-  if (inner >= 0) seq->push_back({GrammarElement::Kind::kRule, inner});
-  if (max - min >= kMinCountedChain) {
+  if (counted && min > 0) {
+    // The required copies as rules too (must_k ::= X must_(k-1), must_1 ::= X opt_(max-min)),
+    // so that their positions map to the loop as well.
+    int32_t next = inner;
+    for (int64_t k = 0; k < min; ++k) {
+      Sequence must = item;
+      if (next >= 0) must.push_back({GrammarElement::Kind::kRule, next});
+      next = NewHelperRule(current_rule_, {must});
+      chain.required.push_back(next);
+    }
+    seq->push_back({GrammarElement::Kind::kRule, next});
+  } else if (inner >= 0) {
+    seq->push_back({GrammarElement::Kind::kRule, inner});
+  }
+  if (counted) {
     chain.base = current_rule_;
     chain.item = item;
     chains_.push_back(std::move(chain));
@@ -603,11 +621,13 @@ Expected<std::shared_ptr<const Grammar>> GrammarBuilder::Build(std::string_view 
     if (c.loop < 0) continue;
     if (g->counted_.empty()) g->counted_.assign(g->elements_.size(), {-1, 0});
     const int32_t loop_start = g->alternatives_[static_cast<size_t>(c.loop)][0];
-    for (size_t k = 1; k <= c.optionals.size(); ++k) {
-      const int32_t start = g->alternatives_[static_cast<size_t>(c.optionals[k - 1])][0];
+    const auto map = [&](int32_t rule, size_t left, bool required) {
+      const int32_t start = g->alternatives_[static_cast<size_t>(rule)][0];
       for (size_t i = 0; i <= c.item.size(); ++i)
-        g->counted_[static_cast<size_t>(start) + i] = {loop_start + static_cast<int32_t>(i), static_cast<int32_t>(k - 1)};
-    }
+        g->counted_[static_cast<size_t>(start) + i] = {loop_start + static_cast<int32_t>(i), static_cast<int32_t>(left), required};
+    };
+    for (size_t k = 1; k <= c.optionals.size(); ++k) map(c.optionals[k - 1], k - 1, false);
+    for (size_t k = 1; k <= c.required.size(); ++k) map(c.required[k - 1], k - 1 + c.optionals.size(), true);
   }
   return std::shared_ptr<const Grammar>(std::move(g));
 }

@@ -63,10 +63,12 @@ class Grammar {
   // repetition allows after the current one (-1 / 0 elsewhere). Token masks classify such a
   // position from the loop's, one walk for every count left: a token of c characters that the
   // loop accepts with c <= left is accepted by the chain too (an iteration reads a character at
-  // least), and what the loop refuses the chain refuses.
+  // least), unless it ends the loop before a required iteration; what the loop refuses the chain
+  // refuses.
   struct Counted {
     int32_t loop = -1;
     int32_t left = 0;
+    bool required = false;  // one of the m required iterations: the loop may end here, X{m,n} not
   };
   Counted counted(int32_t position) const {
     return counted_.empty() ? Counted{} : counted_[static_cast<size_t>(position)];

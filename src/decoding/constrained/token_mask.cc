@@ -17,8 +17,9 @@ constexpr int kTruncateDepth = 3;
 // Per-stack masks kept before the cache is cleared (a bitset is vocab/8 bytes: 16 KB at 128k).
 constexpr size_t kMaxCachedStacks = 2048;
 // Inside a long bounded repetition the loop's walk serves every count left when at most this
-// many strings are too long for the count (they are checked against the whole stack).
-constexpr size_t kFewLonger = 2048;
+// many strings are too long for the count (they are checked against the whole stack): on Llama
+// 3's vocabulary, counts of 10 and more.
+constexpr size_t kFewLonger = 8192;
 // A walk's start state that at least this many ASCII bytes lead back to is walked as a loop
 // (GrammarMaskCache::LoopStringsOf): a JSON string's content has 94.
 constexpr int kMinLoopingBytes = 64;
@@ -331,13 +332,14 @@ const GrammarMaskCache::TruncatedResult& GrammarMaskCache::TruncatedWalk(int32_t
   return it->second;
 }
 
-int32_t GrammarMaskCache::LoopCut(int32_t cut, int64_t* left) {
+int32_t GrammarMaskCache::LoopCut(int32_t cut, int64_t* left, bool* required) {
   const Grammar& g = matcher_.grammar();
   StackArena& arena = matcher_.arena();
   int32_t frames[kTruncateDepth];
   int depth = 0;
   bool any = false;
   *left = INT64_MAX;
+  *required = false;
   int32_t node = cut;
   for (; node >= 0 && depth < kTruncateDepth; node = arena.parent(node)) {
     const int32_t pos = arena.position(node);
@@ -346,6 +348,7 @@ int32_t GrammarMaskCache::LoopCut(int32_t cut, int64_t* left) {
     if (c.loop >= 0) {
       any = true;
       *left = std::min<int64_t>(*left, c.left);
+      *required |= c.required;
     }
   }
   if (!any) return cut;
@@ -365,14 +368,23 @@ const std::vector<uint64_t>& GrammarMaskCache::StackMask(int32_t stack) {
   whole.stacks = {stack};
   const int32_t cut = Truncate(stack);
   int64_t left = 0;
-  const int32_t loop = LoopCut(cut, &left);
-  if (loop != cut && vocab_->longer_than(left).size() <= kFewLonger) {
+  bool required = false;
+  const int32_t loop = LoopCut(cut, &left, &required);
+  // A required iteration: the loop's strings that leave it (its "outside") may leave too early.
+  const LoopStrings* leave = nullptr;
+  if (loop != cut && required) {
+    MatchState top;
+    top.stacks = {loop};
+    leave = LoopStringsOf(Intern(std::move(top), false));
+  }
+  if (loop != cut && vocab_->longer_than(left).size() <= kFewLonger && (!required || leave)) {
     // Inside a long bounded repetition: the loop's walk, shared by every count left, decides
-    // the tokens short enough to fit; the longer ones it accepted are checked against the stack.
+    // the tokens short enough to fit (and, in a required iteration, made of the loop's own
+    // characters); the others it accepted are checked against the stack.
     const TruncatedResult& r = TruncatedWalk(loop);
     bits = r.accepted;
     std::vector<int32_t> check;
-    for (int32_t k : vocab_->longer_than(left)) {
+    const auto recheck = [&](int32_t k) {
       bool accepted = false;
       for (int32_t id : vocab_->ids(k)) {
         uint64_t& w = bits[static_cast<size_t>(id) >> 6];
@@ -380,8 +392,12 @@ const std::vector<uint64_t>& GrammarMaskCache::StackMask(int32_t stack) {
         w &= ~(uint64_t{1} << (id & 63));
       }
       if (accepted) check.push_back(k);
-    }
+    };
+    for (int32_t k : vocab_->longer_than(left)) recheck(k);
+    if (leave)
+      for (int32_t k : leave->outside) recheck(k);
     std::sort(check.begin(), check.end());
+    check.erase(std::unique(check.begin(), check.end()), check.end());
     std::vector<int32_t> merged;
     std::merge(check.begin(), check.end(), r.uncertain.begin(), r.uncertain.end(), std::back_inserter(merged));
     merged.erase(std::unique(merged.begin(), merged.end()), merged.end());

@@ -161,8 +161,9 @@ class GrammarMaskCache {
   // The walk from a truncated stack (cached per cut).
   const TruncatedResult& TruncatedWalk(int32_t cut);
   // `cut` with its positions inside counted repetitions replaced by their loops' (Grammar::counted),
-  // and the fewest iterations any of them has left; `cut` itself when it has none.
-  int32_t LoopCut(int32_t cut, int64_t* left);
+  // the fewest iterations any of them has left, and whether one is a required iteration; `cut`
+  // itself when it has none.
+  int32_t LoopCut(int32_t cut, int64_t* left, bool* required);
   // The stack cut below its top kTruncateDepth frames (ending in kBottom), or the stack itself
   // when it is no deeper than that.
   int32_t Truncate(int32_t stack);
