@@ -70,7 +70,15 @@ std::shared_ptr<const TokenVocabulary> MakeTokenVocabulary(const std::vector<std
                                                            int64_t model_vocab) {
   std::vector<std::string> bytes(static_cast<size_t>(std::max<int64_t>(model_vocab, 0)));
   for (size_t i = 0; i < bytes.size() && i < token_bytes.size(); ++i) bytes[i] = token_bytes[i];
-  return std::make_shared<const TokenVocabulary>(std::move(bytes));
+  auto vocab = std::make_shared<const TokenVocabulary>(std::move(bytes));
+  // The split every JSON string's content uses (any character but '"', '\' and controls), made
+  // once here rather than during the first request that meets a string.
+  CharSet json_string;
+  for (int b = 0x20; b < 0x80; ++b)
+    if (b != '"' && b != '\\') json_string.ascii[b >> 6] |= uint64_t{1} << (b & 63);
+  json_string.non_ascii = true;
+  vocab->MadeOf(json_string, json_string);
+  return vocab;
 }
 
 }  // namespace fastgen::constrained

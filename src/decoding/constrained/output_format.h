@@ -43,7 +43,8 @@ class OutputFormatCache {
 };
 
 // The model's vocabulary as grammars see it: the tokenizer's TokenBytes() padded with empty
-// (never allowed) entries up to the model's vocabulary size, which may be larger.
+// (never allowed) entries up to the model's vocabulary size, which may be larger. Splits it for
+// JSON strings' content up front (TokenVocabulary::MadeOf).
 std::shared_ptr<const TokenVocabulary> MakeTokenVocabulary(const std::vector<std::string>& token_bytes,
                                                            int64_t model_vocab);
 
