@@ -280,6 +280,15 @@ void ToolCallStream::Content(std::string_view t, std::vector<ToolStreamDelta>* o
   out->push_back({ToolStreamDelta::Kind::kContent, -1, std::move(piece)});
 }
 
+void ToolCallStream::ContentUpTo(std::string_view tag, std::vector<ToolStreamDelta>* out) {
+  // Everything from pos_ but a tail that could begin `tag`.
+  size_t keep = 0;
+  for (size_t k = std::min(tag.size() - 1, text_.size() - pos_); k > 0 && keep == 0; --k)
+    if (text_.compare(text_.size() - k, k, tag.substr(0, k)) == 0) keep = k;
+  Content(std::string_view(text_).substr(pos_, text_.size() - keep - pos_), out);
+  pos_ = text_.size() - keep;
+}
+
 bool ToolCallStream::Step(std::vector<ToolStreamDelta>* out) {
   const bool hermes = syntax_ == ToolCallSyntax::kHermes;
   switch (state_) {
@@ -311,11 +320,7 @@ bool ToolCallStream::Step(std::vector<ToolStreamDelta>* out) {
             return true;
           }
         }
-        size_t keep = 0;
-        for (size_t k = std::min(kMarker.size() - 1, text_.size() - pos_); k > 0 && keep == 0; --k)
-          if (text_.compare(text_.size() - k, k, kMarker.substr(0, k)) == 0) keep = k;
-        Content(std::string_view(text_).substr(pos_, text_.size() - keep - pos_), out);
-        pos_ = text_.size() - keep;
+        ContentUpTo(kMarker, out);
         return false;
       }
       if (!hermes) {  // bare JSON: the answer is calls when it begins with '{'
@@ -327,12 +332,7 @@ bool ToolCallStream::Step(std::vector<ToolStreamDelta>* out) {
       }
       const size_t open = text_.find(kOpenTag, pos_);
       if (open == std::string::npos) {
-        // Everything but a tail that could begin "<tool_call>".
-        size_t keep = 0;
-        for (size_t k = std::min(kOpenTag.size() - 1, text_.size() - pos_); k > 0 && keep == 0; --k)
-          if (text_.compare(text_.size() - k, k, kOpenTag.substr(0, k)) == 0) keep = k;
-        Content(std::string_view(text_).substr(pos_, text_.size() - keep - pos_), out);
-        pos_ = text_.size() - keep;
+        ContentUpTo(kOpenTag, out);
         return false;
       }
       Content(std::string_view(text_).substr(pos_, open - pos_), out);

@@ -102,6 +102,7 @@ class ToolCallStream {
   enum class State { kText, kPlain, kArrayOpen, kCallStart, kArguments, kCallTail, kCloseTag, kWholeCall };
   bool Step(std::vector<ToolStreamDelta>* out);  // false: needs more text
   void Content(std::string_view text, std::vector<ToolStreamDelta>* out);
+  void ContentUpTo(std::string_view tag, std::vector<ToolStreamDelta>* out);  // holds back a possible `tag`
   bool KnownTool(const std::string& name) const;
   bool hermes() const { return syntax_ == ToolCallSyntax::kHermes; }
   bool mistral() const { return syntax_ == ToolCallSyntax::kMistral; }

@@ -156,18 +156,23 @@ TEST(Serve, StructuredOutputValidatesUnderAjv) {
 // A template that writes Hermes-style calls (Qwen 3's: it shows the tools and asks for
 // <tool_call> blocks): a forced call comes back as tool_calls, and the call and its result render
 // as history.
+// One tool: lookup(id: integer 0..99).
+json LookupTool() {
+  return json::array({{{"type", "function"},
+                       {"function",
+                        {{"name", "lookup"},
+                         {"parameters",
+                          {{"type", "object"},
+                           {"properties", {{"id", {{"type", "integer"}, {"minimum", 0}, {"maximum", 99}}}}},
+                           {"required", {"id"}}}}}}}});
+}
+
 TEST(Serve, ToolCallsInTheTemplatesSyntax) {
   const std::string tmpl = testing::ScratchDir("fastgen_server_test") + "/qwen3.jinja";
   std::ofstream(tmpl) << testing::ReadJson(SharedPath("tokenizers/qwen3.tokenizer_config.json"))["chat_template"].get<std::string>();
   ServeProcess s({"-m", ModelDir(), "-t", "1", "--chat-template", tmpl});
   auto c = Client(s);
-  const json tools = json::array({{{"type", "function"},
-                                   {"function",
-                                    {{"name", "lookup"},
-                                     {"parameters",
-                                      {{"type", "object"},
-                                       {"properties", {{"id", {{"type", "integer"}, {"minimum", 0}, {"maximum", 99}}}}},
-                                       {"required", {"id"}}}}}}}});
+  const json tools = LookupTool();
   json body = {{"messages", json::array({{{"role", "user"}, {"content", "Find 7"}}})},
                {"tools", tools}, {"tool_choice", "required"}, {"parallel_tool_calls", false},
                {"temperature", 0}, {"max_tokens", 64}};
@@ -204,13 +209,7 @@ TEST(Serve, ToolCallsInMistralsSyntax) {
                          R"({%- else %}{{ message.content }}{{ eos_token }}{%- endif %}{%- endfor %})";
   ServeProcess s({"-m", ModelDir(), "-t", "1", "--chat-template", tmpl});
   auto c = Client(s);
-  const json tools = json::array({{{"type", "function"},
-                                   {"function",
-                                    {{"name", "lookup"},
-                                     {"parameters",
-                                      {{"type", "object"},
-                                       {"properties", {{"id", {{"type", "integer"}, {"minimum", 0}, {"maximum", 99}}}}},
-                                       {"required", {"id"}}}}}}}});
+  const json tools = LookupTool();
   json body = {{"messages", json::array({{{"role", "user"}, {"content", "Find 7"}}})},
                {"tools", tools}, {"tool_choice", "required"}, {"temperature", 0}, {"max_tokens", 64}};
   auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");

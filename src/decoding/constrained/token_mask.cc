@@ -281,8 +281,8 @@ void GrammarMaskCache::WalkSubset(int32_t start, const std::vector<int32_t>& sub
   depth_states_[0] = start;
   size_t valid = 0;
   const std::string* prev = nullptr;
-  for (int32_t k : subset) {
-    const std::string& str = vocab_->string(k);
+  for (size_t i = 0; i < subset.size(); ++i) {
+    const std::string& str = vocab_->string(subset[i]);
     size_t common = 0;
     if (prev) {
       const size_t m = std::min(prev->size(), str.size());
@@ -296,10 +296,21 @@ void GrammarMaskCache::WalkSubset(int32_t start, const std::vector<int32_t>& sub
     }
     valid = d;
     if (depth_states_[d] > kUndecided) {
-      for (int32_t id : vocab_->ids(k)) SetBit(accepted, id);
-    } else if (depth_states_[d] == kUndecided && uncertain) {
-      uncertain->push_back(k);
+      for (int32_t id : vocab_->ids(subset[i])) SetBit(accepted, id);
+      continue;
     }
+    size_t last = i;
+    if (d == 1) {
+      // Its first byte is refused, and so is every following string that starts with it: one
+      // search skips them (every non-ASCII string where only ASCII may follow).
+      const char first = str[0];
+      last = static_cast<size_t>(std::partition_point(subset.begin() + static_cast<ptrdiff_t>(i) + 1, subset.end(),
+                                                      [&](int32_t k) { return vocab_->string(k)[0] == first; }) -
+                                 subset.begin()) - 1;
+      prev = &vocab_->string(subset[last]);
+    }
+    if (depth_states_[d] == kUndecided && uncertain) uncertain->insert(uncertain->end(), subset.begin() + i, subset.begin() + last + 1);
+    i = last;
   }
 }
 
