@@ -157,6 +157,9 @@ Expected<std::unique_ptr<KlComparer>> KlComparer::Open(const std::string& path) 
     return CorruptFile(path + ": inconsistent header (vocab " + std::to_string(h.vocab) + ", top_k " +
                        std::to_string(h.top_k) + ", ctx " + std::to_string(h.ctx) + ", chunks " +
                        std::to_string(h.chunks) + ", positions " + std::to_string(h.positions) + ")");
+  // No positions would leave the record size unchecked by the file's (a header promising a huge
+  // top_k over zero chunks must not allocate it), and a base without positions compares nothing.
+  if (h.positions == 0) return CorruptFile(path + ": the base holds no scored positions (0 chunks)");
   // The file must hold every record it promises: a truncated base would otherwise fail midway.
   if (std::fseek(c->f_, 0, SEEK_END) != 0) return IoError(path + ": cannot seek");
   const long size = std::ftell(c->f_);

@@ -162,6 +162,19 @@ TEST(KlDivergence, BaseFileRoundTripsAndChecksTheRun) {
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), ErrorCode::kCorruptFile);
   EXPECT_FALSE(KlComparer::Open(ScratchDir("kl_test") + "/missing.kld").ok());
+  // A header of zero chunks promising a top-k of 1.7 billion (found by fuzz_kl_base): refused
+  // before anything that size is allocated.
+  const std::string empty = ScratchDir("kl_test") + "/empty.kld";
+  {
+    const unsigned char header[] = {'F', 'G', 'K', 'L', 'B', 'A', 'S', 'E', 1, 0, 0, 0, 0x10, 0x88, 0xb2, 0x63,
+                                    0x17, 0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0x39, 0x33, 0, 0, 0, 0, 0, 0, 0, 0,
+                                    0x3f, 0, 0, 0x80, 0xbf, 0, 0, 0xbf};
+    std::ofstream(empty, std::ios::binary).write(reinterpret_cast<const char*>(header), sizeof(header));
+  }
+  bad = KlComparer::Open(empty);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), ErrorCode::kCorruptFile);
+  EXPECT_NE(bad.status().message().find("no scored positions"), std::string::npos) << bad.status().message();
 }
 
 }  // namespace
