@@ -34,28 +34,12 @@ bool ReadCall(std::string_view text, const std::vector<ToolSpec>& tools, ToolCal
   return true;
 }
 
-// One past the '}' or ']' closing the JSON object or array that starts at text[at], or npos:
-// brackets in strings (with their escapes) do not count.
+// One past the '}' or ']' closing the JSON object or array that starts at text[at], or npos.
 size_t ObjectEnd(const std::string& text, size_t at) {
   if (text[at] != '{' && text[at] != '[') return std::string::npos;
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = at; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if ((c == '}' || c == ']') && --depth == 0) {
-      return i + 1;
-    }
-  }
+  JsonScan scan;
+  for (size_t i = at; i < text.size(); ++i)
+    if (scan.Feed(text[i])) return i + 1;
   return std::string::npos;
 }
 
@@ -395,8 +379,7 @@ bool ToolCallStream::Step(std::vector<ToolStreamDelta>* out) {
       }
       out->push_back({ToolStreamDelta::Kind::kCallHeader, calls_++, name});
       pos_ = value_at;
-      depth_ = 0;
-      in_string_ = escaped_ = false;
+      scan_ = JsonScan{};
       state_ = State::kArguments;
       return true;
     }
@@ -406,29 +389,12 @@ bool ToolCallStream::Step(std::vector<ToolStreamDelta>* out) {
       const bool arguments = state_ == State::kArguments;
       size_t i = pos_;
       bool closed = false;
-      while (i < text_.size() && !closed) {
-        const char c = text_[i++];
-        if (in_string_) {
-          if (escaped_) {
-            escaped_ = false;
-          } else if (c == '\\') {
-            escaped_ = true;
-          } else if (c == '"') {
-            in_string_ = false;
-          }
-        } else if (c == '"') {
-          in_string_ = true;
-        } else if (c == '{' || c == '[') {
-          ++depth_;
-        } else if ((c == '}' || c == ']') && --depth_ == 0) {
-          closed = true;
-        }
-      }
+      while (i < text_.size() && !closed) closed = scan_.Feed(text_[i++]);
       if (arguments && i > pos_) out->push_back({ToolStreamDelta::Kind::kArguments, calls_ - 1, text_.substr(pos_, i - pos_)});
       pos_ = i;
       if (!closed) return false;
       if (arguments) {
-        depth_ = 1;  // inside the call's object
+        scan_.depth = 1;  // inside the call's object
         state_ = State::kCallTail;
       } else {
         state_ = hermes ? State::kCloseTag : State::kCallStart;

@@ -81,6 +81,31 @@ ParsedAnswer ParseToolCalls(const std::string& text, ToolCallSyntax syntax, cons
 // stays a call, and in the bare-JSON syntaxes text after calls is sent as content (the whole
 // answer would have been text). A call that does not start {"name": ..., "arguments": ...} is
 // held until its object closes and sent whole.
+// A JSON text read one character at a time, brackets inside strings (with their escapes) not
+// counting: Feed says when the outermost object or array has closed.
+struct JsonScan {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  bool Feed(char c) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return true;
+    }
+    return false;
+  }
+};
+
 struct ToolStreamDelta {
   enum class Kind { kContent, kCallHeader, kArguments };
   Kind kind = Kind::kContent;
@@ -118,9 +143,7 @@ class ToolCallStream {
   bool content_started_ = false;
   bool first_in_array_ = false;  // Mistral: no ',' before this call
   int calls_ = 0;
-  // The JSON scanner of the arguments' value and of the rest of the call object.
-  int depth_ = 0;
-  bool in_string_ = false, escaped_ = false;
+  JsonScan scan_;  // the arguments' value, then the rest of the call's object
 };
 
 }  // namespace fastgen::server
