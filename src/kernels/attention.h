@@ -27,6 +27,9 @@ struct AttentionArgs {
   const int32_t* block_table = nullptr;
   int64_t block_tokens = 0;  // a multiple of 16 when block_table is set (16-slot kernel blocks never straddle two)
   int64_t n_kv = 0;          // valid cache slots
+  // Slots before kv_begin are not attended (a multiple of 16): another call covers them
+  // (staircase KV quantization keeps older slots in other arrays, of other types).
+  int64_t kv_begin = 0;
   const int32_t* q_slot = nullptr;  // [n] cache slot of each query: it sees slots <= q_slot (causal);
                                     // with a tree mask: the query's position instead
   int64_t window = 0;        // sliding window: slot j visible iff q_slot - j < window; 0 = unlimited
@@ -40,7 +43,14 @@ struct AttentionArgs {
   const int32_t* tree_pos = nullptr;   // [n_kv - tree_start]
   int64_t tree_start = 0;
   float scale = 1.0f;        // usually 1/sqrt(head_dim)
+  // Optional [n, n_head]: log Σ exp(score) over the slots each (query, head) attended (-inf for
+  // none), so that attention over disjoint sets of slots merges exactly (MergeAttention).
+  float* lse = nullptr;
 };
+
+// Attention over a union of disjoint slot sets from two calls' results: out, lse [rows] (rows
+// of head_dim, one per (query, head)) become the merge of themselves with out2, lse2.
+void MergeAttention(float* out, float* lse, const float* out2, const float* lse2, int64_t rows, int64_t head_dim);
 
 // Sees each layer's attention of single-sequence chain passes (Model::set_attention_observer).
 class AttentionObserver {

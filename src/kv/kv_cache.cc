@@ -12,14 +12,28 @@
 
 namespace fastgen {
 
-Expected<KvCache> KvCache::Create(const KvCacheShape& s) {
+Expected<KvCache> KvCache::Create(const KvCacheShape& s) { return Create(s, {}, 0); }
+
+Expected<KvCache> KvCache::Create(const KvCacheShape& s, const KvStaircase& staircase, int64_t max_append) {
   if (s.n_layer <= 0 || s.n_kv_head <= 0 || s.head_dim <= 0 || s.capacity <= 0)
     return InvalidArgument("KV cache shape must be positive");
+  for (const KvStaircaseStep& st : staircase.steps)
+    if (!kernels::KvTypeSupported(st.type, s.head_dim))
+      return InvalidArgument("--kv-staircase: type " + std::string(Name(st.type)) + " is not available for head size " +
+                             std::to_string(s.head_dim) + " (q8_0 and q4_0 need a multiple of 32)");
   if (!kernels::KvTypeSupported(s.type, s.head_dim))
     return InvalidArgument("KV cache type " + std::string(Name(s.type)) + " is not available for head size " +
                            std::to_string(s.head_dim) + " (types: f32, f16, q8_0 and q4_0 with head size a multiple of 32)");
   const std::optional<size_t> row = RowBytes(s.type, s.n_kv_head * s.head_dim);
   if (!row) return InvalidArgument("KV cache row size overflows");
+  if (!staircase.empty()) {  // sized by its steps (CreateTiers checks the total)
+    KvCache c;
+    c.shape_ = s;
+    c.staircase_ = staircase;
+    c.max_append_ = max_append;
+    FG_RETURN_IF_ERROR(c.CreateTiers());
+    return c;
+  }
   const double bytes = 2.0 * static_cast<double>(*row) * static_cast<double>(s.n_layer) * static_cast<double>(s.capacity);
   if (bytes > 256.0 * (1ull << 30))
     return InvalidArgument("KV cache of " + std::to_string(s.capacity) + " positions would need " +
@@ -39,8 +53,105 @@ Expected<KvCache> KvCache::Create(const KvCacheShape& s) {
   return c;
 }
 
+Status KvCache::CreateTiers() {
+  const KvCacheShape& s = shape_;
+  if (max_append_ < 1) return InvalidArgument("staircase KV cache: max_append must be positive");
+  const int64_t elems = s.n_kv_head * s.head_dim;
+  const size_t steps = staircase_.steps.size();
+  shape_.type = staircase_.steps[0].type;  // the type a pass writes first (type())
+  row_bytes_ = static_cast<int64_t>(*RowBytes(shape_.type, elems));
+  double total = 0;
+  try {
+    for (size_t i = 0; i < steps; ++i) {
+      Tier t;
+      t.type = staircase_.steps[i].type;
+      t.row_bytes = static_cast<int64_t>(*RowBytes(t.type, elems));
+      if (i + 1 == steps) {
+        t.rows = s.capacity;
+      } else {
+        // Every slot a pass's queries read from this step, and its own writes: the step's
+        // cumulative tokens, a block of aging slack and the largest append, in 16-slot blocks.
+        t.rows = (staircase_.Cumulative(i) + kStaircaseBlock + max_append_ + 15) / 16 * 16;
+        if (t.rows >= s.capacity) {
+          t.rows = s.capacity;  // the ring would hold the whole context: store it densely
+        } else {
+          t.table.resize(static_cast<size_t>((s.capacity + 15) / 16));
+          for (size_t g = 0; g < t.table.size(); ++g) t.table[g] = static_cast<int32_t>(g % static_cast<size_t>(t.rows / 16));
+        }
+      }
+      total += 2.0 * static_cast<double>(t.rows) * static_cast<double>(t.row_bytes) * static_cast<double>(s.n_layer);
+      if (total > 256.0 * (1ull << 30))
+        return InvalidArgument("KV cache of " + std::to_string(s.capacity) + " positions would need " +
+                               std::to_string(static_cast<long long>(total / (1 << 20))) +
+                               " MiB; lower the context size (-c)");
+      t.k.resize(static_cast<size_t>(s.n_layer * t.rows * t.row_bytes));
+      t.v.resize(t.k.size());
+      tiers_.push_back(std::move(t));
+    }
+  } catch (const std::bad_alloc&) {
+    return InvalidArgument("cannot allocate a KV cache of " + std::to_string(s.capacity) +
+                           " positions; lower the context size (-c)");
+  }
+  return Status::Ok();
+}
+
+KvTierView KvCache::tier(size_t i, int64_t layer, int64_t written) const {
+  const Tier& t = tiers_[i];
+  KvTierView view;
+  view.k = t.k.data() + layer * t.rows * t.row_bytes;
+  view.v = t.v.data() + layer * t.rows * t.row_bytes;
+  view.type = t.type;
+  view.block_table = t.table.empty() ? nullptr : t.table.data();
+  // The pass's own writes overwrote the ring's rows of slots [written - n - rows, written - rows).
+  const int64_t lo = t.table.empty() ? t.lo : std::max(t.lo, written - t.rows);
+  view.valid_from = (lo + 15) / 16 * 16;
+  return view;
+}
+
+void KvCache::WriteSlots(int64_t layer, std::span<const int32_t> blocks, int64_t start, int64_t n, const float* k,
+                         const float* v) {
+  if (tiers_.empty()) {
+    WriteKvSlots(*this, layer, blocks, start, n, k, v);
+    return;
+  }
+  // Every step receives every slot, each quantized from the float32 rows.
+  const int64_t elems = row_elems();
+  for (Tier& t : tiers_) {
+    uint8_t* kd = t.k.data() + layer * t.rows * t.row_bytes;
+    uint8_t* vd = t.v.data() + layer * t.rows * t.row_bytes;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = t.RowOf(start + i);
+      kernels::reference::QuantizeRow(t.type, k + i * elems, kd + r * t.row_bytes, elems);
+      kernels::reference::QuantizeRow(t.type, v + i * elems, vd + r * t.row_bytes, elems);
+    }
+  }
+}
+
+void KvCache::Advance(int64_t n) {
+  length_ += n;
+  for (Tier& t : tiers_) {
+    t.hi = length_;
+    if (!t.table.empty()) t.lo = std::max(t.lo, t.hi - t.rows);
+  }
+}
+
+void KvCache::Truncate(int64_t length) {
+  if (length >= length_) return;
+  length_ = length < 0 ? 0 : length;
+  for (Tier& t : tiers_) {
+    t.hi = std::min(t.hi, length_);
+    t.lo = std::min(t.lo, t.hi);
+  }
+}
+
+size_t KvCache::bytes() const {
+  size_t total = k_.size() + v_.size();
+  for (const Tier& t : tiers_) total += t.k.size() + t.v.size();
+  return total;
+}
+
 float* KvCache::F32(uint8_t* p) {
-  if (shape_.type != DType::kF32) {  // a caller bug, not an input error
+  if (shape_.type != DType::kF32 || !tiers_.empty()) {  // a caller bug, not an input error
     std::fprintf(stderr, "fastgen: float32 access to a %s KV cache\n", Name(shape_.type).data());
     std::abort();
   }
@@ -48,11 +159,25 @@ float* KvCache::F32(uint8_t* p) {
 }
 
 void KvCache::StoreRows(int64_t layer, int64_t start, int64_t n, const float* k, const float* v) {
-  WriteKvSlots(*this, layer, {}, start, n, k, v);
+  WriteSlots(layer, {}, start, n, k, v);
 }
 
 void KvCache::LoadRows(int64_t layer, int64_t start, int64_t n, float* k, float* v) const {
-  ReadKvSlots(const_cast<KvCache&>(*this), layer, {}, start, n, k, v);
+  if (tiers_.empty()) {
+    ReadKvSlots(const_cast<KvCache&>(*this), layer, {}, start, n, k, v);
+    return;
+  }
+  // A staircase: each slot from the most precise step still holding it (the last holds all).
+  const int64_t elems = row_elems();
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t slot = start + i;
+    size_t ti = 0;
+    while (ti + 1 < tiers_.size() && !(slot >= tiers_[ti].lo && slot < tiers_[ti].hi)) ++ti;
+    const Tier& t = tiers_[ti];
+    const int64_t at = layer * t.rows * t.row_bytes + t.RowOf(slot) * t.row_bytes;
+    kernels::reference::DequantizeRow(t.type, t.k.data() + at, k + i * elems, elems);
+    kernels::reference::DequantizeRow(t.type, t.v.data() + at, v + i * elems, elems);
+  }
 }
 
 void WriteKvSlots(KvStorage& kv, int64_t layer, std::span<const int32_t> blocks, int64_t start, int64_t n,
@@ -94,6 +219,23 @@ Status KvCache::CompactTail(int64_t base, std::span<const int32_t> keep) {
   const int64_t row = row_bytes_;
   // keep is increasing and keep[i] >= i, so every destination is at or before its source and
   // after every source still to be read: an in-place forward copy never clobbers unread rows.
+  for (Tier& t : tiers_) {  // a staircase: the tail is recent, in every step's ring
+    for (int64_t l = 0; l < shape_.n_layer; ++l) {
+      uint8_t* k = t.k.data() + l * t.rows * t.row_bytes;
+      uint8_t* v = t.v.data() + l * t.rows * t.row_bytes;
+      for (size_t i = 0; i < keep.size(); ++i) {
+        const int64_t src = t.RowOf(base + keep[i]) * t.row_bytes;
+        const int64_t dst = t.RowOf(base + static_cast<int64_t>(i)) * t.row_bytes;
+        if (src == dst) continue;
+        std::memcpy(k + dst, k + src, static_cast<size_t>(t.row_bytes));
+        std::memcpy(v + dst, v + src, static_cast<size_t>(t.row_bytes));
+      }
+    }
+  }
+  if (!tiers_.empty()) {
+    Truncate(base + static_cast<int64_t>(keep.size()));
+    return Status::Ok();
+  }
   for (int64_t l = 0; l < shape_.n_layer; ++l) {
     uint8_t* k = key_data(l);
     uint8_t* v = value_data(l);
@@ -109,6 +251,7 @@ Status KvCache::CompactTail(int64_t base, std::span<const int32_t> keep) {
 }
 
 Status KvCache::EvictPerHead(int64_t kept, std::span<const int32_t> keep) {
+  if (!tiers_.empty()) return InvalidArgument("KV eviction does not combine with --kv-staircase");
   const int64_t heads = shape_.n_layer * shape_.n_kv_head;
   if (kept < 0 || kept > length_ || static_cast<int64_t>(keep.size()) != heads * kept)
     return InvalidArgument("KV eviction keeps " + std::to_string(kept) + " of " + std::to_string(length_) +
@@ -142,8 +285,22 @@ Status KvCache::EvictPerHead(int64_t kept, std::span<const int32_t> keep) {
 }
 
 Status KvCache::CopyFrom(const KvCache& other) {
-  if (other.shape_.n_layer != shape_.n_layer || other.row_bytes_ != row_bytes_ || other.shape_.capacity != shape_.capacity)
+  if (other.shape_.n_layer != shape_.n_layer || other.row_bytes_ != row_bytes_ || other.shape_.capacity != shape_.capacity ||
+      other.tiers_.size() != tiers_.size())
     return InvalidArgument("KvCache::CopyFrom: caches of different shapes");
+  if (!tiers_.empty()) {
+    for (size_t i = 0; i < tiers_.size(); ++i) {
+      if (tiers_[i].rows != other.tiers_[i].rows || tiers_[i].type != other.tiers_[i].type)
+        return InvalidArgument("KvCache::CopyFrom: caches of different staircases");
+      tiers_[i].k = other.tiers_[i].k;
+      tiers_[i].v = other.tiers_[i].v;
+      tiers_[i].lo = other.tiers_[i].lo;
+      tiers_[i].hi = other.tiers_[i].hi;
+    }
+    length_ = other.length_;
+    evicted_ = other.evicted_;
+    return Status::Ok();
+  }
   const size_t bytes = static_cast<size_t>(other.length_) * static_cast<size_t>(row_bytes_);
   for (int64_t l = 0; l < shape_.n_layer; ++l) {
     std::memcpy(key_data(l), other.key_data(l), bytes);

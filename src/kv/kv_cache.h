@@ -11,6 +11,7 @@
 #include "core/dtype.h"
 #include "core/status.h"
 #include "kv/kv_storage.h"
+#include "kv/staircase.h"
 
 namespace fastgen {
 
@@ -22,10 +23,24 @@ struct KvCacheShape {
   DType type = DType::kF32;     // element type: F32, F16, or Q8_0 (head_dim a multiple of 32)
 };
 
+// One step of a staircase cache as attention reads it (KvCache::tier).
+struct KvTierView {
+  const uint8_t* k = nullptr;  // layer's key rows, [rows, row_bytes] of `type`
+  const uint8_t* v = nullptr;
+  DType type = DType::kF32;
+  const int32_t* block_table = nullptr;  // a ring: slot s is row table[s / 16] · 16 + s % 16; null: row s
+  int64_t valid_from = 0;  // the step holds slots [valid_from, written) (a multiple of 16)
+};
+
 // As a KvStorage it is one block of `capacity` slots: the rows of slot s are row s.
 class KvCache final : public KvStorage {
  public:
   static Expected<KvCache> Create(const KvCacheShape& shape);
+  // Staircase KV quantization (kv/staircase.h): `shape.type` is ignored and every slot is kept
+  // in each step's type, the last step densely, the others in rings; `max_append` is the most
+  // slots one forward pass appends (the rings' slack).
+  static Expected<KvCache> Create(const KvCacheShape& shape, const KvStaircase& staircase, int64_t max_append);
+  const KvStaircase& staircase() const { return staircase_; }
 
   const KvCacheShape& shape() const { return shape_; }
   DType type() const override { return shape_.type; }
@@ -37,6 +52,17 @@ class KvCache final : public KvStorage {
   int64_t n_kv_head() const override { return shape_.n_kv_head; }
   int64_t head_dim() const override { return shape_.head_dim; }
   int64_t block_tokens() const override { return shape_.capacity; }
+
+  // Staircase KV quantization (shape().staircase): the steps' storage, written by WriteSlots.
+  bool has_staircase() const { return !tiers_.empty(); }
+  size_t tier_count() const { return tiers_.size(); }
+  // Step i of layer l for a pass that has written slots up to `written` (its rings no longer
+  // hold what those writes overwrote).
+  KvTierView tier(size_t i, int64_t layer, int64_t written) const;
+  // The most slots one forward pass may append: the capacity, or a staircase's max_append.
+  int64_t max_append() const { return has_staircase() ? max_append_ : shape_.capacity; }
+  void WriteSlots(int64_t layer, std::span<const int32_t> blocks, int64_t start, int64_t n, const float* k,
+                  const float* v) override;
 
   // Layer l's keys / values: [capacity, n_kv_head, head_dim] elements of type().
   uint8_t* key_data(int64_t layer) override { return k_.data() + layer * layer_bytes(); }
@@ -54,11 +80,11 @@ class KvCache final : public KvStorage {
   void LoadRows(int64_t layer, int64_t start, int64_t n, float* k, float* v) const;
 
   // Marks n more slots valid after a forward pass wrote them.
-  void Advance(int64_t n) { length_ += n; }
+  void Advance(int64_t n);
   // Rolls the cache back to `length` slots (speculative rejection, prompt re-use). Entries past
   // it are dead and are overwritten by the next forward pass.
-  void Truncate(int64_t length) { if (length < length_) length_ = length < 0 ? 0 : length; }
-  void Clear() { length_ = evicted_ = 0; }
+  void Truncate(int64_t length);
+  void Clear() { Truncate(0); evicted_ = 0; }
   // Makes this cache hold `other`'s first length() slots (same shape and type): a beam taking
   // over another's history. Copies only the valid rows of each layer.
   Status CopyFrom(const KvCache& other);
@@ -77,9 +103,23 @@ class KvCache final : public KvStorage {
   // to be contiguous at base + i in every layer, and truncates to base + keep.size(). Fails
   // without touching the cache on offsets out of range or out of order.
   Status CompactTail(int64_t base, std::span<const int32_t> keep);
-  size_t bytes() const { return k_.size() + v_.size(); }
+  size_t bytes() const;
 
  private:
+  // One step of a staircase: rows of its type for every slot (the last step) or a ring of
+  // `rows` slots; slots [lo, hi) hold valid rows.
+  struct Tier {
+    DType type = DType::kF32;
+    int64_t row_bytes = 0;
+    int64_t rows = 0;
+    std::vector<uint8_t> k, v;    // [n_layer, rows, row_bytes]
+    std::vector<int32_t> table;   // ring: 16-slot block g -> g % (rows / 16); empty: dense
+    int64_t lo = 0, hi = 0;
+    int64_t RowOf(int64_t slot) const {
+      return table.empty() ? slot : int64_t{table[static_cast<size_t>(slot / 16)]} * 16 + slot % 16;
+    }
+  };
+  Status CreateTiers();
   int64_t layer_bytes() const { return shape_.capacity * row_bytes_; }
   float* F32(uint8_t* p);
   KvCacheShape shape_;
@@ -88,6 +128,9 @@ class KvCache final : public KvStorage {
   int64_t evicted_ = 0;
   std::vector<uint8_t> k_;  // [n_layer, capacity, row_bytes]
   std::vector<uint8_t> v_;
+  std::vector<Tier> tiers_;  // staircase steps, newest first
+  KvStaircase staircase_;
+  int64_t max_append_ = 0;
 };
 
 }  // namespace fastgen

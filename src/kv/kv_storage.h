@@ -28,6 +28,11 @@ class KvStorage {
   // Layer l's key / value rows, all blocks: [blocks · block_tokens, row_bytes].
   virtual uint8_t* key_data(int64_t layer) = 0;
   virtual uint8_t* value_data(int64_t layer) = 0;
+
+  // Writes slots [start, start + n) of layer l from float32 rows k, v: [n, n_kv_head, head_dim]
+  // (WriteKvSlots below; a staircase cache writes every step of it).
+  virtual void WriteSlots(int64_t layer, std::span<const int32_t> blocks, int64_t start, int64_t n, const float* k,
+                          const float* v);
 };
 
 // The row of `slot` through a block table (empty: the storage is one sequence's dense rows).
@@ -41,6 +46,11 @@ inline int64_t KvRowOfSlot(std::span<const int32_t> blocks, int64_t block_tokens
 // Q4_0 as llama.cpp's reference quantizers).
 void WriteKvSlots(KvStorage& kv, int64_t layer, std::span<const int32_t> blocks, int64_t start, int64_t n,
                   const float* k, const float* v);
+
+inline void KvStorage::WriteSlots(int64_t layer, std::span<const int32_t> blocks, int64_t start, int64_t n,
+                                  const float* k, const float* v) {
+  WriteKvSlots(*this, layer, blocks, start, n, k, v);
+}
 // Reads them back as float32.
 void ReadKvSlots(KvStorage& kv, int64_t layer, std::span<const int32_t> blocks, int64_t start, int64_t n, float* k,
                  float* v);

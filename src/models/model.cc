@@ -48,12 +48,19 @@ Status Model::Forward(std::span<const int32_t> tokens, const BatchLayout& layout
     return InvalidArgument(std::to_string(kv.length() + n) + " tokens exceed the context size of " +
                            std::to_string(kv.capacity()));
   FG_RETURN_IF_ERROR(CheckStorage(kv, c));
+  // A staircase cache's rings hold what one pass appends up to max_append slots.
+  const int64_t micro_batch = std::min(max_batch_, kv.max_append());
+  if (!layout.parents.empty() && n > micro_batch)
+    return InvalidArgument("token tree of " + std::to_string(n) + " nodes exceeds the staircase KV cache's " +
+                           std::to_string(micro_batch) + "-slot append");
+  if (kv.has_staircase() && c.sliding_window > 0)
+    return InvalidArgument("--kv-staircase: the model uses sliding-window attention, which the staircase does not support");
   FG_RETURN_IF_ERROR(Plan(tokens, layout, kv, mode));
   const int32_t last_pos = *std::max_element(plan_.positions.begin(), plan_.positions.end());
   if (c.arch == Arch::kGpt2 && last_pos >= c.max_context)
     return InvalidArgument(std::to_string(last_pos + 1) + " tokens exceed GPT-2's learned positions (" +
                            std::to_string(c.max_context) + ")");
-  if (plan_.is_tree() || n <= max_batch_) {
+  if (plan_.is_tree() || n <= micro_batch) {
     ForwardImpl(plan_, kv, logits);
     kv.Advance(n);
     return Status::Ok();
@@ -64,9 +71,9 @@ Status Model::Forward(std::span<const int32_t> tokens, const BatchLayout& layout
   // last micro-batch's row.
   const int64_t row = mode == LogitsMode::kHidden ? c.d_model : c.vocab_size;
   if (mode != LogitsMode::kLast) logits->resize(static_cast<size_t>(n * row));
-  for (int64_t b = 0; b < n; b += max_batch_) {
-    const auto chunk = tokens.subspan(static_cast<size_t>(b), static_cast<size_t>(std::min(max_batch_, n - b)));
-    const bool last_chunk = b + max_batch_ >= n;
+  for (int64_t b = 0; b < n; b += micro_batch) {
+    const auto chunk = tokens.subspan(static_cast<size_t>(b), static_cast<size_t>(std::min(micro_batch, n - b)));
+    const bool last_chunk = b + micro_batch >= n;
     FG_RETURN_IF_ERROR(Plan(chunk, layout, kv, mode));
     if (mode == LogitsMode::kLast) {
       if (!last_chunk) plan_.output_rows.clear();  // only the last micro-batch's row is wanted
@@ -84,6 +91,8 @@ Status Model::ForwardBatch(std::span<const BatchSequence> seqs, KvStorage& kv, s
   const ModelConfig& c = config();
   FG_RETURN_IF_ERROR(CheckStorage(kv, c));
   if (seqs.empty()) return InvalidArgument("forward pass over an empty batch");
+  if (const auto* cache = dynamic_cast<const KvCache*>(&kv); cache != nullptr && cache->has_staircase())
+    return InvalidArgument("a staircase KV cache (--kv-staircase) holds one sequence; batched passes need the block pool");
   ForwardPlan& p = plan_;
   batch_tokens_.clear();
   p.seqs.clear();
@@ -227,7 +236,20 @@ void Model::ProjectHead(ops::Context& ctx, const TensorView& output, const float
 
 Expected<KvCache> Model::NewKvCache(int64_t capacity) const {
   const ModelConfig& c = config();
+  if (!kv_staircase_.empty())
+    return KvCache::Create({c.n_layer, c.n_kv_head, c.head_dim, capacity, kv_type_}, kv_staircase_, max_batch_);
   return KvCache::Create({c.n_layer, c.n_kv_head, c.head_dim, capacity, kv_type_});
+}
+
+Status Model::set_kv_staircase(const KvStaircase& staircase) {
+  for (const KvStaircaseStep& st : staircase.steps)
+    if (!kernels::KvTypeSupported(st.type, config().head_dim))
+      return InvalidArgument("--kv-staircase: type " + std::string(Name(st.type)) + " is not available for this model (head size " +
+                             std::to_string(config().head_dim) + "; q8_0 and q4_0 need a multiple of 32)");
+  if (!staircase.empty() && config().sliding_window > 0)
+    return InvalidArgument("--kv-staircase: the model uses sliding-window attention, which the staircase does not support");
+  kv_staircase_ = staircase;
+  return Status::Ok();
 }
 
 Status Model::set_kv_type(DType type) {
@@ -242,7 +264,9 @@ Status Model::set_kv_type(DType type) {
 Model::KvRows Model::NewKvRows(const ForwardPlan& plan, KvStorage& kv, int64_t layer) {
   const int64_t row = kv.row_elems(), n = plan.n();
   // One sequence in dense float32 rows: the projections write straight into its slots.
-  if (kv.type() == DType::kF32 && plan.seqs.size() == 1 && plan.seqs[0].blocks.empty()) {
+  const auto* cache = dynamic_cast<const KvCache*>(&kv);
+  const bool staircase = cache != nullptr && cache->has_staircase();
+  if (kv.type() == DType::kF32 && plan.seqs.size() == 1 && plan.seqs[0].blocks.empty() && !staircase) {
     const int64_t at = plan.seqs[0].start * row;
     return {reinterpret_cast<float*>(kv.key_data(layer)) + at, reinterpret_cast<float*>(kv.value_data(layer)) + at};
   }
@@ -254,11 +278,15 @@ void Model::CommitKvRows(const ForwardPlan& plan, KvStorage& kv, int64_t layer, 
   if (rows.k != kv_stage_.data()) return;  // written in place
   const int64_t row = kv.row_elems();
   for (const PlanSequence& s : plan.seqs)
-    WriteKvSlots(kv, layer, s.blocks, s.start, s.count, rows.k + s.first * row, rows.v + s.first * row);
+    kv.WriteSlots(layer, s.blocks, s.start, s.count, rows.k + s.first * row, rows.v + s.first * row);
 }
 
 void Model::Attend(ops::Context& ctx, const ForwardPlan& plan, KvStorage& kv, int64_t layer,
                    const AttentionShape& shape, const float* q, float* out) {
+  if (const auto* cache = dynamic_cast<const KvCache*>(&kv); cache != nullptr && cache->has_staircase()) {
+    AttendStaircase(ctx, plan, *cache, layer, shape, q, out);
+    return;
+  }
   const int64_t q_row = shape.n_head * shape.head_dim;
   attention_args_.clear();
   for (const PlanSequence& s : plan.seqs) {
@@ -434,6 +462,7 @@ Expected<std::unique_ptr<Model>> LoadModel(const std::string& path, ThreadPool* 
     FG_ASSIGN_OR_RETURN(model, CreateLlamaFamilyModel(std::move(ckpt), pool));
   }
   FG_RETURN_IF_ERROR(model->set_kv_type(options.kv_type));
+  FG_RETURN_IF_ERROR(model->set_kv_staircase(options.kv_staircase));
   if (options.weight_type) FG_RETURN_IF_ERROR(model->ConvertMatrices(*options.weight_type).status());
   if (options.repack) model->RepackMatrices();
   if (options.stream_weights) {

@@ -159,6 +159,11 @@ class Model {
   // The element type of the caches NewKvCache makes: F32 (default, exact), F16 or Q8_0.
   DType kv_type() const { return kv_type_; }
   Status set_kv_type(DType type);
+  // Staircase KV quantization (kv/staircase.h) for the caches NewKvCache makes: when set, each
+  // cache keeps its newest tokens in the first step's type and older ones in fewer bits. Fails
+  // on a type the head size does not allow or a sliding-window model.
+  Status set_kv_staircase(const KvStaircase& staircase);
+  const KvStaircase& kv_staircase() const { return kv_staircase_; }
 
   // Decoding reads every weight once per token. Weights that cannot stay in the last-level
   // cache from one token to the next gain nothing from passing through it and push out what
@@ -226,6 +231,10 @@ class Model {
   // cache into out [n, n_head, head_dim]: one call per sequence, over its own blocks.
   void Attend(ops::Context& ctx, const ForwardPlan& plan, KvStorage& kv, int64_t layer, const AttentionShape& shape,
               const float* q, float* out);
+  // Attend over a staircase cache: per run of queries that read the same steps, one call per
+  // step over the slots it holds for them, merged by their log-sum-exps.
+  void AttendStaircase(ops::Context& ctx, const ForwardPlan& plan, const KvCache& kv, int64_t layer,
+                       const AttentionShape& shape, const float* q, float* out);
   // The plan's output rows of x [n, d], contiguous: x itself when they are one run, else a copy.
   const float* OutputRows(const ForwardPlan& plan, const float* x, int64_t d);
   // logits[rows, vocab] = h[rows, d] · output[vocab, d]ᵀ for the first head_rows ids, -inf for
@@ -249,6 +258,8 @@ class Model {
   int64_t max_batch_ = 512;        // tokens per micro-batch of a long chain
   std::vector<float> chunk_out_;   // [max_batch, vocab or d_model] one micro-batch's output
   DType kv_type_ = DType::kF32;
+  KvStaircase kv_staircase_;
+  std::vector<float> tier_out_, tier_lse_;  // AttendStaircase's per-step results
   bool stream_weights_ = false;
   std::string stream_decision_;
   std::vector<float> kv_stage_;    // [2, n, n_kv_head * head_dim] K and V rows of a compact cache
@@ -259,6 +270,7 @@ class Model {
 struct ModelOptions {
   CheckpointOptions checkpoint;
   DType kv_type = DType::kF32;  // element type of the model's KV caches (see Model::kv_type)
+  KvStaircase kv_staircase;     // Model::set_kv_staircase (empty: none)
   // Model::set_stream_weights; unset: decided by measurement when the weight matrices exceed
   // half the last-level cache, off otherwise (ChooseStreamWeights, stream_choice.h).
   std::optional<bool> stream_weights;

@@ -55,7 +55,7 @@ SplitPlan Plan(const AttentionArgs& a, int threads, int64_t group) {
       lo_pos = std::min<int64_t>(lo_pos, a.q_slot[t]);
       hi_pos = std::max<int64_t>(hi_pos, a.q_slot[t]);
     }
-    const int64_t first = a.window > 0 ? std::max<int64_t>(0, lo_pos - a.window + 1) : 0;
+    const int64_t first = std::max(a.kv_begin, a.window > 0 ? std::max<int64_t>(0, lo_pos - a.window + 1) : 0);
     const int64_t last = std::max<int64_t>(first, std::min<int64_t>(hi_pos, a.n_kv - 1));
     p.lo = FixedChunkOf(first);
     p.chunks = FixedChunkOf(last) - p.lo + 1;
@@ -128,7 +128,7 @@ void RunItem(const CallPlan& c, int64_t i) {
     }
     const int64_t last = a.tree_mask ? std::min(a.tree_start, a.n_kv) - 1 : std::min(hi_pos, a.n_kv - 1);
     const int64_t pos = a.tree_mask ? a.q_slot[t0] : lo_pos;
-    const int64_t first = a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0;
+    const int64_t first = std::max(a.kv_begin, a.window > 0 ? std::max<int64_t>(0, pos - a.window + 1) : 0);
     if (c.plan.fixed) {
       // Blocks at multiples of 16 from the chunk's fixed start; the kernel masks each
       // query's window and causal limit inside them.
@@ -167,6 +167,7 @@ void MergeHead(const CallPlan& c, int64_t th) {
   float big = -INFINITY;
   for (int64_t k = 0; k < chunks; ++k) big = std::max(big, m_l[2 * k]);
   std::fill(out, out + d, 0.0f);
+  if (c.a->lse != nullptr) c.a->lse[th] = -INFINITY;
   if (big == -INFINITY) return;  // nothing visible
   float denom = 0.0f;
   for (int64_t k = 0; k < chunks; ++k) {
@@ -178,6 +179,7 @@ void MergeHead(const CallPlan& c, int64_t th) {
   }
   const float inv = 1.0f / denom;
   for (int64_t i = 0; i < d; ++i) out[i] *= inv;
+  if (c.a->lse != nullptr) c.a->lse[th] = big + std::log(denom);
 }
 
 // The call of a batch holding global index `at` (items or heads, by `first`).

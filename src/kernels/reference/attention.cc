@@ -36,8 +36,9 @@ const float* CacheRow(const AttentionArgs& a, const void* base, int64_t slot, in
 // Softmax-weighted sum of the values of `slots` (one query, one head) into out. row: [head_dim]
 // scratch for compact cache types.
 void AttendSlots(const AttentionArgs& a, const float* q, int64_t kvh, const int32_t* slots,
-                 int64_t count, float* scores, float* row, float* out) {
+                 int64_t count, float* scores, float* row, float* out, float* lse) {
   std::fill(out, out + a.head_dim, 0.0f);
+  if (lse != nullptr) *lse = -std::numeric_limits<float>::infinity();
   if (count <= 0) return;
   for (int64_t s = 0; s < count; ++s) {
     const float* k = CacheRow(a, a.k, slots[s], kvh, row);
@@ -49,6 +50,12 @@ void AttendSlots(const AttentionArgs& a, const float* q, int64_t kvh, const int3
       for (int64_t i = 0; i < a.head_dim; ++i) dot += q[i] * k[i];
     }
     scores[s] = dot * a.scale;
+  }
+  if (lse != nullptr) {
+    const float big = *std::max_element(scores, scores + count);
+    double sum = 0;
+    for (int64_t s = 0; s < count; ++s) sum += std::exp(static_cast<double>(scores[s] - big));
+    *lse = big + static_cast<float>(std::log(sum));
   }
   Softmax(scores, count);
   for (int64_t s = 0; s < count; ++s) {
@@ -64,14 +71,14 @@ int64_t VisibleSlots(const AttentionArgs& a, int64_t t, int32_t* slots) {
   int64_t count = 0;
   if (!a.tree_mask) {
     const int64_t last = std::min<int64_t>(a.q_slot[t], a.n_kv - 1);
-    const int64_t first = a.window > 0 ? std::max<int64_t>(0, last - a.window + 1) : 0;
+    const int64_t first = std::max(a.kv_begin, a.window > 0 ? std::max<int64_t>(0, last - a.window + 1) : 0);
     for (int64_t j = first; j <= last; ++j) slots[count++] = static_cast<int32_t>(j);
     return count;
   }
   const int64_t pos = a.q_slot[t];
   const auto visible_at = [&](int64_t key_pos) { return a.window <= 0 || pos - key_pos < a.window; };
   const int64_t prefix = std::min(a.tree_start, a.n_kv);
-  for (int64_t j = 0; j < prefix; ++j)
+  for (int64_t j = a.kv_begin; j < prefix; ++j)
     if (visible_at(j)) slots[count++] = static_cast<int32_t>(j);
   const int64_t cols = a.n_kv - a.tree_start;
   const uint8_t* row = a.tree_mask + t * cols;
@@ -96,7 +103,7 @@ void AttentionRange(const AttentionArgs& a, int64_t begin, int64_t end) {
       slots_of = t;
     }
     AttendSlots(a, a.q + (t * a.n_head + h) * a.head_dim, kvh, slots.data(), count, scores.data(),
-                row.data(), a.out + (t * a.n_head + h) * a.head_dim);
+                row.data(), a.out + (t * a.n_head + h) * a.head_dim, a.lse ? a.lse + t * a.n_head + h : nullptr);
   }
 }
 

@@ -1,0 +1,60 @@
+// Staircase KV quantization: the older a cached token, the fewer bits its keys and values keep.
+// `--kv-staircase f16:256,q8_0:2048,q4_0` keeps the newest 256 tokens in f16, the next 2048 in
+// q8_0 and every older one in q4_0 (KIVI, Liu et al. 2024, and the age-dependent caches after
+// it: recent tokens draw most of the attention, so their precision matters most).
+//
+// Tokens age in whole blocks of kStaircaseBlock slots, and which step a slot belongs to is a
+// function of the *query's* position alone: for a query at position p, step i (all but the last)
+// ends at slot p and begins at TierStart(i, p), a multiple of the block, so it holds between
+// tokens(i) and tokens(i) + block − 1 tokens. A query therefore reads the same precisions whether
+// it runs alone, in a prompt chunk of any length or in a speculative chain, and speculative
+// decoding under a staircase returns what plain decoding under it returns, token for token.
+//
+// Storage (KvCache with a staircase): every written slot goes to every step, each quantized
+// from the float32 keys and values (not requantized from the step above, which would round
+// twice). The last step holds every slot of the context, densely; the others are rings of
+// (their cumulative tokens + a block + the largest append) slots, enough for every query of a
+// pass and for speculative rollback. A truncation further back than a ring reaches leaves the
+// slots it lost to the steps below (they keep the token, in fewer bits).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/status.h"
+
+namespace fastgen {
+
+// Tokens age from one step to the next in blocks of this many slots (a multiple of the
+// attention kernels' 16-slot blocks, so every step's range starts on one).
+constexpr int64_t kStaircaseBlock = 64;
+
+struct KvStaircaseStep {
+  DType type = DType::kF16;
+  int64_t tokens = -1;  // the newest tokens this step holds; -1: the last step (every older token)
+};
+
+struct KvStaircase {
+  std::vector<KvStaircaseStep> steps;  // newest first; the last has tokens == -1
+
+  bool empty() const { return steps.empty(); }
+  // "f16:256,q8_0:2048,q4_0": types f32, f16, q8_0 or q4_0; every step but the last with a token
+  // count of at least one block, the last without one. Errors name the flag and the entry.
+  static Expected<KvStaircase> Parse(std::string_view spec, std::string_view flag = "--kv-staircase");
+  std::string ToString() const;  // the spec, as Parse reads it
+  // First slot of step i (< steps.size() - 1) for a query at position `pos`: slots
+  // [TierStart(i, pos), TierStart(i - 1, pos)) are read from step i (step 0 up to pos itself).
+  int64_t TierStart(size_t i, int64_t pos) const;
+  // Newest tokens steps 0..i hold together (cumulative counts).
+  int64_t Cumulative(size_t i) const;
+  // Mean bytes per cached token of one layer's keys and values (row_elems elements each) at
+  // context length n: each step's share at the staircase's steady state (for `bench` and the
+  // tables), not counting the rings' slack.
+  double BytesPerToken(int64_t row_elems, int64_t n) const;
+};
+
+}  // namespace fastgen
