@@ -122,6 +122,12 @@ int Bench(BenchFlags& f) {
     j["weight_bytes"] = m.checkpoint().weights.TotalBytes();
     j["threads"] = threads;
     j["kv_type"] = Name(m.kv_type());
+    if (!m.kv_staircase().empty()) {
+      const int64_t positions = f.bench.depth + f.bench.n_gen;
+      j["kv_staircase"] = {{"spec", m.kv_staircase().ToString()},
+                           {"bytes_per_token", m.kv_staircase().BytesPerToken(m.config().n_kv_head * m.config().head_dim,
+                                                                              positions) * static_cast<double>(m.config().n_layer)}};
+    }
     j["stream_weights"] = {{"on", m.stream_weights()}, {"decision", m.stream_decision()}};
     j["repetitions"] = f.bench.repetitions;
     const auto series = SeriesJson;
@@ -154,7 +160,11 @@ int Bench(BenchFlags& f) {
     std::string name = "tg" + std::to_string(f.bench.n_gen);
     if (f.bench.depth > 0) name += " @ d" + std::to_string(f.bench.depth);
     if (f.bench.batch > 0) name += " x" + std::to_string(f.bench.batch) + " sequences";
-    if (m.kv_type() != DType::kF32) name += " kv " + std::string(Name(m.kv_type()));
+    if (!m.kv_staircase().empty()) {
+      name += " kv " + m.kv_staircase().ToString();
+    } else if (m.kv_type() != DType::kF32) {
+      name += " kv " + std::string(Name(m.kv_type()));
+    }
     if (evictor)
       name += " " + std::string(Name(evictor->policy().kind)) + " budget " + std::to_string(evictor->policy().budget);
     if (*sparse) name += " tidal top " + std::to_string((*sparse)->config().top_k);

@@ -28,6 +28,10 @@ void AddModelFlags(CLI::App* cmd, ModelFlags* flags) {
                   "KV cache element type: f32 (default, exact), f16 (half the memory), q8_0 (~0.27x) or "
                   "q4_0 (~0.14x; both need a head size that is a multiple of 32). Compact types round keys and "
                   "values.");
+  cmd->add_option("--kv-staircase", flags->kv_staircase,
+                  "Staircase KV quantization: the newer a token, the more bits, e.g. f16:256,q8_0:2048,q4_0 = the "
+                  "newest 256 tokens in f16, the next 2048 in q8_0, older ones in q4_0 (ages in blocks of 64 "
+                  "tokens; replaces --kv-type)");
   cmd->add_option("--stream-weights", flags->stream_weights,
                   "Fetch weights past the CPU caches while decoding: auto (when they exceed half "
                   "the last-level cache), on, off. Changes speed only.");
@@ -57,6 +61,8 @@ void AddKvPolicyFlags(CLI::App* cmd, KvPolicyFlags* flags) {
 }
 
 Expected<std::unique_ptr<TidalSelector>> SparseFromFlags(const KvPolicyFlags& flags, const Model& model) {
+  if (flags.sparse != "none" && !model.kv_staircase().empty())
+    return InvalidArgument("--sparse-attn does not combine with --kv-staircase yet");
   // The model's pool scores the selection layers' heads in parallel.
   if (flags.sparse == "none") {
     if (flags.sparse_top_k > 0 || !flags.sparse_layers.empty())
@@ -80,6 +86,8 @@ Expected<std::unique_ptr<TidalSelector>> SparseFromFlags(const KvPolicyFlags& fl
 
 Expected<std::unique_ptr<KvEvictor>> EvictorFromFlags(const KvPolicyFlags& flags, const Model& model,
                                                       int64_t horizon) {
+  if (flags.evict != "none" && !model.kv_staircase().empty())
+    return InvalidArgument("--kv-evict does not combine with --kv-staircase yet (the staircase keeps every token)");
   EvictionPolicy p;
   const auto kind = EvictionKindFromName(flags.evict);
   if (!kind) return InvalidArgument("--kv-evict '" + flags.evict + "' is not one of none, window, h2o, keyformer");
@@ -152,6 +160,11 @@ Expected<LoadedModel> LoadFromFlags(const ModelFlags& flags) {
                    *kv_type != DType::kQ4_0))
     return InvalidArgument("--kv-type '" + flags.kv_type + "' is not one of f32, f16, q8_0, q4_0");
   opts.kv_type = *kv_type;
+  if (!flags.kv_staircase.empty()) {
+    if (*kv_type != DType::kF32)
+      return InvalidArgument("--kv-staircase sets the KV cache's types; it does not combine with --kv-type " + flags.kv_type);
+    FG_ASSIGN_OR_RETURN(opts.kv_staircase, KvStaircase::Parse(flags.kv_staircase));
+  }
   if (flags.stream_weights != "auto" && flags.stream_weights != "on" && flags.stream_weights != "off")
     return InvalidArgument("--stream-weights '" + flags.stream_weights + "' is not one of auto, on, off");
   if (flags.stream_weights != "auto") opts.stream_weights = flags.stream_weights == "on";

@@ -22,6 +22,7 @@ struct ModelFlags {
   int threads = 0;                           // -t: 0 = physical cores
   std::vector<std::string> override_kv;      // --override-kv KEY=VALUE
   std::string kv_type = "f32";               // --kv-type: KV cache element type
+  std::string kv_staircase;                  // --kv-staircase SPEC (kv/staircase.h); empty: none
   std::string stream_weights = "auto";       // --stream-weights: auto | on | off
 };
 

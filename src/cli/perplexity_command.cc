@@ -169,6 +169,22 @@ int Perplexity(PerplexityFlags& f) {
     if (Status s = writer->Finish(); !s.ok()) return ReportError(s);
   }
   const double tps = r->seconds > 0 ? static_cast<double>(r->chunks * r->ctx) / r->seconds : 0;
+  // What the cache keeps per token (before eviction): a staircase at this context's steady
+  // state, counting each step's share.
+  const ModelConfig& mc = m.config();
+  const int64_t row_elems = mc.n_kv_head * mc.head_dim;
+  const double f16_bytes = 2.0 * static_cast<double>(*RowBytes(DType::kF16, row_elems) * mc.n_layer);
+  const std::string kv_name = m.kv_staircase().empty() ? std::string(Name(m.kv_type())) : m.kv_staircase().ToString();
+  const double kv_bytes = m.kv_staircase().empty()
+                              ? 2.0 * static_cast<double>(*RowBytes(m.kv_type(), row_elems) * mc.n_layer)
+                              : m.kv_staircase().BytesPerToken(row_elems, r->ctx) * static_cast<double>(mc.n_layer);
+  // What the cache allocates per position of the context (a staircase's rings and its last step
+  // both hold the newest tokens).
+  double kv_allocated = kv_bytes;
+  if (!m.kv_staircase().empty()) {
+    if (auto probe = m.NewKvCache(r->ctx); probe.ok())
+      kv_allocated = static_cast<double>(probe->bytes()) / static_cast<double>(r->ctx);
+  }
   if (f.json) {
     nlohmann::json j;
     j["model"] = m.checkpoint().path;
@@ -184,6 +200,8 @@ int Perplexity(PerplexityFlags& f) {
     j["running_ppl"] = r->running_ppl;
     j["seconds"] = r->seconds;
     j["tokens_per_second"] = tps;
+    j["kv_cache"] = {{"type", kv_name}, {"bytes_per_token", kv_bytes}, {"fraction_of_f16", kv_bytes / f16_bytes},
+                     {"allocated_bytes_per_position", kv_allocated}};
     if (evictor) {
       const EvictionPolicy& p = evictor->policy();
       j["kv_evict"] = {{"policy", std::string(Name(p.kind))}, {"budget", p.budget}, {"sinks", p.sinks},
@@ -202,6 +220,8 @@ int Perplexity(PerplexityFlags& f) {
               EscapeForTerminal(f.text_file).c_str(), static_cast<long long>(r->tokens),
               static_cast<long long>(r->chunks), static_cast<long long>(r->ctx), static_cast<long long>(r->scored));
   std::printf("speed:   %.1f tokens/s (%.1f s)\n", tps, r->seconds);
+  std::printf("cache:   %s, %.0f bytes per token in every layer's keys and values (%.3f of f16); %.0f allocated "
+              "per position\n", kv_name.c_str(), kv_bytes, kv_bytes / f16_bytes, kv_allocated);
   if (evictor) {
     const EvictionPolicy& p = evictor->policy();
     std::printf("kv:      --kv-evict %s, %lld tokens kept per layer head (%lld sinks, %lld recent)\n",

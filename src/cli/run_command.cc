@@ -170,6 +170,8 @@ int Run(RunFlags& f) {
   if (evictor && !f.spec.mode.empty())
     return ReportError(InvalidArgument("--kv-evict does not combine with --spec yet: speculative rollback would "
                                        "have to undo evictions"));
+  if (f.beams > 0 && !model.kv_staircase().empty())
+    return ReportError(InvalidArgument("--beams does not combine with --kv-staircase yet (beams share a paged cache)"));
   if (f.beams > 0) return RunBeams(f, model, tokenizer.get(), prompt, positions);  // a paged cache of its own
   // Under eviction the cache holds the budget and a prompt piece; positions still run to -c.
   auto kv = model.NewKvCache(evictor ? EvictingCacheSlots(evictor->policy(), positions) : positions);

@@ -87,6 +87,9 @@ int Serve(ServeFlags& f) {
     }
   }
 
+  if (!model.kv_staircase().empty())
+    return ReportError(InvalidArgument("--kv-staircase is not available in the server yet: the serving runtime's "
+                                       "paged cache has one type"));
   std::unique_ptr<Model> draft;
   if (!f.draft_model.empty()) {
     ModelOptions o;

@@ -89,6 +89,8 @@ Expected<BenchResult> RunBenchmark(Model& model, const BenchOptions& o) {
                            " positions; GPT-2 has " + std::to_string(c.max_context));
   KvEvictor* evictor = o.evictor != nullptr && o.evictor->policy().kind != EvictionKind::kNone ? o.evictor : nullptr;
   if (evictor != nullptr && o.batch > 0) return InvalidArgument("KV eviction is measured on one sequence (no --batch)");
+  if (!model.kv_staircase().empty() && o.batch > 0)
+    return InvalidArgument("--kv-staircase is measured on one sequence (no --batch): batched steps use the paged cache");
   // Under eviction the tg cache holds the budget and a 512-token piece of the depth prefill.
   constexpr int64_t kPiece = 512;
   FG_ASSIGN_OR_RETURN(KvCache kv, model.NewKvCache(std::max<int64_t>(

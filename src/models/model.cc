@@ -234,10 +234,15 @@ void Model::ProjectHead(ops::Context& ctx, const TensorView& output, const float
     std::fill(logits + r * vocab + head_rows, logits + (r + 1) * vocab, -std::numeric_limits<float>::infinity());
 }
 
+// A staircase cache's rings hold what one pass appends: prompts go through in passes of at most
+// this many tokens, which keeps the rings short (they also hold the steps' tokens and a block).
+constexpr int64_t kStaircaseAppend = 128;
+
 Expected<KvCache> Model::NewKvCache(int64_t capacity) const {
   const ModelConfig& c = config();
   if (!kv_staircase_.empty())
-    return KvCache::Create({c.n_layer, c.n_kv_head, c.head_dim, capacity, kv_type_}, kv_staircase_, max_batch_);
+    return KvCache::Create({c.n_layer, c.n_kv_head, c.head_dim, capacity, kv_type_}, kv_staircase_,
+                           std::min<int64_t>(max_batch_, kStaircaseAppend));
   return KvCache::Create({c.n_layer, c.n_kv_head, c.head_dim, capacity, kv_type_});
 }
 

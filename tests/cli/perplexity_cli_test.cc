@@ -2,6 +2,7 @@
 // compared, and its errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -74,6 +75,33 @@ TEST(PerplexityCli, KvEvictionPolicies) {
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("--kv-evict window, 64 tokens kept per layer head (8 sinks, 56 recent)"), std::string::npos)
       << text.out;
+}
+
+// --kv-staircase: a staircase whose first step covers the context scores as that type's cache,
+// one whose older tokens are read in 4 bits scores differently, the cache's bytes per token are
+// each step's share, and a spec that does not parse or a combination not supported is an error
+// naming the flag.
+TEST(PerplexityCli, KvStaircase) {
+  const std::string args = "perplexity -m " + SharedPath("gguf/fg-target.q8_0.gguf") + " -f " + EvalText() +
+                           " -c 512 --chunks 1 -t 2 --json";
+  const auto f16 = Json(RunFastgen(args + " --kv-type f16"));
+  const auto covered = Json(RunFastgen(args + " --kv-staircase f16:512,q4_0"));
+  const auto stairs = Json(RunFastgen(args + " --kv-staircase f16:128,q4_0"));
+  ASSERT_TRUE(stairs.contains("kv_cache")) << stairs.dump();
+  EXPECT_EQ(stairs["kv_cache"]["type"], "f16:128,q4_0");
+  // fg-target: 8 layers of 2 KV heads of 64: an f16 token is 4096 bytes, a q4_0 one 1152.
+  EXPECT_NEAR(stairs["kv_cache"]["bytes_per_token"].get<double>(), (128 * 4096.0 + 384 * 1152.0) / 512, 1e-6);
+  EXPECT_EQ(f16["kv_cache"]["bytes_per_token"].get<double>(), 4096.0);
+  EXPECT_NEAR(covered["ppl"].get<double>(), f16["ppl"].get<double>(), 1e-4 * f16["ppl"].get<double>());
+  EXPECT_GT(std::abs(stairs["ppl"].get<double>() - f16["ppl"].get<double>()), 1e-3 * f16["ppl"].get<double>());
+  for (const char* bad : {"--kv-staircase q4_0", "--kv-staircase f16:32,q4_0", "--kv-staircase f16:128,q3_k",
+                          "--kv-staircase f16:128,q4_0 --kv-type q8_0",
+                          "--kv-staircase f16:128,q4_0 --kv-evict window --kv-budget 64",
+                          "--kv-staircase f16:128,q4_0 --sparse-attn tidal --sparse-topk 16"}) {
+    CliResult r = RunFastgen(args + " " + bad);
+    EXPECT_EQ(r.exit_code, 1) << bad << ": " << r.err;
+    EXPECT_NE(r.err.find("--kv-staircase"), std::string::npos) << r.err;
+  }
 }
 
 // bf16 as the base, Q8_0 compared with it: a small divergence, mostly the same top token, and
