@@ -30,6 +30,10 @@ struct AttentionArgs {
   // Slots before kv_begin are not attended (a multiple of 16): another call covers them
   // (staircase KV quantization keeps older slots in other arrays, of other types).
   int64_t kv_begin = 0;
+  // Per-channel key scales (KIVI's keys, staircase step type q4_0c): key element c of slot s is
+  // the stored element times k_channel_scale[(s / 64) · kv_stride + c]. Compact types and
+  // dense caches (no block table) only.
+  const float* k_channel_scale = nullptr;
   const int32_t* q_slot = nullptr;  // [n] cache slot of each query: it sees slots <= q_slot (causal);
                                     // with a tree mask: the query's position instead
   int64_t window = 0;        // sliding window: slot j visible iff q_slot - j < window; 0 = unlimited

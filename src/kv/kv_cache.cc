@@ -1,6 +1,7 @@
 #include "kv/kv_cache.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -65,6 +66,7 @@ Status KvCache::CreateTiers() {
     for (size_t i = 0; i < steps; ++i) {
       Tier t;
       t.type = staircase_.steps[i].type;
+      t.channel_keys = staircase_.steps[i].channel_keys;
       t.row_bytes = static_cast<int64_t>(*RowBytes(t.type, elems));
       if (i + 1 == steps) {
         t.rows = s.capacity;
@@ -86,6 +88,10 @@ Status KvCache::CreateTiers() {
                                " MiB; lower the context size (-c)");
       t.k.resize(static_cast<size_t>(s.n_layer * t.rows * t.row_bytes));
       t.v.resize(t.k.size());
+      if (t.channel_keys) {
+        if (!t.table.empty()) return InvalidArgument("--kv-staircase: q4_0c must be a step held densely (the last)");
+        t.scales.assign(static_cast<size_t>(s.n_layer * ((t.rows + kStaircaseBlock - 1) / kStaircaseBlock) * elems), 1.0f);
+      }
       tiers_.push_back(std::move(t));
     }
   } catch (const std::bad_alloc&) {
@@ -105,7 +111,51 @@ KvTierView KvCache::tier(size_t i, int64_t layer, int64_t written) const {
   // The pass's own writes overwrote the ring's rows of slots [written - n - rows, written - rows).
   const int64_t lo = t.table.empty() ? t.lo : std::max(t.lo, written - t.rows);
   view.valid_from = (lo + 15) / 16 * 16;
+  if (t.channel_keys)
+    view.k_channel_scale = t.scales.data() + layer * ((t.rows + kStaircaseBlock - 1) / kStaircaseBlock) * row_elems();
   return view;
+}
+
+void KvCache::ReadBestKey(int64_t layer, int64_t slot, int64_t pass_start, int64_t pass_end, float* k) const {
+  const int64_t elems = row_elems();
+  for (size_t i = 0; i < tiers_.size(); ++i) {
+    const Tier& t = tiers_[i];
+    const bool last = i + 1 == tiers_.size();
+    bool held;
+    if (t.channel_keys) {
+      held = slot < pass_start || last;  // its own older groups (a lost ring's fallback)
+    } else {
+      const int64_t lo = t.table.empty() ? t.lo : std::max(t.lo, pass_end - t.rows);
+      held = (slot >= pass_start && slot < pass_end) || (slot >= lo && slot < t.hi && slot < pass_start);
+    }
+    if (!held && !last) continue;
+    const int64_t at = layer * t.rows * t.row_bytes + t.RowOf(slot) * t.row_bytes;
+    kernels::reference::DequantizeRow(t.type, t.k.data() + at, k, elems);
+    if (t.channel_keys) {
+      const float* sc = t.scales.data() + (layer * ((t.rows + kStaircaseBlock - 1) / kStaircaseBlock) +
+                                           slot / kStaircaseBlock) * elems;
+      for (int64_t c = 0; c < elems; ++c) k[c] *= sc[c];
+    }
+    return;
+  }
+}
+
+void KvCache::QuantizeChannelGroup(Tier& t, int64_t layer, int64_t g, int64_t pass_start, int64_t pass_end) {
+  const int64_t elems = row_elems(), first = g * kStaircaseBlock;
+  std::vector<float> keys(static_cast<size_t>(kStaircaseBlock * elems));  // [64, elems]
+  for (int64_t j = 0; j < kStaircaseBlock; ++j) ReadBestKey(layer, first + j, pass_start, pass_end, keys.data() + j * elems);
+  float* sc = t.scales.data() + (layer * ((t.rows + kStaircaseBlock - 1) / kStaircaseBlock) + g) * elems;
+  for (int64_t c = 0; c < elems; ++c) {
+    float big = 0;
+    for (int64_t j = 0; j < kStaircaseBlock; ++j) big = std::max(big, std::abs(keys[static_cast<size_t>(j * elems + c)]));
+    sc[c] = big > 0 ? big : 1.0f;
+  }
+  uint8_t* kd = t.k.data() + layer * t.rows * t.row_bytes;
+  for (int64_t j = 0; j < kStaircaseBlock; ++j) {
+    float* row = keys.data() + j * elems;
+    for (int64_t c = 0; c < elems; ++c) row[c] /= sc[c];
+    kernels::reference::QuantizeRow(t.type, row, kd + t.RowOf(first + j) * t.row_bytes, elems);
+  }
 }
 
 void KvCache::WriteSlots(int64_t layer, std::span<const int32_t> blocks, int64_t start, int64_t n, const float* k,
@@ -114,16 +164,20 @@ void KvCache::WriteSlots(int64_t layer, std::span<const int32_t> blocks, int64_t
     WriteKvSlots(*this, layer, blocks, start, n, k, v);
     return;
   }
-  // Every step receives every slot, each quantized from the float32 rows.
+  // Every step receives every slot, each quantized from the float32 rows; a q4_0c step's keys
+  // go in whole groups, from the steps above it (written first), when a group's last slot is.
   const int64_t elems = row_elems();
   for (Tier& t : tiers_) {
     uint8_t* kd = t.k.data() + layer * t.rows * t.row_bytes;
     uint8_t* vd = t.v.data() + layer * t.rows * t.row_bytes;
     for (int64_t i = 0; i < n; ++i) {
       const int64_t r = t.RowOf(start + i);
-      kernels::reference::QuantizeRow(t.type, k + i * elems, kd + r * t.row_bytes, elems);
+      if (!t.channel_keys) kernels::reference::QuantizeRow(t.type, k + i * elems, kd + r * t.row_bytes, elems);
       kernels::reference::QuantizeRow(t.type, v + i * elems, vd + r * t.row_bytes, elems);
     }
+    if (!t.channel_keys) continue;
+    for (int64_t g = start / kStaircaseBlock; (g + 1) * kStaircaseBlock <= start + n; ++g)
+      if ((g + 1) * kStaircaseBlock - 1 >= start) QuantizeChannelGroup(t, layer, g, start, start + n);
   }
 }
 
@@ -146,7 +200,7 @@ void KvCache::Truncate(int64_t length) {
 
 size_t KvCache::bytes() const {
   size_t total = k_.size() + v_.size();
-  for (const Tier& t : tiers_) total += t.k.size() + t.v.size();
+  for (const Tier& t : tiers_) total += t.k.size() + t.v.size() + t.scales.size() * sizeof(float);
   return total;
 }
 
@@ -177,6 +231,11 @@ void KvCache::LoadRows(int64_t layer, int64_t start, int64_t n, float* k, float*
     const int64_t at = layer * t.rows * t.row_bytes + t.RowOf(slot) * t.row_bytes;
     kernels::reference::DequantizeRow(t.type, t.k.data() + at, k + i * elems, elems);
     kernels::reference::DequantizeRow(t.type, t.v.data() + at, v + i * elems, elems);
+    if (t.channel_keys) {
+      const float* sc = t.scales.data() + (layer * ((t.rows + kStaircaseBlock - 1) / kStaircaseBlock) +
+                                           slot / kStaircaseBlock) * elems;
+      for (int64_t c = 0; c < elems; ++c) k[i * elems + c] *= sc[c];
+    }
   }
 }
 
@@ -233,7 +292,15 @@ Status KvCache::CompactTail(int64_t base, std::span<const int32_t> keep) {
     }
   }
   if (!tiers_.empty()) {
-    Truncate(base + static_cast<int64_t>(keep.size()));
+    const int64_t end = base + static_cast<int64_t>(keep.size());
+    Truncate(end);
+    // A q4_0c group completed inside the tail was written from the rows before the move.
+    for (Tier& t : tiers_) {
+      if (!t.channel_keys) continue;
+      for (int64_t l = 0; l < shape_.n_layer; ++l)
+        for (int64_t g = base / kStaircaseBlock; (g + 1) * kStaircaseBlock <= end; ++g)
+          QuantizeChannelGroup(t, l, g, end, end);
+    }
     return Status::Ok();
   }
   for (int64_t l = 0; l < shape_.n_layer; ++l) {
@@ -294,6 +361,7 @@ Status KvCache::CopyFrom(const KvCache& other) {
         return InvalidArgument("KvCache::CopyFrom: caches of different staircases");
       tiers_[i].k = other.tiers_[i].k;
       tiers_[i].v = other.tiers_[i].v;
+      tiers_[i].scales = other.tiers_[i].scales;
       tiers_[i].lo = other.tiers_[i].lo;
       tiers_[i].hi = other.tiers_[i].hi;
     }

@@ -30,6 +30,7 @@ struct KvTierView {
   DType type = DType::kF32;
   const int32_t* block_table = nullptr;  // a ring: slot s is row table[s / 16] · 16 + s % 16; null: row s
   int64_t valid_from = 0;  // the step holds slots [valid_from, written) (a multiple of 16)
+  const float* k_channel_scale = nullptr;  // q4_0c: [slots / 64, row_elems] (kernels::AttentionArgs)
 };
 
 // As a KvStorage it is one block of `capacity` slots: the rows of slot s are row s.
@@ -115,11 +116,20 @@ class KvCache final : public KvStorage {
     std::vector<uint8_t> k, v;    // [n_layer, rows, row_bytes]
     std::vector<int32_t> table;   // ring: 16-slot block g -> g % (rows / 16); empty: dense
     int64_t lo = 0, hi = 0;
+    // q4_0c: keys per channel over 64-slot groups, [n_layer, groups, row_elems] scales; a group's
+    // keys are written when its last slot is.
+    bool channel_keys = false;
+    std::vector<float> scales;
     int64_t RowOf(int64_t slot) const {
       return table.empty() ? slot : int64_t{table[static_cast<size_t>(slot / 16)]} * 16 + slot % 16;
     }
   };
   Status CreateTiers();
+  // Layer l's key of `slot` as float32 into k, from the most precise step holding it, for a
+  // pass that wrote slots [pass_start, pass_end) (with the current hi / lo of each step).
+  void ReadBestKey(int64_t layer, int64_t slot, int64_t pass_start, int64_t pass_end, float* k) const;
+  // Writes the keys of 64-slot group g of a q4_0c step of layer l from the steps above it.
+  void QuantizeChannelGroup(Tier& t, int64_t layer, int64_t g, int64_t pass_start, int64_t pass_end);
   int64_t layer_bytes() const { return shape_.capacity * row_bytes_; }
   float* F32(uint8_t* p);
   KvCacheShape shape_;

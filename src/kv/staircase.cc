@@ -27,10 +27,16 @@ Expected<KvStaircase> KvStaircase::Parse(std::string_view spec, std::string_view
     const bool last = comma == spec.size();
     const std::string where = f + " entry '" + entry + "'";
     const size_t colon = entry.find(':');
-    const std::optional<DType> type = DTypeFromName(entry.substr(0, colon));
-    if (!type || !StaircaseType(*type))
-      return InvalidArgument(where + ": the type must be one of f32, f16, q8_0, q4_0");
+    std::string type_name = entry.substr(0, colon);
     KvStaircaseStep step;
+    if (type_name == "q4_0c" || type_name == "Q4_0C") {
+      if (!last) return InvalidArgument(where + ": q4_0c (per-channel key scales) is for the last step only");
+      step.channel_keys = true;
+      type_name = "q4_0";
+    }
+    const std::optional<DType> type = DTypeFromName(type_name);
+    if (!type || !StaircaseType(*type))
+      return InvalidArgument(where + ": the type must be one of f32, f16, q8_0, q4_0 (or q4_0c last)");
     step.type = *type;
     if (colon == std::string::npos) {
       if (!last)
@@ -61,6 +67,7 @@ std::string KvStaircase::ToString() const {
   for (const KvStaircaseStep& st : steps) {
     if (!out.empty()) out += ',';
     for (char c : Name(st.type)) out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (st.channel_keys) out += 'c';
     if (st.tokens >= 0) out += ":" + std::to_string(st.tokens);
   }
   return out;
@@ -83,6 +90,7 @@ double KvStaircase::BytesPerToken(int64_t row_elems, int64_t n) const {
   for (size_t i = 0; i < steps.size(); ++i) {
     const int64_t held = i + 1 == steps.size() ? newer : std::min(newer, steps[i].tokens);
     bytes += 2.0 * static_cast<double>(held) * static_cast<double>(*RowBytes(steps[i].type, row_elems));
+    if (steps[i].channel_keys) bytes += static_cast<double>(held) * 4.0 * static_cast<double>(row_elems) / kStaircaseBlock;
     newer -= held;
   }
   return bytes / static_cast<double>(n);

@@ -36,14 +36,20 @@ constexpr int64_t kStaircaseBlock = 64;
 struct KvStaircaseStep {
   DType type = DType::kF16;
   int64_t tokens = -1;  // the newest tokens this step holds; -1: the last step (every older token)
+  // "q4_0c" (last step only): keys scaled per channel before Q4_0, as KIVI found keys need (a few
+  // channels carry most of a key's magnitude, which one scale per 32 elements of a token spends
+  // its 4 bits on): per 64-token group and channel, σ = the largest |key| in the group, and the
+  // stored key is Q4_0 of key / σ; values stay per-token Q4_0. σ costs 4 bytes per channel per
+  // 64 tokens (half a bit per key element).
+  bool channel_keys = false;
 };
 
 struct KvStaircase {
   std::vector<KvStaircaseStep> steps;  // newest first; the last has tokens == -1
 
   bool empty() const { return steps.empty(); }
-  // "f16:256,q8_0:2048,q4_0": types f32, f16, q8_0 or q4_0; every step but the last with a token
-  // count of at least one block, the last without one. Errors name the flag and the entry.
+  // "f16:256,q8_0:2048,q4_0": types f32, f16, q8_0, q4_0 (and q4_0c for the last); every step
+  // but the last with a token count of at least one block, the last without one. Errors name the flag and the entry.
   static Expected<KvStaircase> Parse(std::string_view spec, std::string_view flag = "--kv-staircase");
   std::string ToString() const;  // the spec, as Parse reads it
   // First slot of step i (< steps.size() - 1) for a query at position `pos`: slots

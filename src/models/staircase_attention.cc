@@ -65,6 +65,7 @@ void Model::AttendStaircase(ops::Context& ctx, const ForwardPlan& plan, const Kv
       a.v = views[i].v;
       a.kv_type = views[i].type;
       a.kv_stride = kv.row_elems();
+      a.k_channel_scale = views[i].k_channel_scale;
       if (views[i].block_table != nullptr) {
         a.block_table = views[i].block_table;
         a.block_tokens = 16;

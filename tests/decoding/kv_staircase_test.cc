@@ -58,10 +58,10 @@ std::vector<float> StepByStep(Model& m, KvCache& kv, const std::vector<int32_t>&
 // The rule, directly: before the query at position p, every earlier slot j of an f32 cache
 // holds its key and value rounded to the type of the step its age puts it in (the query's own
 // slot is step 0, f32 here, as in the staircase), from the float32 rows kept aside.
-TEST(KvStaircase, DecodeStepsMatchADirectImplementationOfTheRule) {
-  auto m = Target();
-  ASSERT_TRUE(m);
-  const KvStaircase spec = Spec("f32:64,q8_0:128,q4_0");
+// With q4_0c as the last step, keys there are Q4_0 of key / σ times σ, σ the largest |key| of
+// each channel in the slot's 64-token group.
+void CheckDirectRule(Model* m, const std::string& text) {
+  const KvStaircase spec = Spec(text);
   const std::vector<int32_t> tokens = Tokens(420);
   const int64_t layers = m->config().n_layer;
   const int64_t elems = m->config().n_kv_head * m->config().head_dim;
@@ -77,7 +77,7 @@ TEST(KvStaircase, DecodeStepsMatchADirectImplementationOfTheRule) {
   auto ref = m->NewKvCache(512);
   ASSERT_TRUE(ref.ok());
   std::vector<std::vector<float>> k32(static_cast<size_t>(layers)), v32(static_cast<size_t>(layers));
-  std::vector<float> logits, want;
+  std::vector<float> logits, want, scaled(static_cast<size_t>(elems)), sigma(static_cast<size_t>(elems));
   std::vector<uint8_t> q(static_cast<size_t>(elems) * 4);
   for (size_t p = 0; p < tokens.size(); ++p) {
     for (int64_t l = 0; l < layers; ++l) {
@@ -87,8 +87,22 @@ TEST(KvStaircase, DecodeStepsMatchADirectImplementationOfTheRule) {
         for (int kv = 0; kv < 2; ++kv) {
           const float* src = (kv == 0 ? k32 : v32)[static_cast<size_t>(l)].data() + j * elems;
           float* dst = (kv == 0 ? ref->keys(l) : ref->values(l)) + j * elems;
-          kernels::reference::QuantizeRow(spec.steps[step].type, src, q.data(), elems);
-          kernels::reference::DequantizeRow(spec.steps[step].type, q.data(), dst, elems);
+          const DType type = spec.steps[step].type;
+          if (kv == 0 && spec.steps[step].channel_keys) {
+            const float* group = k32[static_cast<size_t>(l)].data() + (j / 64) * 64 * elems;
+            for (int64_t c = 0; c < elems; ++c) {
+              float big = 0;
+              for (int64_t r = 0; r < 64; ++r) big = std::max(big, std::abs(group[r * elems + c]));
+              sigma[static_cast<size_t>(c)] = big > 0 ? big : 1.0f;
+              scaled[static_cast<size_t>(c)] = src[c] / sigma[static_cast<size_t>(c)];
+            }
+            kernels::reference::QuantizeRow(type, scaled.data(), q.data(), elems);
+            kernels::reference::DequantizeRow(type, q.data(), dst, elems);
+            for (int64_t c = 0; c < elems; ++c) dst[c] *= sigma[static_cast<size_t>(c)];
+            continue;
+          }
+          kernels::reference::QuantizeRow(type, src, q.data(), elems);
+          kernels::reference::DequantizeRow(type, q.data(), dst, elems);
         }
       }
     }
@@ -109,7 +123,14 @@ TEST(KvStaircase, DecodeStepsMatchADirectImplementationOfTheRule) {
     max_abs = std::max(max_abs, static_cast<double>(std::abs(want[i])));
   }
   // Merging the steps' softmaxes rounds differently from one softmax: float32 noise only.
-  EXPECT_LT(max_err, 2e-4 * std::max(1.0, max_abs)) << "largest logit " << max_abs;
+  EXPECT_LT(max_err, 2e-4 * std::max(1.0, max_abs)) << text << ": largest logit " << max_abs;
+}
+
+TEST(KvStaircase, DecodeStepsMatchADirectImplementationOfTheRule) {
+  auto m = Target();
+  ASSERT_TRUE(m);
+  CheckDirectRule(m.get(), "f32:64,q8_0:128,q4_0");
+  CheckDirectRule(m.get(), "f32:64,q8_0:128,q4_0c");
 }
 
 // A staircase whose steps all have one type is that type's cache, up to the merge's rounding;
@@ -154,10 +175,11 @@ TEST(KvStaircase, EqualStepsAreThePlainCacheAndMixedStepsAreBetween) {
 TEST(KvStaircase, ChunkedPrefillGivesTheBitsOfOneTokenAtATime) {
   auto m = Target();
   ASSERT_TRUE(m);
-  ASSERT_TRUE(m->set_kv_staircase(Spec("f16:64,q8_0:128,q4_0")).ok());
   const std::vector<int32_t> tokens = Tokens(400, 37, 5);
   const int64_t vocab = m->config().vocab_size;
+  for (const char* text : {"f16:64,q8_0:128,q4_0", "q8_0:64,q4_0c"})
   for (int64_t chunk : {int64_t{48}, int64_t{400}}) {
+    ASSERT_TRUE(m->set_kv_staircase(Spec(text)).ok());
     m->set_max_batch(chunk);
     auto a = m->NewKvCache(450);
     ASSERT_TRUE(a.ok());
@@ -172,7 +194,7 @@ TEST(KvStaircase, ChunkedPrefillGivesTheBitsOfOneTokenAtATime) {
     int64_t differ = 0;
     for (size_t i = 0; i < tokens.size(); ++i)
       differ += std::memcmp(whole.data() + i * vocab, steps.data() + i * vocab, vocab * sizeof(float)) != 0;
-    EXPECT_EQ(differ, 0) << "prefill in chunks of " << chunk;
+    EXPECT_EQ(differ, 0) << text << ": prefill in chunks of " << chunk;
   }
   m->set_max_batch(512);
   ASSERT_TRUE(m->set_kv_staircase({}).ok());
@@ -184,7 +206,7 @@ TEST(KvStaircase, SpeculativeGreedyEqualsPlainGreedy) {
   auto m = Target();
   ASSERT_TRUE(m);
   m->set_max_batch(64);  // rings of a few hundred slots: speculation wraps them many times
-  ASSERT_TRUE(m->set_kv_staircase(Spec("f16:64,q8_0:64,q4_0")).ok());
+  ASSERT_TRUE(m->set_kv_staircase(Spec("f16:64,q8_0:64,q4_0c")).ok());
   std::vector<int32_t> prompt = Tokens(120, 13, 3);
   const std::vector<int32_t> again(prompt.begin() + 20, prompt.begin() + 90);
   prompt.insert(prompt.end(), again.begin(), again.end());  // something to copy

@@ -25,8 +25,15 @@ TEST(KvStaircaseSpec, ParsesAndNamesTheFlagInErrors) {
   EXPECT_EQ(s->steps[2].tokens, -1);
   EXPECT_EQ(s->ToString(), "f16:256,q8_0:2048,q4_0");
   EXPECT_EQ(s->Cumulative(1), 2304);
+  auto c = KvStaircase::Parse("f16:128,q4_0c");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_TRUE(c->steps[1].channel_keys);
+  EXPECT_EQ(c->steps[1].type, DType::kQ4_0);
+  EXPECT_EQ(c->ToString(), "f16:128,q4_0c");
+  // q4_0c's per-channel scales: 4 bytes per key channel per 64 tokens.
+  EXPECT_NEAR(c->BytesPerToken(64, 128 + 640), (128 * 2.0 * 128 + 640 * (2.0 * 36 + 4.0)) / 768, 1e-9);
   for (const char* bad : {"", "q4_0", "f16:256", "f16,q4_0", "f16:abc,q4_0", "f16:10,q4_0", "q5_0:256,q4_0",
-                          "f16:256,q4_0:100", "f16:256,,q4_0", "f16:-64,q4_0",
+                          "f16:256,q4_0:100", "f16:256,,q4_0", "f16:-64,q4_0", "q4_0c:256,q4_0",
                           "f16:64,f16:64,f16:64,f16:64,f16:64,f16:64,f16:64,f16:64,q4_0"}) {
     auto r = KvStaircase::Parse(bad);
     EXPECT_FALSE(r.ok()) << bad;

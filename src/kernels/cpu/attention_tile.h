@@ -249,6 +249,13 @@ void AttendTileNv(const AttentionArgs& a, int64_t t0, int64_t nt, int64_t kvh, c
         vrow[j] = vbuf + j * d;
       }
       V::DecodeRows(a.kv_type, ksrc, count, d, kbuf);
+      if (a.k_channel_scale != nullptr) {  // KIVI-style keys: per-channel scales of the slot's group
+        for (int j = 0; j < count; ++j) {
+          const float* sc = a.k_channel_scale + (slot_at(b0 + j) / 64) * a.kv_stride + kvh * d;
+          float* row = kbuf + j * d;
+          for (int64_t c = 0; c < d; ++c) row[c] *= sc[c];
+        }
+      }
       V::DecodeRows(a.kv_type, vsrc, count, d, vbuf);
     }
     for (int64_t qi = 0; qi < nt; ++qi) {

@@ -33,6 +33,15 @@ const float* CacheRow(const AttentionArgs& a, const void* base, int64_t slot, in
   return buf;
 }
 
+// Head kvh of slot `slot`'s key as float32, its per-channel scales applied (buf [head_dim]).
+const float* KeyRow(const AttentionArgs& a, int64_t slot, int64_t kvh, float* buf) {
+  const float* k = CacheRow(a, a.k, slot, kvh, buf);
+  if (a.k_channel_scale == nullptr) return k;
+  const float* sc = a.k_channel_scale + (slot / 64) * a.kv_stride + kvh * a.head_dim;
+  for (int64_t i = 0; i < a.head_dim; ++i) buf[i] = k[i] * sc[i];
+  return buf;
+}
+
 // Softmax-weighted sum of the values of `slots` (one query, one head) into out. row: [head_dim]
 // scratch for compact cache types.
 void AttendSlots(const AttentionArgs& a, const float* q, int64_t kvh, const int32_t* slots,
@@ -41,7 +50,7 @@ void AttendSlots(const AttentionArgs& a, const float* q, int64_t kvh, const int3
   if (lse != nullptr) *lse = -std::numeric_limits<float>::infinity();
   if (count <= 0) return;
   for (int64_t s = 0; s < count; ++s) {
-    const float* k = CacheRow(a, a.k, slots[s], kvh, row);
+    const float* k = KeyRow(a, slots[s], kvh, row);
     float dot;
     if (a.tree_mask) {
       dot = Dot8(q, k, a.head_dim);
@@ -114,7 +123,7 @@ int64_t AttentionLogits(const AttentionArgs& a, int64_t t, int64_t kvh, float* l
   thread_local std::vector<float> row;  // a compact type's converted row; no allocation per call
   row.resize(static_cast<size_t>(a.head_dim));
   for (int64_t j = 0; j < count; ++j) {
-    const float* k = CacheRow(a, a.k, j, kvh, row.data());
+    const float* k = KeyRow(a, j, kvh, row.data());
     for (int64_t g = 0; g < group; ++g)
       logits[g * count + j] = j < first ? -std::numeric_limits<float>::infinity()
                                         : Dot8(a.q + (t * a.n_head + kvh * group + g) * a.head_dim, k, a.head_dim) *
