@@ -180,11 +180,7 @@ int Perplexity(PerplexityFlags& f) {
                               : m.kv_staircase().BytesPerToken(row_elems, r->ctx) * static_cast<double>(mc.n_layer);
   // What the cache allocates per position of the context (a staircase's rings and its last step
   // both hold the newest tokens).
-  double kv_allocated = kv_bytes;
-  if (!m.kv_staircase().empty()) {
-    if (auto probe = m.NewKvCache(r->ctx); probe.ok())
-      kv_allocated = static_cast<double>(probe->bytes()) / static_cast<double>(r->ctx);
-  }
+  const double kv_allocated = m.PlannedKvCacheBytes(r->ctx) / static_cast<double>(r->ctx);
   if (f.json) {
     nlohmann::json j;
     j["model"] = m.checkpoint().path;

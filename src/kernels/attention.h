@@ -27,8 +27,9 @@ struct AttentionArgs {
   const int32_t* block_table = nullptr;
   int64_t block_tokens = 0;  // a multiple of 16 when block_table is set (16-slot kernel blocks never straddle two)
   int64_t n_kv = 0;          // valid cache slots
-  // Slots before kv_begin are not attended (a multiple of 16): another call covers them
-  // (staircase KV quantization keeps older slots in other arrays, of other types).
+  // Slots before kv_begin are not attended: another call covers them (staircase KV
+  // quantization keeps older slots in other arrays, of other types). Off a multiple of 16 it
+  // moves the split-K blocks of its first chunk (results then depend on it, as on any range).
   int64_t kv_begin = 0;
   // Per-channel key scales (KIVI's keys, staircase step type q4_0c): key element c of slot s is
   // the stored element times k_channel_scale[(s / 64) · kv_stride + c]. Compact types and

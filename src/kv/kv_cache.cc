@@ -54,9 +54,32 @@ Expected<KvCache> KvCache::Create(const KvCacheShape& s, const KvStaircase& stai
   return c;
 }
 
+int64_t KvCache::StepRows(const KvStaircase& staircase, size_t i, int64_t capacity, int64_t max_append) {
+  if (i + 1 >= staircase.steps.size()) return capacity;
+  // Every slot a pass's queries read from this step, and its own writes: the step's cumulative
+  // tokens, a block of aging slack and the largest append, in 16-slot blocks; a ring that would
+  // hold the whole context is stored densely instead.
+  return std::min(capacity, (staircase.Cumulative(i) + kStaircaseBlock + max_append + 15) / 16 * 16);
+}
+
+double KvCache::StaircaseBytes(const KvCacheShape& shape, const KvStaircase& staircase, int64_t max_append) {
+  const int64_t elems = shape.n_kv_head * shape.head_dim;
+  double total = 0;
+  for (size_t i = 0; i < staircase.steps.size(); ++i) {
+    const KvStaircaseStep& st = staircase.steps[i];
+    const double rows = static_cast<double>(StepRows(staircase, i, shape.capacity, max_append));
+    total += 2.0 * rows * static_cast<double>(*RowBytes(st.type, elems)) * static_cast<double>(shape.n_layer);
+    if (st.channel_keys)
+      total += std::ceil(rows / kStaircaseBlock) * static_cast<double>(elems * shape.n_layer) * sizeof(float);
+  }
+  return total;
+}
+
 Status KvCache::CreateTiers() {
   const KvCacheShape& s = shape_;
   if (max_append_ < 1) return InvalidArgument("staircase KV cache: max_append must be positive");
+  if (staircase_.steps.size() < 2 || staircase_.steps.size() > 8)
+    return InvalidArgument("--kv-staircase: 2 to 8 steps");
   const int64_t elems = s.n_kv_head * s.head_dim;
   const size_t steps = staircase_.steps.size();
   shape_.type = staircase_.steps[0].type;  // the type a pass writes first (type())
@@ -68,18 +91,10 @@ Status KvCache::CreateTiers() {
       t.type = staircase_.steps[i].type;
       t.channel_keys = staircase_.steps[i].channel_keys;
       t.row_bytes = static_cast<int64_t>(*RowBytes(t.type, elems));
-      if (i + 1 == steps) {
-        t.rows = s.capacity;
-      } else {
-        // Every slot a pass's queries read from this step, and its own writes: the step's
-        // cumulative tokens, a block of aging slack and the largest append, in 16-slot blocks.
-        t.rows = (staircase_.Cumulative(i) + kStaircaseBlock + max_append_ + 15) / 16 * 16;
-        if (t.rows >= s.capacity) {
-          t.rows = s.capacity;  // the ring would hold the whole context: store it densely
-        } else {
-          t.table.resize(static_cast<size_t>((s.capacity + 15) / 16));
-          for (size_t g = 0; g < t.table.size(); ++g) t.table[g] = static_cast<int32_t>(g % static_cast<size_t>(t.rows / 16));
-        }
+      t.rows = StepRows(staircase_, i, s.capacity, max_append_);
+      if (t.rows < s.capacity) {  // a ring: 16-slot block g is ring block g mod (rows / 16)
+        t.table.resize(static_cast<size_t>((s.capacity + 15) / 16));
+        for (size_t g = 0; g < t.table.size(); ++g) t.table[g] = static_cast<int32_t>(g % static_cast<size_t>(t.rows / 16));
       }
       total += 2.0 * static_cast<double>(t.rows) * static_cast<double>(t.row_bytes) * static_cast<double>(s.n_layer);
       if (total > 256.0 * (1ull << 30))
@@ -110,7 +125,7 @@ KvTierView KvCache::tier(size_t i, int64_t layer, int64_t written) const {
   view.block_table = t.table.empty() ? nullptr : t.table.data();
   // The pass's own writes overwrote the ring's rows of slots [written - n - rows, written - rows).
   const int64_t lo = t.table.empty() ? t.lo : std::max(t.lo, written - t.rows);
-  view.valid_from = (lo + 15) / 16 * 16;
+  view.valid_from = lo;
   if (t.channel_keys)
     view.k_channel_scale = t.scales.data() + layer * ((t.rows + kStaircaseBlock - 1) / kStaircaseBlock) * row_elems();
   return view;

@@ -29,7 +29,7 @@ struct KvTierView {
   const uint8_t* v = nullptr;
   DType type = DType::kF32;
   const int32_t* block_table = nullptr;  // a ring: slot s is row table[s / 16] · 16 + s % 16; null: row s
-  int64_t valid_from = 0;  // the step holds slots [valid_from, written) (a multiple of 16)
+  int64_t valid_from = 0;  // the step holds slots [valid_from, written)
   const float* k_channel_scale = nullptr;  // q4_0c: [slots / 64, row_elems] (kernels::AttentionArgs)
 };
 
@@ -42,6 +42,8 @@ class KvCache final : public KvStorage {
   // slots one forward pass appends (the rings' slack).
   static Expected<KvCache> Create(const KvCacheShape& shape, const KvStaircase& staircase, int64_t max_append);
   const KvStaircase& staircase() const { return staircase_; }
+  // The bytes such a cache allocates (what Create would make), without making it.
+  static double StaircaseBytes(const KvCacheShape& shape, const KvStaircase& staircase, int64_t max_append);
 
   const KvCacheShape& shape() const { return shape_; }
   DType type() const override { return shape_.type; }
@@ -125,6 +127,7 @@ class KvCache final : public KvStorage {
     }
   };
   Status CreateTiers();
+  static int64_t StepRows(const KvStaircase& staircase, size_t i, int64_t capacity, int64_t max_append);
   // Layer l's key of `slot` as float32 into k, from the most precise step holding it, for a
   // pass that wrote slots [pass_start, pass_end) (with the current hi / lo of each step).
   void ReadBestKey(int64_t layer, int64_t slot, int64_t pass_start, int64_t pass_end, float* k) const;

@@ -4,18 +4,23 @@
 // it: recent tokens draw most of the attention, so their precision matters most).
 //
 // Tokens age in whole blocks of kStaircaseBlock slots, and which step a slot belongs to is a
-// function of the *query's* position alone: for a query at position p, step i (all but the last)
-// ends at slot p and begins at TierStart(i, p), a multiple of the block, so it holds between
-// tokens(i) and tokens(i) + block − 1 tokens. A query therefore reads the same precisions whether
-// it runs alone, in a prompt chunk of any length or in a speculative chain, and speculative
-// decoding under a staircase returns what plain decoding under it returns, token for token.
+// function of the *query's* position alone: for a query at position p, steps 0..i together
+// hold slots [TierStart(i, p), p], TierStart a multiple of the block, i.e. the newest
+// Cumulative(i) tokens rounded up to a block (step 0: tokens(0) to tokens(0) + 63 of them). A
+// query therefore reads the same precisions whether it runs alone, in a prompt chunk of any
+// length or in a speculative chain, and speculative decoding under a staircase returns what
+// plain decoding under it returns, token for token. (Two exceptions: a token tree deeper than
+// step 0's tokens reads all its nodes from step 0, and after a truncation further back than
+// the rings reach, see below.)
 //
 // Storage (KvCache with a staircase): every written slot goes to every step, each quantized
 // from the float32 keys and values (not requantized from the step above, which would round
-// twice). The last step holds every slot of the context, densely; the others are rings of
-// (their cumulative tokens + a block + the largest append) slots, enough for every query of a
-// pass and for speculative rollback. A truncation further back than a ring reaches leaves the
-// slots it lost to the steps below (they keep the token, in fewer bits).
+// twice); only q4_0c keys, quantized per 64-slot group once its last slot is written, come
+// from the most precise step still holding the group's rows. The last step holds every slot of
+// the context, densely; the others are rings of (their cumulative tokens + a block + the
+// largest append) slots, enough for every query of a pass and for speculative rollback. A
+// truncation further back than a ring reaches leaves the slots it lost to the steps below (they
+// keep the token, in fewer bits).
 #pragma once
 
 #include <cstdint>

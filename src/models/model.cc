@@ -50,7 +50,7 @@ Status Model::Forward(std::span<const int32_t> tokens, const BatchLayout& layout
   FG_RETURN_IF_ERROR(CheckStorage(kv, c));
   // A staircase cache's rings hold what one pass appends up to max_append slots.
   const int64_t micro_batch = std::min(max_batch_, kv.max_append());
-  if (!layout.parents.empty() && n > micro_batch)
+  if (kv.has_staircase() && !layout.parents.empty() && n > micro_batch)
     return InvalidArgument("token tree of " + std::to_string(n) + " nodes exceeds the staircase KV cache's " +
                            std::to_string(micro_batch) + "-slot append");
   if (kv.has_staircase() && c.sliding_window > 0)
@@ -244,6 +244,14 @@ Expected<KvCache> Model::NewKvCache(int64_t capacity) const {
     return KvCache::Create({c.n_layer, c.n_kv_head, c.head_dim, capacity, kv_type_}, kv_staircase_,
                            std::min<int64_t>(max_batch_, kStaircaseAppend));
   return KvCache::Create({c.n_layer, c.n_kv_head, c.head_dim, capacity, kv_type_});
+}
+
+double Model::PlannedKvCacheBytes(int64_t capacity) const {
+  const ModelConfig& c = config();
+  const KvCacheShape shape{c.n_layer, c.n_kv_head, c.head_dim, capacity, kv_type_};
+  if (!kv_staircase_.empty())
+    return KvCache::StaircaseBytes(shape, kv_staircase_, std::min<int64_t>(max_batch_, kStaircaseAppend));
+  return 2.0 * static_cast<double>(*RowBytes(kv_type_, c.n_kv_head * c.head_dim)) * static_cast<double>(c.n_layer * capacity);
 }
 
 Status Model::set_kv_staircase(const KvStaircase& staircase) {

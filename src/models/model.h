@@ -164,6 +164,8 @@ class Model {
   // on a type the head size does not allow or a sliding-window model.
   Status set_kv_staircase(const KvStaircase& staircase);
   const KvStaircase& kv_staircase() const { return kv_staircase_; }
+  // The bytes a cache of `capacity` positions from NewKvCache allocates.
+  double PlannedKvCacheBytes(int64_t capacity) const;
 
   // Decoding reads every weight once per token. Weights that cannot stay in the last-level
   // cache from one token to the next gain nothing from passing through it and push out what

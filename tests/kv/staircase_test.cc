@@ -100,7 +100,7 @@ TEST(KvStaircaseCache, RingsHoldTheRecentSlotsAndTruncationFallsBackToOlderSteps
   EXPECT_EQ(std::vector<float>(rows.begin() + 990 * elems, rows.begin() + 991 * elems), k);
   kv->LoadRows(1, 100, 1, k.data(), v.data());
   EXPECT_EQ(q4_of(100), k);
-  EXPECT_EQ(kv->tier(0, 0, 1000).valid_from, (1000 - 144 + 15) / 16 * 16);
+  EXPECT_EQ(kv->tier(0, 0, 1000).valid_from, 1000 - 144);
   // Rolling back inside the ring keeps the rows; further back, the ring's lost slots come from q4_0.
   kv->Truncate(950);
   EXPECT_EQ(kv->length(), 950);

@@ -132,7 +132,9 @@ void RunItem(const CallPlan& c, int64_t i) {
     if (c.plan.fixed) {
       // Blocks at multiples of 16 from the chunk's fixed start; the kernel masks each
       // query's window and causal limit inside them.
-      const int64_t begin = std::max(FixedChunkBegin(c.plan.lo + chunk), first / 16 * 16);
+      // (A kv_begin off the 16-slot grid starts the range exactly there: no query may see the
+      // slots below it, which belong to another call.)
+      const int64_t begin = std::max({FixedChunkBegin(c.plan.lo + chunk), first / 16 * 16, a.kv_begin});
       const int64_t end = std::min(FixedChunkBegin(c.plan.lo + chunk + 1), last + 1);
       range.first = begin;
       range.count = std::max<int64_t>(0, end - begin);
