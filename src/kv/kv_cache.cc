@@ -105,7 +105,7 @@ Status KvCache::CreateTiers() {
       t.v.resize(t.k.size());
       if (t.channel_keys) {
         if (!t.table.empty()) return InvalidArgument("--kv-staircase: q4_0c must be a step held densely (the last)");
-        t.scales.assign(static_cast<size_t>(s.n_layer * ((t.rows + kStaircaseBlock - 1) / kStaircaseBlock) * elems), 1.0f);
+        t.scales.assign(static_cast<size_t>(s.n_layer * t.groups() * elems), 1.0f);
       }
       tiers_.push_back(std::move(t));
     }
@@ -127,7 +127,7 @@ KvTierView KvCache::tier(size_t i, int64_t layer, int64_t written) const {
   const int64_t lo = t.table.empty() ? t.lo : std::max(t.lo, written - t.rows);
   view.valid_from = lo;
   if (t.channel_keys)
-    view.k_channel_scale = t.scales.data() + layer * ((t.rows + kStaircaseBlock - 1) / kStaircaseBlock) * row_elems();
+    view.k_channel_scale = t.GroupScales(layer, 0, row_elems());
   return view;
 }
 
@@ -147,8 +147,7 @@ void KvCache::ReadBestKey(int64_t layer, int64_t slot, int64_t pass_start, int64
     const int64_t at = layer * t.rows * t.row_bytes + t.RowOf(slot) * t.row_bytes;
     kernels::reference::DequantizeRow(t.type, t.k.data() + at, k, elems);
     if (t.channel_keys) {
-      const float* sc = t.scales.data() + (layer * ((t.rows + kStaircaseBlock - 1) / kStaircaseBlock) +
-                                           slot / kStaircaseBlock) * elems;
+      const float* sc = t.GroupScales(layer, slot / kStaircaseBlock, elems);
       for (int64_t c = 0; c < elems; ++c) k[c] *= sc[c];
     }
     return;
@@ -159,7 +158,7 @@ void KvCache::QuantizeChannelGroup(Tier& t, int64_t layer, int64_t g, int64_t pa
   const int64_t elems = row_elems(), first = g * kStaircaseBlock;
   std::vector<float> keys(static_cast<size_t>(kStaircaseBlock * elems));  // [64, elems]
   for (int64_t j = 0; j < kStaircaseBlock; ++j) ReadBestKey(layer, first + j, pass_start, pass_end, keys.data() + j * elems);
-  float* sc = t.scales.data() + (layer * ((t.rows + kStaircaseBlock - 1) / kStaircaseBlock) + g) * elems;
+  float* sc = t.GroupScales(layer, g, elems);
   for (int64_t c = 0; c < elems; ++c) {
     float big = 0;
     for (int64_t j = 0; j < kStaircaseBlock; ++j) big = std::max(big, std::abs(keys[static_cast<size_t>(j * elems + c)]));
@@ -247,8 +246,7 @@ void KvCache::LoadRows(int64_t layer, int64_t start, int64_t n, float* k, float*
     kernels::reference::DequantizeRow(t.type, t.k.data() + at, k + i * elems, elems);
     kernels::reference::DequantizeRow(t.type, t.v.data() + at, v + i * elems, elems);
     if (t.channel_keys) {
-      const float* sc = t.scales.data() + (layer * ((t.rows + kStaircaseBlock - 1) / kStaircaseBlock) +
-                                           slot / kStaircaseBlock) * elems;
+      const float* sc = t.GroupScales(layer, slot / kStaircaseBlock, elems);
       for (int64_t c = 0; c < elems; ++c) k[i * elems + c] *= sc[c];
     }
   }

@@ -122,6 +122,12 @@ class KvCache final : public KvStorage {
     // keys are written when its last slot is.
     bool channel_keys = false;
     std::vector<float> scales;
+    int64_t groups() const { return (rows + kStaircaseBlock - 1) / kStaircaseBlock; }
+    // Layer l's scales of group g: [row_elems].
+    float* GroupScales(int64_t layer, int64_t g, int64_t elems) { return scales.data() + (layer * groups() + g) * elems; }
+    const float* GroupScales(int64_t layer, int64_t g, int64_t elems) const {
+      return scales.data() + (layer * groups() + g) * elems;
+    }
     int64_t RowOf(int64_t slot) const {
       return table.empty() ? slot : int64_t{table[static_cast<size_t>(slot / 16)]} * 16 + slot % 16;
     }
